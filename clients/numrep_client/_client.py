@@ -1,0 +1,136 @@
+"""A blocking client for every numrep.v1 RPC. Each call carries a fresh
+single-use bearer token signed with the participant's own key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator, Sequence
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from numrep.signing.keys import Identity
+from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
+from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc
+from numrep.v1 import publish_pb2, publish_pb2_grpc, registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class ExchangeError(Exception):
+    """An RPC failed; ``code`` is the gRPC status, ``details`` the exchange's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class FlagToSend:
+    number: str
+    category: str
+    reporter_id: str
+    time: datetime | None = None
+    comment: str = ""
+
+
+class ExchangeClient:
+    def __init__(
+        self,
+        target: str,
+        identity: Identity,
+        *,
+        audience: str = DEFAULT_AUDIENCE,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.identity = identity
+        self.audience = audience
+        self.timeout = timeout
+        self._channel = channel or grpc.insecure_channel(target)
+        self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
+        self._publish = publish_pb2_grpc.PublishServiceStub(self._channel)
+        self._flags = flags_pb2_grpc.FlagsServiceStub(self._channel)
+        self._sync = sync_pb2_grpc.SyncServiceStub(self._channel)
+        self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "ExchangeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {mint_token(self.identity, self.audience)}")]
+
+    def _call(self, method, request):  # type: ignore[no-untyped-def]
+        try:
+            return method(request, metadata=self._metadata(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise ExchangeError(exc.code(), exc.details() or "") from None
+
+    # --- lookup ------------------------------------------------------------------
+    def lookup(self, number: str) -> common_pb2.Verdict:
+        return self._call(self._lookup.Lookup, lookup_pb2.LookupRequest(number=number))
+
+    def batch_lookup(self, numbers: Sequence[str]) -> list[lookup_pb2.BatchLookupResult]:
+        request = lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in numbers])
+        return list(self._call(self._lookup.BatchLookup, request).results)
+
+    # --- publish -----------------------------------------------------------------
+    def publish(self, tokens: Sequence[str]) -> list[publish_pb2.ItemResult]:
+        return list(self._call(self._publish.Publish, publish_pb2.PublishRequest(labels=list(tokens))).results)
+
+    def retract(self, label_ids: Sequence[str], reason: str = "") -> list[publish_pb2.ItemResult]:
+        request = publish_pb2.RetractRequest(label_ids=list(label_ids), reason=reason)
+        return list(self._call(self._publish.Retract, request).results)
+
+    # --- flags -------------------------------------------------------------------
+    def submit_flags(self, flags: Sequence[FlagToSend], batch_id: str | None = None) -> flags_pb2.FlagBatchResult:
+        batch = flags_pb2.FlagBatch(batch_id=batch_id or uuid.uuid4().hex)
+        for flag in flags:
+            item = batch.flags.add(number=flag.number, category=flag.category, reporter_id=flag.reporter_id, comment=flag.comment)
+            if flag.time is not None:
+                item.time.CopyFrom(_timestamp(flag.time))
+        return self._call(self._flags.SubmitFlags, batch)
+
+    # --- sync --------------------------------------------------------------------
+    def sync(self, cursor: str = "", chunk_size: int = 0) -> Iterator[sync_pb2.SyncChunk]:
+        """Chunks from ``cursor`` until caught up. Stop anywhere and resume later
+        from the last chunk's cursor."""
+        try:
+            stream = self._sync.Sync(
+                sync_pb2.SyncRequest(cursor=cursor, chunk_size=chunk_size), metadata=self._metadata(), timeout=None
+            )
+            yield from stream
+        except grpc.RpcError as exc:
+            raise ExchangeError(exc.code(), exc.details() or "") from None
+
+    # --- registry ----------------------------------------------------------------
+    def list_participants(self) -> list[registry_pb2.Participant]:
+        return list(self._call(self._registry.ListParticipants, registry_pb2.ListParticipantsRequest()).participants)
+
+    def get_participant(self, participant_id: str) -> registry_pb2.Participant:
+        return self._call(self._registry.GetParticipant, registry_pb2.GetParticipantRequest(id=participant_id))
+
+    def register_participant(self, participant_id: str, role: int, jwks: Sequence[str], display_name: str = "") -> registry_pb2.Participant:
+        request = registry_pb2.RegisterParticipantRequest(id=participant_id, role=role, display_name=display_name, jwks=list(jwks))
+        return self._call(self._registry.RegisterParticipant, request)
+
+    def add_key(self, participant_id: str, jwk: str) -> registry_pb2.Participant:
+        return self._call(self._registry.AddKey, registry_pb2.AddKeyRequest(participant_id=participant_id, jwk=jwk))
+
+    def revoke_key(self, participant_id: str, kid: str) -> registry_pb2.Participant:
+        return self._call(self._registry.RevokeKey, registry_pb2.RevokeKeyRequest(participant_id=participant_id, kid=kid))
+
+
+def _timestamp(when: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts

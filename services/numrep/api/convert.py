@@ -1,0 +1,109 @@
+"""Translation between domain value objects and numrep.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from numrep.core.model import Action, Participant, Role, SyncEntry, Verdict
+from numrep.exchange import ItemOutcome
+from numrep.v1 import common_pb2, publish_pb2, registry_pb2, sync_pb2
+
+ROLE_TO_PB = {
+    Role.CARRIER: common_pb2.ROLE_CARRIER,
+    Role.HANDSET_VENDOR: common_pb2.ROLE_HANDSET_VENDOR,
+    Role.APP_VENDOR: common_pb2.ROLE_APP_VENDOR,
+    Role.REGULATOR: common_pb2.ROLE_REGULATOR,
+}
+ROLE_FROM_PB = {v: k for k, v in ROLE_TO_PB.items()}
+ACTION_TO_PB = {
+    Action.UNKNOWN: common_pb2.ACTION_UNKNOWN,
+    Action.ALLOW: common_pb2.ACTION_ALLOW,
+    Action.WARN: common_pb2.ACTION_WARN,
+    Action.BLOCK: common_pb2.ACTION_BLOCK,
+}
+ACTION_FROM_PB = {v: k for k, v in ACTION_TO_PB.items()}
+STATUS_TO_PB = {
+    "accepted": publish_pb2.ITEM_STATUS_ACCEPTED,
+    "duplicate": publish_pb2.ITEM_STATUS_DUPLICATE,
+    "rejected": publish_pb2.ITEM_STATUS_REJECTED,
+}
+
+
+def timestamp(when: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def verdict_to_pb(verdict: Verdict) -> common_pb2.Verdict:
+    return common_pb2.Verdict(
+        number=verdict.number,
+        action=ACTION_TO_PB[verdict.action],
+        category=verdict.category,
+        spam_probability=verdict.spam_probability,
+        confidence=verdict.confidence,
+        contributions=[
+            common_pb2.Contribution(
+                participant_id=c.participant_id,
+                role=ROLE_TO_PB[c.role],
+                category=c.category,
+                weight=c.weight,
+                kind=c.kind,
+                label_id=c.label_id,
+                reporter_count=c.reporter_count,
+                explanation=c.explanation,
+            )
+            for c in verdict.contributions
+        ],
+        version=verdict.version,
+        computed_at=timestamp(verdict.computed_at),
+        expires_at=timestamp(verdict.expires_at),
+        explanation=verdict.explanation,
+        label_count=verdict.label_count,
+        flag_count=verdict.flag_count,
+    )
+
+
+def outcome_to_pb(outcome: ItemOutcome) -> publish_pb2.ItemResult:
+    return publish_pb2.ItemResult(
+        index=outcome.index, id=outcome.id, status=STATUS_TO_PB[outcome.status], reason=outcome.reason, message=outcome.message
+    )
+
+
+def participant_to_pb(participant: Participant) -> registry_pb2.Participant:
+    return registry_pb2.Participant(
+        id=participant.id,
+        role=ROLE_TO_PB[participant.role],
+        display_name=participant.display_name,
+        keys=[
+            registry_pb2.PublicKey(
+                kid=k.kid,
+                jwk=k.jwk,
+                added_at=timestamp(k.added_at),
+                revoked_at=timestamp(k.revoked_at) if k.revoked_at else None,
+            )
+            for k in participant.keys
+        ],
+    )
+
+
+def sync_entry_to_pb(entry: SyncEntry) -> sync_pb2.SyncEntry:
+    verdict = entry.verdict
+    if entry.tombstone or verdict is None:
+        return sync_pb2.SyncEntry(number=entry.number, tombstone=True, removed_label_ids=entry.removed_label_ids,
+                                  version=verdict.version if verdict else 0)
+    return sync_pb2.SyncEntry(
+        number=entry.number,
+        action=ACTION_TO_PB[verdict.action],
+        category=verdict.category,
+        spam_probability=verdict.spam_probability,
+        labels=[label.token for label in entry.labels],
+        removed_label_ids=entry.removed_label_ids,
+        version=verdict.version,
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import grpc
+
+from numrep.api.auth import current_participant, run_blocking
+from numrep.api.convert import from_timestamp, outcome_to_pb
+from numrep.exchange import Exchange, FlagInput
+from numrep.v1 import flags_pb2, flags_pb2_grpc
+
+
+class FlagsServicer(flags_pb2_grpc.FlagsServiceServicer):
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    async def SubmitFlags(self, request: flags_pb2.FlagBatch, context: grpc.aio.ServicerContext) -> flags_pb2.FlagBatchResult:
+        flags = [
+            FlagInput(f.number, f.category, f.reporter_id, from_timestamp(f.time) if f.HasField("time") else None, f.comment)
+            for f in request.flags
+        ]
+        outcomes, replayed = await run_blocking(self._exchange.submit_flags, current_participant(), request.batch_id, flags)
+        return flags_pb2.FlagBatchResult(
+            results=[outcome_to_pb(o) for o in outcomes],
+            accepted=sum(o.status == "accepted" for o in outcomes),
+            replayed_batch=replayed,
+        )

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import grpc
+
+from numrep.api.auth import run_blocking
+from numrep.api.convert import verdict_to_pb
+from numrep.api.errors import code_number, status_for
+from numrep.exchange import Exchange
+from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
+
+
+class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
+        verdict = await run_blocking(self._exchange.lookup, request.number)
+        return verdict_to_pb(verdict)
+
+    async def BatchLookup(
+        self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext
+    ) -> lookup_pb2.BatchLookupResponse:
+        numbers = [r.number for r in request.requests]
+        results = await run_blocking(self._exchange.batch_lookup, numbers)
+        response = lookup_pb2.BatchLookupResponse()
+        for raw, result in zip(numbers, results):
+            item = response.results.add(input=raw)
+            if isinstance(result, Exception):
+                item.error_code = code_number(status_for(result))
+                item.error_message = result.message
+            else:
+                item.verdict.CopyFrom(verdict_to_pb(result))
+        return response

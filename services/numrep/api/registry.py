@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import grpc
+
+from numrep.api.auth import current_participant, run_blocking
+from numrep.api.convert import ROLE_FROM_PB, participant_to_pb
+from numrep.core.errors import InvalidArgument
+from numrep.exchange import Exchange
+from numrep.v1 import registry_pb2, registry_pb2_grpc
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    async def ListParticipants(self, request, context):  # type: ignore[no-untyped-def]
+        participants = await run_blocking(self._exchange.list_participants)
+        return registry_pb2.ListParticipantsResponse(participants=[participant_to_pb(p) for p in participants])
+
+    async def GetParticipant(self, request: registry_pb2.GetParticipantRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
+        return participant_to_pb(await run_blocking(self._exchange.get_participant, request.id))
+
+    async def RegisterParticipant(
+        self, request: registry_pb2.RegisterParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.Participant:
+        role = ROLE_FROM_PB.get(request.role)
+        if role is None:
+            raise InvalidArgument("role must be one of carrier, handset_vendor, app_vendor, regulator", "bad_role")
+        participant = await run_blocking(
+            self._exchange.register_participant, request.id, role, request.display_name, list(request.jwks)
+        )
+        return participant_to_pb(participant)
+
+    async def AddKey(self, request: registry_pb2.AddKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
+        participant = await run_blocking(self._exchange.add_key, current_participant(), request.participant_id, request.jwk)
+        return participant_to_pb(participant)
+
+    async def RevokeKey(self, request: registry_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
+        participant = await run_blocking(self._exchange.revoke_key, current_participant(), request.participant_id, request.kid)
+        return participant_to_pb(participant)

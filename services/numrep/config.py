@@ -1,0 +1,69 @@
+"""Server configuration: flags override environment variables, which override defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from numrep.core.errors import InvalidArgument
+
+SERVICES = ("lookup", "publish", "flags", "sync", "registry")
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SECRET_FILE = "pseudonym.key"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("NUMREP_DATA_DIR") or Path.home() / ".local" / "share" / "numrep")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = DEFAULT_LISTEN
+    data_dir: Path = Path(".")
+    store: str = "sqlite"
+    services: tuple[str, ...] = SERVICES
+    default_region: str = "US"
+    audience: str = "numrep"
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grace_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "ServerConfig":
+        env = os.environ
+        values: dict[str, object] = {
+            "listen": env.get("NUMREP_LISTEN", DEFAULT_LISTEN),
+            "data_dir": default_data_dir(),
+            "store": env.get("NUMREP_STORE", "sqlite"),
+            "services": parse_services(env.get("NUMREP_SERVICES", ",".join(SERVICES))),
+            "default_region": env.get("NUMREP_REGION", "US"),
+            "audience": env.get("NUMREP_AUDIENCE", "numrep"),
+            "max_message_bytes": int(env.get("NUMREP_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_services(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown or not names:
+        raise InvalidArgument(f"unknown service(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SERVICES)}")
+    return names
+
+
+def pseudonym_secret(data_dir: Path) -> bytes:
+    """The exchange's pseudonymisation secret: NUMREP_PSEUDONYM_SECRET (hex) or a
+    file created once in the data directory (shared by every replica using it)."""
+    from_env = os.environ.get("NUMREP_PSEUDONYM_SECRET")
+    if from_env:
+        return bytes.fromhex(from_env)
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())

@@ -1,0 +1,149 @@
+"""Value objects of the exchange. All frozen; times are timezone-aware UTC datetimes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Role(enum.Enum):
+    CARRIER = "carrier"
+    HANDSET_VENDOR = "handset_vendor"
+    APP_VENDOR = "app_vendor"
+    REGULATOR = "regulator"
+
+
+class Action(enum.Enum):
+    UNKNOWN = "unknown"
+    ALLOW = "allow"
+    WARN = "warn"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class PublicKeyRecord:
+    kid: str
+    jwk: str  # public JWK, JSON text
+    added_at: datetime
+    revoked_at: datetime | None = None
+
+    def valid_at(self, when: datetime) -> bool:
+        return self.revoked_at is None or when < self.revoked_at
+
+
+@dataclass(frozen=True)
+class Participant:
+    id: str
+    role: Role
+    display_name: str = ""
+    keys: tuple[PublicKeyRecord, ...] = ()
+
+    def key(self, kid: str) -> PublicKeyRecord | None:
+        return next((k for k in self.keys if k.kid == kid), None)
+
+
+@dataclass(frozen=True)
+class Label:
+    """A verified signed label as the exchange stores it: the token verbatim plus
+    the claims it was verified to carry."""
+
+    id: str  # "issuer/jti": unique per issuer, so one issuer cannot squat another's ids
+    issuer: str
+    number: str  # E.164
+    category: str
+    confidence: float
+    issued_at: datetime
+    expires_at: datetime
+    token: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One end-user flag as stored: the reporter id is already pseudonymised."""
+
+    number: str
+    app_id: str
+    reporter: str  # keyed hash, never the app's own id
+    category: str
+    time: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class FlagTally:
+    """An app's flags on one number: distinct reporters per category (one vote each)."""
+
+    app_id: str
+    reporters_by_category: tuple[tuple[str, int], ...]
+    latest: datetime
+
+    @property
+    def reporters(self) -> int:
+        return sum(n for _, n in self.reporters_by_category)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the exchange knows about a number; the input of reconciliation."""
+
+    number: str
+    labels: tuple[Label, ...] = ()
+    flags: tuple[FlagTally, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contribution:
+    participant_id: str
+    role: Role
+    category: str
+    weight: float
+    kind: str  # "label" | "flags"
+    label_id: str = ""
+    reporter_count: int = 0
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    number: str
+    action: Action
+    category: str
+    spam_probability: float
+    confidence: float
+    contributions: tuple[Contribution, ...]
+    computed_at: datetime
+    expires_at: datetime
+    version: int = 0
+    explanation: str = ""
+    label_count: int = 0
+    flag_count: int = 0
+
+    @property
+    def is_listed(self) -> bool:
+        """Whether a handset should hold this number (it warns or blocks)."""
+        return self.action in (Action.WARN, Action.BLOCK)
+
+
+@dataclass(frozen=True)
+class SyncEntry:
+    """What a handset should now hold for one number."""
+
+    number: str
+    verdict: Verdict | None
+    labels: tuple[Label, ...] = ()
+    removed_label_ids: tuple[str, ...] = ()
+
+    @property
+    def tombstone(self) -> bool:
+        return self.verdict is None or not self.verdict.is_listed
+
+
+@dataclass(frozen=True)
+class SyncPage:
+    entries: tuple[SyncEntry, ...]
+    cursor: str
+    snapshot: bool
+    caught_up: bool
+    extra: dict[str, str] = field(default_factory=dict)

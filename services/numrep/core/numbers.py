@@ -1,0 +1,54 @@
+"""Phone-number parsing and normalisation to E.164."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from numrep.core.errors import InvalidNumber
+
+DEFAULT_REGION = "US"
+MAX_NUMBER_LENGTH = 64
+
+
+def normalize(raw: str, default_region: str = DEFAULT_REGION) -> str:
+    """Return ``raw`` as an E.164 string (``+15551234567``) or raise ``InvalidNumber``.
+
+    Numbers without a leading ``+`` are read in ``default_region``. Numbers that
+    cannot exist (wrong length for the country, unassigned prefixes) are refused:
+    a reputation for an impossible number is noise that only grows the tables.
+    """
+    if not isinstance(raw, str):
+        raise InvalidNumber(repr(raw), "not a string")
+    text = raw.strip()
+    if not text:
+        raise InvalidNumber(raw, "empty")
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise InvalidNumber(raw[:MAX_NUMBER_LENGTH] + "...", "too long")
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidNumber(raw, _parse_error_text(exc)) from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidNumber(raw, "not a possible number (wrong length for its country)")
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidNumber(raw, "not a valid number in its numbering plan")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_e164(text: str) -> bool:
+    """True when ``text`` is already the canonical E.164 form of a valid number."""
+    try:
+        return normalize(text) == text
+    except InvalidNumber:
+        return False
+
+
+def _parse_error_text(exc: phonenumbers.NumberParseException) -> str:
+    kinds = {
+        phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+        phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+        phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+        phonenumbers.NumberParseException.TOO_LONG: "too long",
+    }
+    return kinds.get(exc.error_type, "cannot be parsed")

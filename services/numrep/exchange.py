@@ -1,0 +1,376 @@
+"""The exchange's use cases, independent of gRPC: authenticate, look up,
+publish, retract, flag, sync and manage the registry.
+
+Methods are synchronous (stores block); the gRPC servicers run them in worker
+threads. Every evidence change recomputes the number's verdict under a
+per-number lock and stores it, so a lookup is a single read.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator, Sequence
+
+from numrep.core.categories import category as parse_category
+from numrep.core.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidNumber,
+    NotFound,
+    NumrepError,
+    PermissionDenied,
+    TooLarge,
+    Unauthenticated,
+)
+from numrep.core.model import Action, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.numbers import DEFAULT_REGION, normalize
+from numrep.core.pseudonym import Pseudonymizer
+from numrep.core.reconcile import Reconciler, RoleWeightedReconciler
+from numrep.core.roles import allowed
+from numrep.signing.jws import JwsRejected
+from numrep.signing.keys import parse_public_jwk
+from numrep.signing.labels import LabelPolicy, verify_label
+from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
+from numrep.store.base import AddOutcome, Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch_lookup: int = 1000
+    max_publish: int = 1000
+    max_flags: int = 10_000
+    max_retract: int = 1000
+    max_comment: int = 500
+    max_reporter_id: int = 128
+    max_batch_id: int = 128
+    default_chunk: int = 500
+    max_chunk: int = 5000
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    default_region: str = DEFAULT_REGION
+    limits: Limits = field(default_factory=Limits)
+    token_policy: TokenPolicy = field(default_factory=TokenPolicy)
+    label_policy: LabelPolicy = field(default_factory=LabelPolicy)
+    participant_cache_seconds: float = 5.0
+    flag_max_age: timedelta = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    index: int
+    id: str
+    status: str  # "accepted" | "duplicate" | "rejected"
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FlagInput:
+    number: str
+    category: str
+    reporter_id: str
+    time: datetime | None
+    comment: str = ""
+
+
+class Exchange:
+    def __init__(
+        self,
+        store: Store,
+        pseudonymizer: Pseudonymizer,
+        config: ExchangeConfig | None = None,
+        reconciler: Reconciler | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.config = config or ExchangeConfig()
+        self.clock = clock
+        self.pseudonym = pseudonymizer
+        self.reconciler = reconciler or RoleWeightedReconciler(self.participant)
+        self._replay = ReplayCache()
+        self._participants: dict[str, tuple[float, Participant | None]] = {}
+        self._number_locks = [threading.Lock() for _ in range(256)]
+
+    # --- identity ----------------------------------------------------------------
+    def participant(self, participant_id: str) -> Participant | None:
+        """Registry read with a short cache; writes through this exchange invalidate it."""
+        now = time.monotonic()
+        cached = self._participants.get(participant_id)
+        if cached is not None and now - cached[0] < self.config.participant_cache_seconds:
+            return cached[1]
+        found = self.store.get_participant(participant_id)
+        self._participants[participant_id] = (now, found)
+        return found
+
+    def authenticate(self, token: str | None) -> Participant:
+        if not token:
+            raise Unauthenticated("missing bearer token: send 'authorization: Bearer <JWT signed with your key>'", "missing_token")
+        try:
+            return verify_token(token, self.participant, self.clock(), self._replay, self.config.token_policy)
+        except JwsRejected as exc:
+            raise Unauthenticated(f"bearer token rejected ({exc.reason}): {exc.message}", exc.reason) from None
+
+    @staticmethod
+    def authorize(rpc: str, caller: Participant) -> None:
+        if not allowed(rpc, caller.role):
+            raise PermissionDenied(f"role {caller.role.value} may not call {rpc}", "role_not_allowed")
+
+    # --- lookup ------------------------------------------------------------------
+    def normalize(self, raw: str) -> str:
+        return normalize(raw, self.config.default_region)
+
+    def lookup(self, raw_number: str) -> Verdict:
+        number = self.normalize(raw_number)
+        stored = self.store.get_verdict(number)
+        return stored if stored is not None else self.unknown_verdict(number)
+
+    def batch_lookup(self, raw_numbers: Sequence[str]) -> list[Verdict | NumrepError]:
+        _check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
+        results: list[Verdict | NumrepError] = []
+        for raw in raw_numbers:
+            try:
+                results.append(self.lookup(raw))
+            except InvalidNumber as exc:
+                results.append(exc)
+        return results
+
+    def unknown_verdict(self, number: str) -> Verdict:
+        now = self.clock()
+        return Verdict(number, Action.UNKNOWN, "", 0.0, 0.0, (), now, now + timedelta(minutes=5),
+                       explanation="No participant has reported this number.")
+
+    # --- publish -----------------------------------------------------------------
+    def publish(self, caller: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
+        _check_size("labels", len(tokens), self.config.limits.max_publish)
+        outcomes = []
+        for index, token in enumerate(tokens):
+            try:
+                label = verify_label(token, self.participant, self.clock(), caller.id, self.config.label_policy)
+            except JwsRejected as exc:
+                outcomes.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
+                continue
+            outcome = self.store.add_label(label)
+            if outcome is AddOutcome.ADDED:
+                self._recompute(label.number)
+                outcomes.append(ItemOutcome(index, label.id, "accepted"))
+            elif outcome is AddOutcome.DUPLICATE:
+                self._recompute_if_missing(label)
+                outcomes.append(ItemOutcome(index, label.id, "duplicate", "duplicate", "label already stored"))
+            else:
+                outcomes.append(ItemOutcome(index, label.id, "rejected", "retracted", "label id was retracted and cannot be published again"))
+        return outcomes
+
+    def retract(self, caller: Participant, label_ids: Sequence[str]) -> list[ItemOutcome]:
+        _check_size("label ids", len(label_ids), self.config.limits.max_retract)
+        outcomes = []
+        for index, label_id in enumerate(label_ids):
+            label = self.store.get_label(label_id)
+            if label is None:
+                outcomes.append(ItemOutcome(index, label_id, "rejected", "not_found", f"no live label {label_id!r}"))
+            elif label.issuer != caller.id and caller.role is not Role.REGULATOR:
+                outcomes.append(ItemOutcome(index, label_id, "rejected", "not_owner", f"label {label_id!r} was published by another participant"))
+            elif not self.store.retract_label(label_id, self.clock()):
+                outcomes.append(ItemOutcome(index, label_id, "duplicate", "already_retracted", "label already retracted"))
+            else:
+                self._recompute(label.number, removed=(label_id,))
+                outcomes.append(ItemOutcome(index, label_id, "accepted"))
+        return outcomes
+
+    # --- flags -------------------------------------------------------------------
+    def submit_flags(self, caller: Participant, batch_id: str, flags: Sequence[FlagInput]) -> tuple[list[ItemOutcome], bool]:
+        limits = self.config.limits
+        if not batch_id or len(batch_id) > limits.max_batch_id:
+            raise InvalidArgument(f"batch_id must be 1 to {limits.max_batch_id} characters (it makes retries idempotent)", "bad_batch_id")
+        _check_size("flags", len(flags), limits.max_flags)
+        now = self.clock()
+        accepted: list[Flag] = []
+        outcomes = []
+        for index, raw in enumerate(flags):
+            try:
+                flag = self._flag(caller, raw, now)
+            except NumrepError as exc:
+                outcomes.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
+                continue
+            accepted.append(flag)
+            outcomes.append(ItemOutcome(index, "", "accepted"))
+        if not accepted:
+            return outcomes, False
+        if not self.store.add_flags(caller.id, batch_id, accepted, now):
+            replayed = [ItemOutcome(o.index, o.id, "duplicate", "replayed_batch", "batch already received") if o.status == "accepted" else o for o in outcomes]
+            return replayed, True
+        for number in sorted({f.number for f in accepted}):
+            self._recompute(number)
+        return outcomes, False
+
+    def _flag(self, caller: Participant, raw: FlagInput, now: datetime) -> Flag:
+        limits = self.config.limits
+        number = self.normalize(raw.number)
+        parse_category(raw.category)
+        if not raw.reporter_id or len(raw.reporter_id) > limits.max_reporter_id:
+            raise InvalidArgument(f"reporter_id must be 1 to {limits.max_reporter_id} characters", "bad_reporter_id")
+        if len(raw.comment) > limits.max_comment:
+            raise InvalidArgument(f"comment longer than {limits.max_comment} characters", "comment_too_long")
+        when = raw.time or now
+        if when > now + self.config.token_policy.clock_skew:
+            raise InvalidArgument("flag time is in the future", "time_in_future")
+        if when < now - self.config.flag_max_age:
+            raise InvalidArgument(f"flag older than {self.config.flag_max_age.days} days", "too_old")
+        reporter = self.pseudonym("reporter", caller.id, raw.reporter_id)
+        return Flag(number, caller.id, reporter, raw.category, when, raw.comment)
+
+    # --- sync --------------------------------------------------------------------
+    def sync(self, cursor: str, chunk_size: int = 0) -> Iterator[SyncPage]:
+        """Snapshot pages, then delta pages, each with the cursor to resume after it.
+
+        A cursor remembers the change-feed head when the snapshot began; changes
+        during the snapshot arrive again as deltas, which is harmless because an
+        entry replaces the number's state on the handset.
+        """
+        limits = self.config.limits
+        if chunk_size < 0 or chunk_size > limits.max_chunk:
+            raise InvalidArgument(f"chunk_size must be between 0 and {limits.max_chunk}", "bad_chunk_size")
+        size = chunk_size or limits.default_chunk
+        state = _decode_cursor(cursor) if cursor else {"phase": "snapshot", "head": self.store.feed_head(), "after": ""}
+        if state["phase"] == "snapshot":
+            after = state["after"]
+            while True:
+                page, after = self.store.listed_page(after, size)
+                done = after == ""
+                next_state = {"phase": "delta", "pos": state["head"]} if done else {**state, "after": after}
+                entries = tuple(SyncEntry(v.number, v, tuple(labels)) for v, labels in page)
+                if entries or done:
+                    yield SyncPage(entries, _encode_cursor(next_state), snapshot=True, caught_up=False)
+                if done:
+                    state = next_state
+                    break
+        position = state["pos"]
+        while True:
+            changes = self.store.changes_after(position, size)
+            if not changes:
+                yield SyncPage((), _encode_cursor({"phase": "delta", "pos": position}), snapshot=False, caught_up=True)
+                return
+            removed: dict[str, list[str]] = {}
+            for change in changes:
+                ids = removed.setdefault(change.number, [])
+                if change.removed_label_id:
+                    ids.append(change.removed_label_id)
+            entries = tuple(self._entry(number, tuple(ids)) for number, ids in removed.items())
+            position = changes[-1].position
+            yield SyncPage(entries, _encode_cursor({"phase": "delta", "pos": position}), snapshot=False, caught_up=False)
+
+    def _entry(self, number: str, removed: tuple[str, ...]) -> SyncEntry:
+        verdict = self.store.get_verdict(number)
+        labels = self.store.evidence(number).labels if verdict is not None and verdict.is_listed else ()
+        return SyncEntry(number, verdict, labels, removed)
+
+    # --- registry ----------------------------------------------------------------
+    def list_participants(self) -> list[Participant]:
+        return self.store.list_participants()
+
+    def get_participant(self, participant_id: str) -> Participant:
+        found = self.store.get_participant(participant_id)
+        if found is None:
+            raise NotFound(f"participant {participant_id!r} is not registered", "unknown_participant")
+        return found
+
+    def register_participant(self, participant_id: str, role: Role, display_name: str, jwks: Sequence[str]) -> Participant:
+        _check_participant_id(participant_id)
+        now = self.clock()
+        keys = tuple(self._key_record(participant_id, jwk, now) for jwk in jwks)
+        if not keys:
+            raise InvalidArgument("a participant needs at least one public key", "no_keys")
+        if len({k.kid for k in keys}) != len(keys):
+            raise InvalidArgument("two keys share one kid", "duplicate_kid")
+        self.store.add_participant(Participant(participant_id, role, display_name, keys))
+        self._participants.pop(participant_id, None)
+        return self.get_participant(participant_id)
+
+    def add_key(self, caller: Participant | None, participant_id: str, jwk: str) -> Participant:
+        self._check_owner(caller, participant_id)
+        self.store.add_key(participant_id, self._key_record(participant_id, jwk, self.clock()))
+        self._participants.pop(participant_id, None)
+        return self.get_participant(participant_id)
+
+    def revoke_key(self, caller: Participant | None, participant_id: str, kid: str) -> Participant:
+        self._check_owner(caller, participant_id)
+        self.store.revoke_key(participant_id, kid, self.clock())
+        self._participants.pop(participant_id, None)
+        return self.get_participant(participant_id)
+
+    @staticmethod
+    def _check_owner(caller: Participant | None, participant_id: str) -> None:
+        """``caller`` None means the local operator (CLI on the data directory)."""
+        if caller is not None and caller.id != participant_id and caller.role is not Role.REGULATOR:
+            raise PermissionDenied(f"{caller.id!r} may manage only its own keys, not those of {participant_id!r}", "not_owner")
+
+    @staticmethod
+    def _key_record(participant_id: str, jwk: str, now: datetime) -> PublicKeyRecord:
+        try:
+            kid, _, _ = parse_public_jwk(jwk)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), "bad_jwk") from None
+        if not kid.startswith(f"{participant_id}#"):
+            raise InvalidArgument(f"kid {kid!r} must start with '{participant_id}#' so it names its owner", "bad_kid")
+        return PublicKeyRecord(kid, jwk, now)
+
+    # --- verdict maintenance -------------------------------------------------------
+    def _recompute(self, number: str, removed: tuple[str, ...] = ()) -> Verdict:
+        with self._number_locks[zlib.crc32(number.encode()) % len(self._number_locks)]:
+            evidence = self.store.evidence(number)
+            previous = self.store.get_verdict(number)
+            verdict = self.reconciler.reconcile(evidence, self.clock(), previous.version if previous else 0)
+            self.store.put_verdict(verdict, removed)
+            return verdict
+
+    def _recompute_if_missing(self, label: Label) -> None:
+        """A label stored before a crash may lack its verdict; a retried publish repairs it."""
+        verdict = self.store.get_verdict(label.number)
+        if verdict is None or all(c.label_id != label.id for c in verdict.contributions):
+            self._recompute(label.number)
+
+    def recompute(self, number: str) -> Verdict:
+        return self._recompute(self.normalize(number))
+
+
+def _check_size(what: str, count: int, maximum: int) -> None:
+    if count == 0:
+        raise InvalidArgument(f"no {what} in the request", "empty_batch")
+    if count > maximum:
+        raise TooLarge(f"{count} {what} in one request; the maximum is {maximum}", "batch_too_large")
+
+
+def _check_participant_id(participant_id: str) -> None:
+    ok = 0 < len(participant_id) <= 64 and all(c.isalnum() or c in "-_." for c in participant_id)
+    if not ok or not participant_id.isascii():
+        raise InvalidArgument("participant id must be 1 to 64 ASCII letters, digits, '-', '_' or '.'", "bad_participant_id")
+
+
+def _encode_cursor(state: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        state = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if state.get("phase") == "snapshot" and isinstance(state.get("head"), str) and isinstance(state.get("after"), str):
+            return state
+        if state.get("phase") == "delta" and isinstance(state.get("pos"), str):
+            return state
+    except (ValueError, json.JSONDecodeError, AttributeError):
+        pass
+    raise InvalidArgument("cursor is not one this exchange handed out; start again with an empty cursor", "bad_cursor")

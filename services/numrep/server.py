@@ -1,0 +1,120 @@
+"""The gRPC server: any subset of the microservices in one grpc.aio process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from numrep.api.auth import ExchangeInterceptor
+from numrep.api.flags import FlagsServicer
+from numrep.api.lookup import LookupServicer
+from numrep.api.publish import PublishServicer
+from numrep.api.registry import RegistryServicer
+from numrep.api.sync import SyncServicer
+from numrep.config import ServerConfig, pseudonym_secret
+from numrep.core.errors import NumrepError
+from numrep.core.pseudonym import Pseudonymizer
+from numrep.exchange import Exchange, ExchangeConfig
+from numrep.signing.tokens import TokenPolicy
+from numrep.store import Store, open_store
+from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
+from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger("numrep.server")
+
+_SERVICES = {
+    "lookup": (lookup_pb2, "LookupService", LookupServicer, lookup_pb2_grpc.add_LookupServiceServicer_to_server),
+    "publish": (publish_pb2, "PublishService", PublishServicer, publish_pb2_grpc.add_PublishServiceServicer_to_server),
+    "flags": (flags_pb2, "FlagsService", FlagsServicer, flags_pb2_grpc.add_FlagsServiceServicer_to_server),
+    "sync": (sync_pb2, "SyncService", SyncServicer, sync_pb2_grpc.add_SyncServiceServicer_to_server),
+    "registry": (registry_pb2, "RegistryService", RegistryServicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server),
+}
+HEALTH_INTERVAL_SECONDS = 5.0
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    exchange: Exchange
+    store: Store
+    address: str
+    health: health.aio.HealthServicer
+    service_names: list[str]
+    _watch: asyncio.Task[None] | None = None
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await self.server.stop(grace)
+        self.store.close()
+
+
+def build_exchange(config: ServerConfig, store: Store | None = None) -> Exchange:
+    store = store or open_store(config.store, config.data_dir)
+    exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience))
+    return Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config)
+
+
+async def start_server(config: ServerConfig, exchange: Exchange | None = None) -> RunningServer:
+    exchange = exchange or build_exchange(config)
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+    ]
+    server = grpc.aio.server(interceptors=[ExchangeInterceptor(exchange)], options=options)
+    names = []
+    for name in config.services:
+        module, service, servicer, add = _SERVICES[name]
+        add(servicer(exchange), server)
+        names.append(module.DESCRIPTOR.services_by_name[service].full_name)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise NumrepError(f"cannot listen on {config.listen}")
+    await server.start()
+    host = config.listen.rsplit(":", 1)[0]
+    running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names)
+    await _set_health(running)
+    running._watch = asyncio.create_task(_watch_store(running))
+    return running
+
+
+async def _set_health(running: RunningServer) -> bool:
+    try:
+        await asyncio.to_thread(running.store.ping)
+        status = health_pb2.HealthCheckResponse.SERVING
+    except NumrepError as exc:
+        log.warning("store unavailable: %s", exc.message)
+        status = health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *running.service_names]:
+        await running.health.set(name, status)
+    return status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _watch_store(running: RunningServer) -> None:
+    while True:
+        await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+        await _set_health(running)
+
+
+async def serve_forever(config: ServerConfig, on_ready: "asyncio.Future[RunningServer] | None" = None) -> None:
+    """Serve until SIGTERM/SIGINT, then let in-flight calls finish (grace period)."""
+    running = await start_server(config)
+    log.info("numrep serving %s on %s", ",".join(config.services), running.address)
+    if on_ready is not None:
+        on_ready.set_result(running)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: letting in-flight calls finish (up to %.0f s)", config.grace_seconds)
+    await running.stop(config.grace_seconds)

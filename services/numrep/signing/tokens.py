@@ -1,0 +1,99 @@
+"""Bearer tokens (RFC 7523 style): a participant authenticates each RPC with a
+short-lived JWT it signs itself. Tokens are single-use: a replayed ``jti`` is
+refused until the token would have expired anyway."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+from numrep.core.model import Participant
+from numrep.signing.jws import JwsRejected, ParticipantLookup, string_claim, time_claim, verify_jws
+from numrep.signing.keys import Identity
+
+TOKEN_TYPE = "numrep-auth+jwt"
+DEFAULT_AUDIENCE = "numrep"
+DEFAULT_TOKEN_LIFETIME = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    audience: str = DEFAULT_AUDIENCE
+    max_lifetime: timedelta = timedelta(minutes=5)
+    clock_skew: timedelta = timedelta(seconds=30)
+
+
+def mint_token(
+    identity: Identity,
+    audience: str = DEFAULT_AUDIENCE,
+    *,
+    now: datetime | None = None,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+) -> str:
+    issued = now or datetime.now(timezone.utc)
+    claims = {
+        "iss": identity.participant_id,
+        "sub": identity.participant_id,
+        "aud": audience,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + lifetime).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, identity.private_key, algorithm=identity.alg, headers={"kid": identity.kid, "typ": TOKEN_TYPE})
+
+
+class ReplayCache:
+    """Remembers token ids until their expiry. Memory is bounded by the token
+    rate times the maximum token lifetime."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, datetime] = {}
+        self._expiry: list[tuple[datetime, str]] = []
+        self._lock = threading.Lock()
+
+    def first_use(self, token_id: str, expires_at: datetime, now: datetime) -> bool:
+        with self._lock:
+            while self._expiry and self._expiry[0][0] <= now:
+                _, old = heapq.heappop(self._expiry)
+                self._seen.pop(old, None)
+            if token_id in self._seen:
+                return False
+            self._seen[token_id] = expires_at
+            heapq.heappush(self._expiry, (expires_at, token_id))
+            return True
+
+
+def verify_token(
+    token: str,
+    participants: ParticipantLookup,
+    now: datetime,
+    replay: ReplayCache,
+    policy: TokenPolicy = TokenPolicy(),
+) -> Participant:
+    """The authenticated participant, or ``JwsRejected`` saying why not."""
+    verified = verify_jws(token, TOKEN_TYPE, participants, now)
+    claims = verified.claims
+    issuer = string_claim(claims, "iss")
+    if claims.get("sub", issuer) != issuer:
+        raise JwsRejected("bad_claim", "claim 'sub' must equal 'iss'")
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if policy.audience not in audiences:
+        raise JwsRejected("wrong_audience", f"token is for audience {audience!r}, not {policy.audience!r}")
+    issued_at = time_claim(claims, "iat")
+    expires_at = time_claim(claims, "exp")
+    if issued_at > now + policy.clock_skew:
+        raise JwsRejected("issued_in_future", "token issued in the future beyond the allowed clock skew")
+    if expires_at + policy.clock_skew <= now:
+        raise JwsRejected("expired", f"token expired at {expires_at:%Y-%m-%dT%H:%M:%SZ}")
+    if expires_at - issued_at > policy.max_lifetime:
+        raise JwsRejected("lifetime_too_long", f"token lifetime exceeds {int(policy.max_lifetime.total_seconds())} s")
+    jti = string_claim(claims, "jti", max_length=128)
+    if not replay.first_use(f"{issuer}/{jti}", expires_at + policy.clock_skew, now):
+        raise JwsRejected("replayed", "token was already used; mint a new token for each call")
+    return verified.participant

@@ -1,0 +1,111 @@
+"""The store contract. Every backend passes the same conformance suite
+(``tests/store/test_conformance.py``).
+
+Contract, for every method that writes: it returns only after the write is
+durable (an acknowledged write survives a crash of the process), and it is
+atomic (either all of it is stored or none of it). Reads return ``None`` or an
+empty result for what does not exist; they never raise for "not found".
+
+The change feed is the sync contract: an ordered log of *which number changed*
+(and which label ids were retracted), not of the new state. A syncing handset
+re-reads the number's current state, so replaying a part of the feed twice is
+harmless and a reader can resume from any position the feed handed out.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Verdict
+
+
+class AddOutcome(enum.Enum):
+    ADDED = "added"
+    DUPLICATE = "duplicate"      # the same id is stored already
+    RETRACTED = "retracted"      # the id was stored and later retracted: it stays retracted
+
+
+@dataclass(frozen=True)
+class Change:
+    position: str                # opaque; pass to ``changes_after`` to resume after it
+    number: str
+    removed_label_id: str = ""
+
+
+class Store(ABC):
+    # --- registry -------------------------------------------------------
+    @abstractmethod
+    def add_participant(self, participant: Participant) -> None:
+        """Create a participant with its keys; ``AlreadyExists`` if the id is taken."""
+
+    @abstractmethod
+    def get_participant(self, participant_id: str) -> Participant | None: ...
+
+    @abstractmethod
+    def list_participants(self) -> list[Participant]: ...
+
+    @abstractmethod
+    def add_key(self, participant_id: str, key: PublicKeyRecord) -> None:
+        """Add a key; ``NotFound`` for an unknown participant, ``AlreadyExists`` for a used kid."""
+
+    @abstractmethod
+    def revoke_key(self, participant_id: str, kid: str, at: datetime) -> None:
+        """Mark a key revoked from ``at`` on; ``NotFound`` if there is no such key.
+        Revoking a revoked key keeps the first revocation time."""
+
+    # --- evidence ---------------------------------------------------------
+    @abstractmethod
+    def add_label(self, label: Label) -> AddOutcome: ...
+
+    @abstractmethod
+    def get_label(self, label_id: str) -> Label | None:
+        """A stored label that has not been retracted."""
+
+    @abstractmethod
+    def retract_label(self, label_id: str, at: datetime) -> bool:
+        """Retract a stored label; False if it was not there or already retracted."""
+
+    @abstractmethod
+    def add_flags(self, app_id: str, batch_id: str, flags: Iterable[Flag], at: datetime) -> bool:
+        """Store a batch of flags atomically, one vote per (number, app, reporter):
+        a reporter's later flag replaces its earlier one. Returns False, storing
+        nothing, when ``batch_id`` was already stored for ``app_id``."""
+
+    @abstractmethod
+    def evidence(self, number: str) -> Evidence:
+        """Live labels (not retracted) and per-app flag tallies of ``number``."""
+
+    # --- verdicts and the change feed ---------------------------------------
+    @abstractmethod
+    def get_verdict(self, number: str) -> Verdict | None:
+        """The stored verdict: the per-call lookup is this one read."""
+
+    @abstractmethod
+    def put_verdict(self, verdict: Verdict, removed_label_ids: Iterable[str] = ()) -> None:
+        """Store the number's new verdict and append it to the change feed."""
+
+    @abstractmethod
+    def feed_head(self) -> str:
+        """The position of the newest change now (``changes_after`` it returns nothing new)."""
+
+    @abstractmethod
+    def changes_after(self, position: str, limit: int) -> list[Change]:
+        """Up to ``limit`` changes after ``position`` (``""`` = the beginning), oldest first."""
+
+    @abstractmethod
+    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+        """A page of the snapshot: numbers a handset should hold (verdict WARN or
+        BLOCK) with their live labels, in a stable order, after the opaque
+        position ``after`` (``""`` = first page). Returns the page and the position
+        to continue from, ``""`` when there is nothing more."""
+
+    # --- lifecycle -------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` when the store cannot answer."""
+
+    def close(self) -> None:
+        """Release connections."""

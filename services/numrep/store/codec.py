@@ -1,0 +1,59 @@
+"""Serialisation of value objects for stores that keep them as text."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from numrep.core.model import Action, Contribution, Role, Verdict
+
+
+def to_epoch_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def verdict_to_json(verdict: Verdict) -> str:
+    data: dict[str, Any] = {
+        "n": verdict.number,
+        "a": verdict.action.value,
+        "c": verdict.category,
+        "p": verdict.spam_probability,
+        "f": verdict.confidence,
+        "t": to_epoch_ms(verdict.computed_at),
+        "x": to_epoch_ms(verdict.expires_at),
+        "v": verdict.version,
+        "e": verdict.explanation,
+        "lc": verdict.label_count,
+        "fc": verdict.flag_count,
+        "k": [
+            [c.participant_id, c.role.value, c.category, c.weight, c.kind, c.label_id, c.reporter_count, c.explanation]
+            for c in verdict.contributions
+        ],
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def verdict_from_json(text: str) -> Verdict:
+    d = json.loads(text)
+    return Verdict(
+        number=d["n"],
+        action=Action(d["a"]),
+        category=d["c"],
+        spam_probability=d["p"],
+        confidence=d["f"],
+        contributions=tuple(
+            Contribution(pid, Role(role), cat, weight, kind, lid, count, text)
+            for pid, role, cat, weight, kind, lid, count, text in d["k"]
+        ),
+        computed_at=from_epoch_ms(d["t"]),
+        expires_at=from_epoch_ms(d["x"]),
+        version=d["v"],
+        explanation=d["e"],
+        label_count=d["lc"],
+        flag_count=d["fc"],
+    )

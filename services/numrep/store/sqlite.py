@@ -1,0 +1,285 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+WAL lets readers (every lookup) run beside the single writer. ``synchronous =
+FULL`` makes each commit reach the disk before the call returns, which is what
+"an acknowledged write survives a crash" costs. Each thread gets its own
+connection; writes are serialised by one lock and ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from numrep.core.errors import AlreadyExists, NotFound, StoreUnavailable
+from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.store.base import AddOutcome, Change, Store
+from numrep.store.codec import from_epoch_ms, to_epoch_ms, verdict_from_json, verdict_to_json
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    id TEXT PRIMARY KEY, role TEXT NOT NULL, display_name TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS participant_keys (
+    participant_id TEXT NOT NULL REFERENCES participants(id), kid TEXT NOT NULL,
+    jwk TEXT NOT NULL, added_at INTEGER NOT NULL, revoked_at INTEGER,
+    PRIMARY KEY (participant_id, kid));
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY, issuer TEXT NOT NULL, number TEXT NOT NULL, category TEXT NOT NULL,
+    confidence REAL NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    token TEXT NOT NULL, evidence TEXT NOT NULL DEFAULT '', retracted_at INTEGER);
+CREATE INDEX IF NOT EXISTS labels_by_number ON labels(number) WHERE retracted_at IS NULL;
+CREATE TABLE IF NOT EXISTS flags (
+    number TEXT NOT NULL, app_id TEXT NOT NULL, reporter TEXT NOT NULL, category TEXT NOT NULL,
+    time INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (number, app_id, reporter)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flag_batches (
+    app_id TEXT NOT NULL, batch_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, batch_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verdicts (
+    number TEXT PRIMARY KEY, listed INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS listed_numbers ON verdicts(number) WHERE listed = 1;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL,
+    removed_label_id TEXT NOT NULL DEFAULT '', at INTEGER NOT NULL);
+"""
+
+DB_FILE = "numrep.sqlite3"
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        with self._write_lock:
+            self._db().executescript(SCHEMA)
+
+    @classmethod
+    def in_directory(cls, data_dir: Path) -> "SqliteStore":
+        return cls(data_dir / DB_FILE)
+
+    # --- connections -----------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        with self._write_lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"store is not writable: {exc}") from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def ping(self) -> None:
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"store does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # --- registry --------------------------------------------------------------
+    def add_participant(self, participant: Participant) -> None:
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO participants (id, role, display_name) VALUES (?, ?, ?)",
+                    (participant.id, participant.role.value, participant.display_name),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"participant {participant.id!r} exists already") from None
+            for key in participant.keys:
+                self._insert_key(db, participant.id, key)
+
+    def get_participant(self, participant_id: str) -> Participant | None:
+        db = self._db()
+        row = db.execute("SELECT id, role, display_name FROM participants WHERE id = ?", (participant_id,)).fetchone()
+        if row is None:
+            return None
+        return self._participant(db, row)
+
+    def list_participants(self) -> list[Participant]:
+        db = self._db()
+        rows = db.execute("SELECT id, role, display_name FROM participants ORDER BY id").fetchall()
+        return [self._participant(db, row) for row in rows]
+
+    def add_key(self, participant_id: str, key: PublicKeyRecord) -> None:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM participants WHERE id = ?", (participant_id,)).fetchone() is None:
+                raise NotFound(f"participant {participant_id!r} is not registered")
+            self._insert_key(db, participant_id, key)
+
+    def revoke_key(self, participant_id: str, kid: str, at: datetime) -> None:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE participant_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE participant_id = ? AND kid = ?",
+                (to_epoch_ms(at), participant_id, kid),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"participant {participant_id!r} has no key {kid!r}")
+
+    @staticmethod
+    def _insert_key(db: sqlite3.Connection, participant_id: str, key: PublicKeyRecord) -> None:
+        try:
+            db.execute(
+                "INSERT INTO participant_keys (participant_id, kid, jwk, added_at, revoked_at) VALUES (?, ?, ?, ?, ?)",
+                (participant_id, key.kid, key.jwk, to_epoch_ms(key.added_at),
+                 None if key.revoked_at is None else to_epoch_ms(key.revoked_at)),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"key {key.kid!r} is registered already") from None
+
+    @staticmethod
+    def _participant(db: sqlite3.Connection, row: tuple[str, str, str]) -> Participant:
+        keys = tuple(
+            PublicKeyRecord(kid, jwk, from_epoch_ms(added), None if revoked is None else from_epoch_ms(revoked))
+            for kid, jwk, added, revoked in db.execute(
+                "SELECT kid, jwk, added_at, revoked_at FROM participant_keys WHERE participant_id = ? ORDER BY added_at, kid",
+                (row[0],),
+            )
+        )
+        return Participant(row[0], Role(row[1]), row[2], keys)
+
+    # --- evidence --------------------------------------------------------------
+    def add_label(self, label: Label) -> AddOutcome:
+        with self._write() as db:
+            row = db.execute("SELECT retracted_at FROM labels WHERE id = ?", (label.id,)).fetchone()
+            if row is not None:
+                return AddOutcome.DUPLICATE if row[0] is None else AddOutcome.RETRACTED
+            db.execute(
+                "INSERT INTO labels (id, issuer, number, category, confidence, issued_at, expires_at, token, evidence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (label.id, label.issuer, label.number, label.category, label.confidence,
+                 to_epoch_ms(label.issued_at), to_epoch_ms(label.expires_at), label.token, label.evidence),
+            )
+            return AddOutcome.ADDED
+
+    def get_label(self, label_id: str) -> Label | None:
+        row = self._db().execute(
+            f"SELECT {_LABEL_COLUMNS} FROM labels WHERE id = ? AND retracted_at IS NULL", (label_id,)
+        ).fetchone()
+        return None if row is None else _label(row)
+
+    def retract_label(self, label_id: str, at: datetime) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE labels SET retracted_at = ? WHERE id = ? AND retracted_at IS NULL", (to_epoch_ms(at), label_id)
+            )
+            return cur.rowcount == 1
+
+    def add_flags(self, app_id: str, batch_id: str, flags: Iterable[Flag], at: datetime) -> bool:
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO flag_batches (app_id, batch_id, received_at) VALUES (?, ?, ?)",
+                    (app_id, batch_id, to_epoch_ms(at)),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            db.executemany(
+                "INSERT INTO flags (number, app_id, reporter, category, time, comment) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (number, app_id, reporter) DO UPDATE SET"
+                " category = excluded.category, time = excluded.time, comment = excluded.comment"
+                " WHERE excluded.time >= flags.time",
+                [(f.number, app_id, f.reporter, f.category, to_epoch_ms(f.time), f.comment) for f in flags],
+            )
+            return True
+
+    def evidence(self, number: str) -> Evidence:
+        db = self._db()
+        labels = tuple(
+            _label(row)
+            for row in db.execute(
+                f"SELECT {_LABEL_COLUMNS} FROM labels WHERE number = ? AND retracted_at IS NULL ORDER BY id", (number,)
+            )
+        )
+        tallies: dict[str, tuple[dict[str, int], int]] = {}
+        for app_id, code, count, latest in db.execute(
+            "SELECT app_id, category, COUNT(*), MAX(time) FROM flags WHERE number = ? GROUP BY app_id, category",
+            (number,),
+        ):
+            by_category, newest = tallies.setdefault(app_id, ({}, 0))
+            by_category[code] = count
+            tallies[app_id] = (by_category, max(newest, latest))
+        flags = tuple(
+            FlagTally(app_id, tuple(sorted(by_category.items())), from_epoch_ms(latest))
+            for app_id, (by_category, latest) in sorted(tallies.items())
+        )
+        return Evidence(number, labels, flags)
+
+    # --- verdicts and feed -----------------------------------------------------
+    def get_verdict(self, number: str) -> Verdict | None:
+        row = self._db().execute("SELECT body FROM verdicts WHERE number = ?", (number,)).fetchone()
+        return None if row is None else verdict_from_json(row[0])
+
+    def put_verdict(self, verdict: Verdict, removed_label_ids: Iterable[str] = ()) -> None:
+        at = to_epoch_ms(verdict.computed_at)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO verdicts (number, listed, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
+                (verdict.number, int(verdict.is_listed), verdict_to_json(verdict)),
+            )
+            removed = list(removed_label_ids) or [""]
+            db.executemany(
+                "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
+                [(verdict.number, label_id, at) for label_id in removed],
+            )
+
+    def feed_head(self) -> str:
+        row = self._db().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        return str(row[0])
+
+    def changes_after(self, position: str, limit: int) -> list[Change]:
+        after = int(position or 0)
+        rows = self._db().execute(
+            "SELECT seq, number, removed_label_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        ).fetchall()
+        return [Change(str(seq), number, removed) for seq, number, removed in rows]
+
+    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+        db = self._db()
+        rows = db.execute(
+            "SELECT number, body FROM verdicts WHERE listed = 1 AND number > ? ORDER BY number LIMIT ?", (after, limit)
+        ).fetchall()
+        page = [(verdict_from_json(body), list(self.evidence(number).labels)) for number, body in rows]
+        return page, (rows[-1][0] if len(rows) == limit else "")
+
+
+_LABEL_COLUMNS = "id, issuer, number, category, confidence, issued_at, expires_at, token, evidence"
+
+
+def _label(row: tuple) -> Label:
+    lid, issuer, number, code, confidence, issued, expires, token, evidence = row
+    return Label(lid, issuer, number, code, confidence, from_epoch_ms(issued), from_epoch_ms(expires), token, evidence)

@@ -1,0 +1,51 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from numrep.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CallContext(_message.Message):
+    __slots__ = ("callee", "call_time")
+    CALLEE_FIELD_NUMBER: _ClassVar[int]
+    CALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    callee: str
+    call_time: _timestamp_pb2.Timestamp
+    def __init__(self, callee: _Optional[str] = ..., call_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LookupRequest(_message.Message):
+    __slots__ = ("number", "context")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    context: CallContext
+    def __init__(self, number: _Optional[str] = ..., context: _Optional[_Union[CallContext, _Mapping]] = ...) -> None: ...
+
+class BatchLookupRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[LookupRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[LookupRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchLookupResult(_message.Message):
+    __slots__ = ("input", "verdict", "error_code", "error_message")
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    input: str
+    verdict: _common_pb2.Verdict
+    error_code: int
+    error_message: str
+    def __init__(self, input: _Optional[str] = ..., verdict: _Optional[_Union[_common_pb2.Verdict, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class BatchLookupResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchLookupResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchLookupResult, _Mapping]]] = ...) -> None: ...
