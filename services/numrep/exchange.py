@@ -156,23 +156,31 @@ class Exchange:
     # --- publish -----------------------------------------------------------------
     def publish(self, caller: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
         _check_size("labels", len(tokens), self.config.limits.max_publish)
-        outcomes = []
+        now = self.clock()
+        outcomes: list[ItemOutcome | None] = []
+        verified: list[tuple[int, Label]] = []
         for index, token in enumerate(tokens):
             try:
-                label = verify_label(token, self.participant, self.clock(), caller.id, self.config.label_policy)
+                label = verify_label(token, self.participant, now, caller.id, self.config.label_policy)
             except JwsRejected as exc:
                 outcomes.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
                 continue
-            outcome = self.store.add_label(label)
+            verified.append((index, label))
+            outcomes.append(None)
+        stored = self.store.add_labels([label for _, label in verified]) if verified else []
+        changed: set[str] = set()
+        for (index, label), outcome in zip(verified, stored):
             if outcome is AddOutcome.ADDED:
-                self._recompute(label.number)
-                outcomes.append(ItemOutcome(index, label.id, "accepted"))
+                changed.add(label.number)
+                outcomes[index] = ItemOutcome(index, label.id, "accepted")
             elif outcome is AddOutcome.DUPLICATE:
-                self._recompute_if_missing(label)
-                outcomes.append(ItemOutcome(index, label.id, "duplicate", "duplicate", "label already stored"))
+                if self._verdict_misses(label):
+                    changed.add(label.number)
+                outcomes[index] = ItemOutcome(index, label.id, "duplicate", "duplicate", "label already stored")
             else:
-                outcomes.append(ItemOutcome(index, label.id, "rejected", "retracted", "label id was retracted and cannot be published again"))
-        return outcomes
+                outcomes[index] = ItemOutcome(index, label.id, "rejected", "retracted", "label id was retracted and cannot be published again")
+        self._recompute_many(changed)
+        return [o for o in outcomes if o is not None]
 
     def retract(self, caller: Participant, label_ids: Sequence[str]) -> list[ItemOutcome]:
         _check_size("label ids", len(label_ids), self.config.limits.max_retract)
@@ -212,8 +220,7 @@ class Exchange:
         if not self.store.add_flags(caller.id, batch_id, accepted, now):
             replayed = [ItemOutcome(o.index, o.id, "duplicate", "replayed_batch", "batch already received") if o.status == "accepted" else o for o in outcomes]
             return replayed, True
-        for number in sorted({f.number for f in accepted}):
-            self._recompute(number)
+        self._recompute_many({f.number for f in accepted})
         return outcomes, False
 
     def _flag(self, caller: Participant, raw: FlagInput, now: datetime) -> Flag:
@@ -329,18 +336,34 @@ class Exchange:
 
     # --- verdict maintenance -------------------------------------------------------
     def _recompute(self, number: str, removed: tuple[str, ...] = ()) -> Verdict:
-        with self._number_locks[zlib.crc32(number.encode()) % len(self._number_locks)]:
-            evidence = self.store.evidence(number)
-            previous = self.store.get_verdict(number)
-            verdict = self.reconciler.reconcile(evidence, self.clock(), previous.version if previous else 0)
-            self.store.put_verdict(verdict, removed)
-            return verdict
+        return self._recompute_many({number}, {number: removed})[0]
 
-    def _recompute_if_missing(self, label: Label) -> None:
+    def _recompute_many(self, numbers: set[str], removed: dict[str, tuple[str, ...]] | None = None) -> list[Verdict]:
+        """Recompute and store the verdicts of ``numbers`` in one store write,
+        holding their locks (taken in a fixed order) so that concurrent updates of
+        a number cannot store an older verdict over a newer one."""
+        if not numbers:
+            return []
+        stripes = sorted({zlib.crc32(n.encode()) % len(self._number_locks) for n in numbers})
+        for stripe in stripes:
+            self._number_locks[stripe].acquire()
+        try:
+            now = self.clock()
+            updates = []
+            for number in sorted(numbers):
+                previous = self.store.get_verdict(number)
+                verdict = self.reconciler.reconcile(self.store.evidence(number), now, previous.version if previous else 0)
+                updates.append((verdict, (removed or {}).get(number, ())))
+            self.store.put_verdicts(updates)
+            return [verdict for verdict, _ in updates]
+        finally:
+            for stripe in reversed(stripes):
+                self._number_locks[stripe].release()
+
+    def _verdict_misses(self, label: Label) -> bool:
         """A label stored before a crash may lack its verdict; a retried publish repairs it."""
         verdict = self.store.get_verdict(label.number)
-        if verdict is None or all(c.label_id != label.id for c in verdict.contributions):
-            self._recompute(label.number)
+        return verdict is None or all(c.label_id != label.id for c in verdict.contributions)
 
     def recompute(self, number: str) -> Verdict:
         return self._recompute(self.normalize(number))

@@ -47,7 +47,7 @@ class ReconcileConfig:
     label_half_life: timedelta = timedelta(days=180)
     flag_half_life: timedelta = timedelta(days=60)
     flag_saturation: float = 10.0  # distinct reporters for ~63% of an app's weight
-    warn_at: float = 0.6
+    warn_at: float = 0.5
     block_at: float = 0.9
     block_min_confidence: float = 0.6
     verdict_ttl: timedelta = timedelta(minutes=5)
@@ -200,6 +200,9 @@ def _summary(action: Action, top: str, probability: float, contributions: tuple[
     if action is Action.UNKNOWN:
         return "No participant has reported this number."
     sources = sorted({c.participant_id for c in contributions})
+    who = f"from {len(sources)} participant(s): {', '.join(sources)}"
+    if action is Action.ALLOW:
+        return f"Allow: only {probability:.0%} likely spam, {who}."
     what = CATEGORIES[top].title.lower() if top else "spam"
-    verb = {Action.BLOCK: "Block", Action.WARN: "Warn", Action.ALLOW: "Allow"}[action]
-    return f"{verb}: {probability:.0%} likely {what}, from {len(sources)} participant(s): {', '.join(sources)}."
+    verb = "Block" if action is Action.BLOCK else "Warn"
+    return f"{verb}: {probability:.0%} likely {what}, {who}."

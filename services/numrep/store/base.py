@@ -18,7 +18,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Verdict
 
@@ -59,7 +59,9 @@ class Store(ABC):
 
     # --- evidence ---------------------------------------------------------
     @abstractmethod
-    def add_label(self, label: Label) -> AddOutcome: ...
+    def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
+        """Store new labels atomically; one outcome per label, in order. A label
+        whose id is stored already is left as it is."""
 
     @abstractmethod
     def get_label(self, label_id: str) -> Label | None:
@@ -85,8 +87,12 @@ class Store(ABC):
         """The stored verdict: the per-call lookup is this one read."""
 
     @abstractmethod
-    def put_verdict(self, verdict: Verdict, removed_label_ids: Iterable[str] = ()) -> None:
-        """Store the number's new verdict and append it to the change feed."""
+    def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
+        """Store new verdicts atomically and append one change per number to the
+        feed, carrying the label ids retracted with it."""
+
+    def put_verdict(self, verdict: Verdict, removed_label_ids: Sequence[str] = ()) -> None:
+        self.put_verdicts([(verdict, removed_label_ids)])
 
     @abstractmethod
     def feed_head(self) -> str:

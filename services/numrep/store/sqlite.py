@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from numrep.core.errors import AlreadyExists, NotFound, StoreUnavailable
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
@@ -172,18 +172,22 @@ class SqliteStore(Store):
         return Participant(row[0], Role(row[1]), row[2], keys)
 
     # --- evidence --------------------------------------------------------------
-    def add_label(self, label: Label) -> AddOutcome:
+    def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
+        outcomes = []
         with self._write() as db:
-            row = db.execute("SELECT retracted_at FROM labels WHERE id = ?", (label.id,)).fetchone()
-            if row is not None:
-                return AddOutcome.DUPLICATE if row[0] is None else AddOutcome.RETRACTED
-            db.execute(
-                "INSERT INTO labels (id, issuer, number, category, confidence, issued_at, expires_at, token, evidence)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (label.id, label.issuer, label.number, label.category, label.confidence,
-                 to_epoch_ms(label.issued_at), to_epoch_ms(label.expires_at), label.token, label.evidence),
-            )
-            return AddOutcome.ADDED
+            for label in labels:
+                row = db.execute("SELECT retracted_at FROM labels WHERE id = ?", (label.id,)).fetchone()
+                if row is not None:
+                    outcomes.append(AddOutcome.DUPLICATE if row[0] is None else AddOutcome.RETRACTED)
+                    continue
+                db.execute(
+                    "INSERT INTO labels (id, issuer, number, category, confidence, issued_at, expires_at, token, evidence)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (label.id, label.issuer, label.number, label.category, label.confidence,
+                     to_epoch_ms(label.issued_at), to_epoch_ms(label.expires_at), label.token, label.evidence),
+                )
+                outcomes.append(AddOutcome.ADDED)
+        return outcomes
 
     def get_label(self, label_id: str) -> Label | None:
         row = self._db().execute(
@@ -243,19 +247,19 @@ class SqliteStore(Store):
         row = self._db().execute("SELECT body FROM verdicts WHERE number = ?", (number,)).fetchone()
         return None if row is None else verdict_from_json(row[0])
 
-    def put_verdict(self, verdict: Verdict, removed_label_ids: Iterable[str] = ()) -> None:
-        at = to_epoch_ms(verdict.computed_at)
+    def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO verdicts (number, listed, body) VALUES (?, ?, ?)"
-                " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
-                (verdict.number, int(verdict.is_listed), verdict_to_json(verdict)),
-            )
-            removed = list(removed_label_ids) or [""]
-            db.executemany(
-                "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
-                [(verdict.number, label_id, at) for label_id in removed],
-            )
+            for verdict, removed_label_ids in updates:
+                db.execute(
+                    "INSERT INTO verdicts (number, listed, body) VALUES (?, ?, ?)"
+                    " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
+                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict)),
+                )
+                at = to_epoch_ms(verdict.computed_at)
+                db.executemany(
+                    "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
+                    [(verdict.number, label_id, at) for label_id in (list(removed_label_ids) or [""])],
+                )
 
     def feed_head(self) -> str:
         row = self._db().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()

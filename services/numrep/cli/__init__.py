@@ -1,0 +1,1 @@
+"""The ``numrep`` command line."""

@@ -1,0 +1,408 @@
+"""``numrep``: run the exchange and act as a participant against it.
+
+Errors are one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from numrep.config import SERVICES, ServerConfig, default_data_dir, parse_services
+from numrep.core.categories import CATEGORIES
+from numrep.core.errors import NumrepError
+from numrep.core.model import Role
+
+EXIT_ERROR = 1
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, NumrepError, OSError, ValueError) as exc:
+        print(f"numrep: error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # the last line of defence: a clear line, not a traceback
+        from numrep_client import ExchangeError
+
+        if isinstance(exc, ExchangeError):
+            print(f"numrep: {exc.code.name.lower()}: {exc.details}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"numrep: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="numrep",
+        description="numrep: a federated phone-number reputation exchange. Serve it, or act as a participant against it.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int | None]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("serve", "Run the exchange's gRPC services (all, or a subset).", cmd_serve)
+    _server_flags(p)
+    p.add_argument("--services", default=os.environ.get("NUMREP_SERVICES", ",".join(SERVICES)),
+                   help=f"comma-separated subset of: {', '.join(SERVICES)} (default: all)")
+
+    p = command("demo", "Run the exchange with a demo federation seeded from real FTC complaints, then keep serving.", cmd_demo)
+    _server_flags(p)
+    p.add_argument("--fresh", action="store_true", help="wipe the demo data directory first")
+    p.add_argument("--numbers", type=int, default=1500, help="how many complained-about numbers to seed (default 1500)")
+    p.add_argument("--no-serve", action="store_true", help="exit after the walkthrough instead of serving")
+
+    p = command("keys", "Generate a participant's signing key pair (identity file + public JWK).", cmd_keys)
+    p.add_argument("participant", help="participant id, e.g. carrier-east")
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256"])
+    p.add_argument("--out", type=Path, required=True, help="identity file to write (private: keep it secret)")
+    p.add_argument("--public-out", type=Path, help="also write the public JWK here")
+
+    participants = command("participants", "Manage participants and keys (locally on --data-dir, or over gRPC as a regulator).", _need_subcommand)
+    psub = participants.add_subparsers(title="actions", metavar="ACTION")
+    for name, help_text, handler in [
+        ("add", "Register a participant with its public JWK.", cmd_participants_add),
+        ("list", "List participants and their keys.", cmd_participants_list),
+        ("add-key", "Add a public key to a participant (rotation).", cmd_participants_add_key),
+        ("revoke-key", "Revoke one of a participant's keys.", cmd_participants_revoke_key),
+    ]:
+        p = psub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        _admin_flags(p)
+        if name in ("add", "add-key", "revoke-key"):
+            p.add_argument("participant")
+        if name == "add":
+            p.add_argument("--role", required=True, choices=[r.value for r in Role])
+            p.add_argument("--name", default="", help="display name")
+        if name in ("add", "add-key"):
+            p.add_argument("--jwk", type=Path, required=True, help="public JWK file")
+        if name == "revoke-key":
+            p.add_argument("kid")
+
+    p = command("publish", "Sign and publish labels (one, or many from a CSV of number,category[,confidence]).", cmd_publish)
+    _client_flags(p)
+    p.add_argument("number", nargs="?")
+    p.add_argument("category", nargs="?", help=f"one of: {', '.join(CATEGORIES)}")
+    p.add_argument("--confidence", type=float, default=0.9)
+    p.add_argument("--days", type=int, default=90, help="label lifetime in days (default 90)")
+    p.add_argument("--evidence", default="", help="optional evidence text (no personal data)")
+    p.add_argument("--csv", type=Path, help="CSV file with number,category[,confidence] rows")
+
+    p = command("retract", "Retract labels you published, by label id.", cmd_retract)
+    _client_flags(p)
+    p.add_argument("label_ids", nargs="+")
+
+    p = command("lookup", "Look numbers up and explain the verdicts.", cmd_lookup)
+    _client_flags(p)
+    p.add_argument("numbers", nargs="+")
+
+    p = command("flag", "Send an end-user flag (app vendors).", cmd_flag)
+    _client_flags(p)
+    p.add_argument("number")
+    p.add_argument("category")
+    p.add_argument("--reporter", required=True, help="the app's pseudonymous reporter id")
+    p.add_argument("--comment", default="")
+    p.add_argument("--batch-id", help="idempotency key (default: random)")
+
+    p = command("sync", "Sync the label set into a local file (snapshot first, then deltas), verifying every label.", cmd_sync)
+    _client_flags(p)
+    p.add_argument("--out", type=Path, required=True, help="local label store (JSON); resumes from its cursor")
+    p.add_argument("--chunk-size", type=int, default=0)
+
+    command("roles", "Print which role may call which RPC.", cmd_roles)
+    return parser
+
+
+def _need_subcommand(args: argparse.Namespace) -> int:
+    raise CliError("choose an action; see --help")
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", default=os.environ.get("NUMREP_LISTEN", "127.0.0.1:50051"), help="HOST:PORT (default 127.0.0.1:50051)")
+    p.add_argument("--data-dir", type=Path, default=None, help="data directory (default $NUMREP_DATA_DIR or ~/.local/share/numrep)")
+    p.add_argument("--store", default=os.environ.get("NUMREP_STORE", "sqlite"),
+                   help="'sqlite' (embedded, default) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE")
+    p.add_argument("--region", default=os.environ.get("NUMREP_REGION", "US"), help="region for numbers without +country (default US)")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get("NUMREP_SERVER", DEFAULT_SERVER), help="exchange address (default $NUMREP_SERVER or 127.0.0.1:50051)")
+    p.add_argument("--identity", type=Path, default=_env_path("NUMREP_IDENTITY"), help="your identity file (default $NUMREP_IDENTITY)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _admin_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="act locally on this data directory (operator)")
+    p.add_argument("--server", default=os.environ.get("NUMREP_SERVER"), help="act over gRPC on this exchange instead")
+    p.add_argument("--identity", type=Path, default=_env_path("NUMREP_IDENTITY"), help="identity file for --server")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _config(args: argparse.Namespace, services: str | None = None) -> ServerConfig:
+    return ServerConfig.from_env(
+        listen=args.listen,
+        data_dir=args.data_dir or default_data_dir(),
+        store=args.store,
+        default_region=args.region,
+        services=parse_services(services) if services else None,
+    )
+
+
+# --- commands -----------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from numrep.server import serve_forever
+
+    config = _config(args, args.services)
+    print(f"numrep: serving {', '.join(config.services)} on {config.listen} (store: {config.store}, data: {config.data_dir})", flush=True)
+    asyncio.run(serve_forever(config))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from numrep.demo.run import run_demo
+
+    config = _config(args)
+    return run_demo(config, fresh=args.fresh, numbers=args.numbers, keep_serving=not args.no_serve)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from numrep.signing.keys import generate_identity
+
+    if args.out.exists():
+        raise CliError(f"{args.out} exists; refusing to overwrite a private key")
+    identity = generate_identity(args.participant, Role(args.role), args.alg)
+    identity.save(args.out)
+    public = json.dumps(identity.public_jwk(), indent=2)
+    if args.public_out:
+        args.public_out.write_text(public + "\n")
+    print(f"wrote identity {args.out} (kid {identity.kid}); public JWK:\n{public}")
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from numrep.signing.keys import Identity
+    from numrep_client import ExchangeClient
+
+    if args.identity is None:
+        raise CliError("no identity: pass --identity FILE or set NUMREP_IDENTITY")
+    if not args.identity.exists():
+        raise CliError(f"identity file {args.identity} not found")
+    return ExchangeClient(args.server, Identity.load(args.identity))
+
+
+def _local_exchange(args: argparse.Namespace) -> Any:
+    from numrep.server import build_exchange
+
+    data_dir = args.data_dir or default_data_dir()
+    return build_exchange(ServerConfig.from_env(data_dir=data_dir))
+
+
+def _print_participants(participants: list[Any], as_json: bool) -> None:
+    from numrep.cli.output import as_dict, emit_json, participant_text
+
+    if as_json:
+        emit_json([as_dict(p) for p in participants])
+    else:
+        for p in participants:
+            print(participant_text(p))
+
+
+def _admin(args: argparse.Namespace, remote: Callable[[Any], Any], local: Callable[[Any], Any]) -> None:
+    from numrep.api.convert import participant_to_pb
+
+    if args.server:
+        with _client(args) as client:
+            result = remote(client)
+    else:
+        exchange = _local_exchange(args)
+        try:
+            result = local(exchange)
+            result = [participant_to_pb(p) for p in result] if isinstance(result, list) else participant_to_pb(result)
+        finally:
+            exchange.store.close()
+    _print_participants(result if isinstance(result, list) else [result], args.json)
+
+
+def cmd_participants_add(args: argparse.Namespace) -> int:
+    from numrep.api.convert import ROLE_TO_PB
+
+    jwk = _read(args.jwk)
+    role = Role(args.role)
+    _admin(
+        args,
+        lambda c: c.register_participant(args.participant, ROLE_TO_PB[role], [jwk], args.name),
+        lambda x: x.register_participant(args.participant, role, args.name, [jwk]),
+    )
+    return 0
+
+
+def cmd_participants_list(args: argparse.Namespace) -> int:
+    _admin(args, lambda c: c.list_participants(), lambda x: x.list_participants())
+    return 0
+
+
+def cmd_participants_add_key(args: argparse.Namespace) -> int:
+    jwk = _read(args.jwk)
+    _admin(args, lambda c: c.add_key(args.participant, jwk), lambda x: x.add_key(None, args.participant, jwk))
+    return 0
+
+
+def cmd_participants_revoke_key(args: argparse.Namespace) -> int:
+    _admin(args, lambda c: c.revoke_key(args.participant, args.kid), lambda x: x.revoke_key(None, args.participant, args.kid))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from numrep.cli.output import as_dict, emit_json, item_text
+    from numrep.signing.labels import sign_label
+
+    rows: list[tuple[str, str, float]] = []
+    if args.csv:
+        with open(args.csv, newline="") as f:
+            for row in csv.reader(f):
+                if row and not row[0].startswith("#") and row[0] != "number":
+                    rows.append((row[0], row[1], float(row[2]) if len(row) > 2 and row[2] else args.confidence))
+    elif args.number and args.category:
+        rows.append((args.number, args.category, args.confidence))
+    else:
+        raise CliError("give NUMBER CATEGORY, or --csv FILE")
+    with _client(args) as client:
+        tokens = [
+            sign_label(client.identity, _e164(number), cat, conf, lifetime=timedelta(days=args.days), evidence=args.evidence)
+            for number, cat, conf in rows
+        ]
+        results = client.publish(tokens)
+    if args.json:
+        emit_json([as_dict(r) for r in results])
+    else:
+        for r in results:
+            print(item_text(r))
+    return 0 if all(r.status != 3 for r in results) else EXIT_ERROR
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    from numrep.cli.output import as_dict, emit_json, item_text
+
+    with _client(args) as client:
+        results = client.retract(args.label_ids)
+    if args.json:
+        emit_json([as_dict(r) for r in results])
+    else:
+        for r in results:
+            print(item_text(r))
+    return 0 if all(r.status != 3 for r in results) else EXIT_ERROR
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from numrep.cli.output import as_dict, emit_json, verdict_text
+
+    with _client(args) as client:
+        if len(args.numbers) == 1:
+            verdicts = [client.lookup(args.numbers[0])]
+            errors: list[str] = []
+        else:
+            results = client.batch_lookup(args.numbers)
+            verdicts = [r.verdict for r in results if not r.error_code]
+            errors = [f"{r.input}: {r.error_message}" for r in results if r.error_code]
+    if args.json:
+        emit_json({"verdicts": [as_dict(v) for v in verdicts], "errors": errors})
+    else:
+        print("\n".join(verdict_text(v) for v in verdicts))
+        for e in errors:
+            print(f"error: {e}", file=sys.stderr)
+    return EXIT_ERROR if errors else 0
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    from numrep.cli.output import as_dict, emit_json, item_text
+    from numrep_client import FlagToSend
+
+    with _client(args) as client:
+        result = client.submit_flags([FlagToSend(args.number, args.category, args.reporter, comment=args.comment)], args.batch_id)
+    if args.json:
+        emit_json(as_dict(result))
+    else:
+        for r in result.results:
+            print(item_text(r) + ("  (batch already received)" if result.replayed_batch else ""))
+    return 0 if result.accepted or result.replayed_batch else EXIT_ERROR
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from numrep.cli.output import emit_json
+    from numrep_client import HandsetLabelStore, sync_handset
+
+    store = HandsetLabelStore(args.out)
+    started_from = "snapshot" if not store.cursor else "cursor"
+    with _client(args) as client:
+        report = sync_handset(client, store, args.chunk_size)
+    summary = {
+        "started_from": started_from,
+        "chunks": report.chunks,
+        "numbers_updated": report.upserts,
+        "tombstones": report.tombstones,
+        "labels_verified": report.labels_verified,
+        "labels_dropped": len(report.labels_dropped),
+        "numbers_held": len(store.numbers),
+        "file": str(args.out),
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"synced from {started_from}: {report.chunks} chunks, {report.upserts} numbers updated, "
+              f"{report.tombstones} removed, {report.labels_verified} labels verified offline, "
+              f"{len(report.labels_dropped)} dropped; {len(store.numbers)} numbers now in {args.out}")
+    return 0
+
+
+def cmd_roles(args: argparse.Namespace) -> int:
+    from numrep.core.roles import matrix_markdown
+
+    print(matrix_markdown())
+    return 0
+
+
+def _read(path: Path) -> str:
+    if not path.exists():
+        raise CliError(f"file {path} not found")
+    return path.read_text()
+
+
+def _e164(number: str) -> str:
+    from numrep.core.numbers import normalize
+
+    return normalize(number, os.environ.get("NUMREP_REGION", "US"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The demo federation (``make run``): real FTC complaints seeded through the real RPCs."""
