@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="local label store (JSON); resumes from its cursor")
     p.add_argument("--chunk-size", type=int, default=0)
 
+    p = command("migrate", "Create or upgrade the Cassandra schema (infra/schema/*.cql).", cmd_migrate)
+    p.add_argument("--store", default=os.environ.get("NUMREP_STORE", ""), help="cassandra://HOST[:PORT][,HOST...]/KEYSPACE[?replication=...]")
+
     command("roles", "Print which role may call which RPC.", cmd_roles)
     return parser
 
@@ -382,6 +385,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"synced from {started_from}: {report.chunks} chunks, {report.upserts} numbers updated, "
               f"{report.tombstones} removed, {report.labels_verified} labels verified offline, "
               f"{len(report.labels_dropped)} dropped; {len(store.numbers)} numbers now in {args.out}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if not args.store.startswith("cassandra://"):
+        raise CliError("migrate applies to a Cassandra store: --store cassandra://HOST/KEYSPACE (SQLite needs no migration)")
+    from numrep.store.cassandra import CassandraStore
+    from numrep.store.cassandra_schema import migrate
+
+    store = CassandraStore.from_url(args.store, run_migrations=False)
+    try:
+        options = CassandraStore.parse_url(args.store)
+        applied = migrate(store._session, store.keyspace, options.get("replication", "SimpleStrategy:1"))
+    finally:
+        store.close()
+    print(f"keyspace {store.keyspace}: applied {', '.join(f'v{v:03d}' for v in applied) if applied else 'nothing (up to date)'}")
     return 0
 
 

@@ -1,0 +1,412 @@
+"""The store for scale: Apache Cassandra through the DataStax Python driver.
+
+Prepared statements, token-aware and DC-aware routing, protocol v5,
+LOCAL_QUORUM by default. Statements that may safely run twice are marked
+idempotent so the driver can retry them; conditional writes (LWT) claim label
+ids, flag batches and participant ids exactly once. Driver failures become
+``StoreUnavailable`` or ``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
+See ``infra/schema/`` for the tables and why each exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+import zlib
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.util import max_uuid_from_time, uuid_from_time
+
+from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
+from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.store.base import AddOutcome, Change, Store
+from numrep.store.cassandra_schema import migrate
+from numrep.store.codec import verdict_from_json, verdict_to_json
+
+DEFAULT_PORT = 9042
+DEFAULT_DC = "datacenter1"
+LISTED_BUCKETS = 64
+FEED_SHARD = 0
+FLAG_WRITE_CONCURRENCY = 64
+# Change ids are taken when a write starts; one that lands later than a newer one
+# must still be seen by a reader that already passed it. Readers therefore stop
+# this far behind the clock (the write timeout plus margin).
+DEFAULT_FEED_SAFETY_LAG_SECONDS = 6.0
+T = TypeVar("T")
+
+
+def _mapped(method: Callable[..., T]) -> Callable[..., T]:
+    """Driver failures as the exchange's store errors, so callers never see INTERNAL."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (OperationTimedOut, ReadTimeout, WriteTimeout) as exc:
+            raise StoreTimeout(f"Cassandra did not answer in time: {type(exc).__name__}") from exc
+        except (NoHostAvailable, Unavailable) as exc:
+            raise StoreUnavailable(f"Cassandra is unavailable: {type(exc).__name__}") from exc
+
+    return wrapper
+
+
+class CassandraStore(Store):
+    def __init__(
+        self,
+        cluster: Cluster,
+        session: Session,
+        keyspace: str,
+        *,
+        feed_bucket_seconds: int = 3600,
+        feed_safety_lag_seconds: float = 0.0,
+    ) -> None:
+        self._cluster = cluster
+        self._session = session
+        self.keyspace = keyspace
+        self.feed_bucket_seconds = feed_bucket_seconds
+        self.feed_safety_lag = timedelta(seconds=feed_safety_lag_seconds)
+        self._prepare()
+
+    # --- construction ----------------------------------------------------------
+    @classmethod
+    def connect(
+        cls,
+        contact_points: list[str],
+        port: int = DEFAULT_PORT,
+        keyspace: str = "numrep",
+        *,
+        local_dc: str = DEFAULT_DC,
+        consistency: str = "LOCAL_QUORUM",
+        replication: str = "SimpleStrategy:1",
+        request_timeout: float = 5.0,
+        run_migrations: bool = True,
+        feed_bucket_seconds: int = 3600,
+        feed_safety_lag_seconds: float = 0.0,
+    ) -> "CassandraStore":
+        level = getattr(ConsistencyLevel, consistency.upper(), None)
+        if level is None:
+            raise InvalidArgument(f"unknown consistency level {consistency!r}")
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
+            consistency_level=level,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=request_timeout,
+        )
+        cluster = Cluster(
+            contact_points,
+            port=port,
+            protocol_version=5,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=request_timeout,
+        )
+        try:
+            session = cluster.connect()
+            if run_migrations:
+                migrate(session, keyspace, replication)
+        except (NoHostAvailable, OperationTimedOut) as exc:
+            cluster.shutdown()
+            raise StoreUnavailable(f"cannot reach Cassandra at {','.join(contact_points)}:{port}: {exc}") from exc
+        return cls(cluster, session, keyspace, feed_bucket_seconds=feed_bucket_seconds,
+                   feed_safety_lag_seconds=feed_safety_lag_seconds)
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> "CassandraStore":
+        """``cassandra://host[:port][,host...]/keyspace?dc=&consistency=&replication=&bucket_seconds=``"""
+        options = cls.parse_url(url)
+        options.update(overrides)
+        return cls.connect(**options)
+
+    @staticmethod
+    def parse_url(url: str) -> dict[str, Any]:
+        parsed = urlparse(url)
+        if parsed.scheme != "cassandra" or not parsed.netloc:
+            raise InvalidArgument(f"bad Cassandra URL {url!r}; expected cassandra://HOST[:PORT][,HOST...]/KEYSPACE")
+        hosts, port = [], DEFAULT_PORT
+        for item in parsed.netloc.split(","):
+            host, _, port_text = item.partition(":")
+            hosts.append(host)
+            if port_text:
+                port = int(port_text)
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        options: dict[str, Any] = {"contact_points": hosts, "port": port, "keyspace": parsed.path.strip("/") or "numrep",
+                                   "feed_safety_lag_seconds": DEFAULT_FEED_SAFETY_LAG_SECONDS}
+        for key, name, kind in [("dc", "local_dc", str), ("consistency", "consistency", str), ("replication", "replication", str),
+                                ("bucket_seconds", "feed_bucket_seconds", int), ("timeout", "request_timeout", float),
+                                ("lag", "feed_safety_lag_seconds", float)]:
+            if key in query:
+                options[name] = kind(query[key])
+        return options
+
+    def _prepare(self) -> None:
+        ks = self.keyspace
+
+        def prep(cql: str, idempotent: bool = True) -> PreparedStatement:
+            statement = self._session.prepare(cql.replace("{ks}", ks))
+            statement.is_idempotent = idempotent
+            return statement
+
+        self._participant_insert = prep("INSERT INTO {ks}.participants (id, role, display_name) VALUES (?, ?, ?) IF NOT EXISTS", False)
+        self._key_insert = prep("INSERT INTO {ks}.participants (id, kid, jwk, added_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
+        self._key_insert_new = prep("INSERT INTO {ks}.participants (id, kid, jwk, added_at) VALUES (?, ?, ?, ?) IF NOT EXISTS", False)
+        self._participant_select = prep("SELECT id, kid, role, display_name, jwk, added_at, revoked_at FROM {ks}.participants WHERE id = ?")
+        self._participants_all = prep("SELECT id, kid, role, display_name, jwk, added_at, revoked_at FROM {ks}.participants")
+        self._key_revoke = prep("UPDATE {ks}.participants SET revoked_at = ? WHERE id = ? AND kid = ? IF revoked_at = null", False)
+
+        cols = "number, issuer, category, confidence, issued_at, expires_at, token, evidence"
+        self._label_claim = prep(f"INSERT INTO {{ks}}.labels_by_id (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?", False)
+        self._label_by_id = prep(f"SELECT label_id, {cols}, retracted_at FROM {{ks}}.labels_by_id WHERE label_id = ?")
+        self._label_number_upsert = prep(f"INSERT INTO {{ks}}.labels_by_number (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")
+        self._labels_of_number = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number WHERE number = ?")
+        self._label_retract = prep("UPDATE {ks}.labels_by_id SET retracted_at = ? WHERE label_id = ? IF retracted_at = null", False)
+        self._label_number_delete = prep("DELETE FROM {ks}.labels_by_number WHERE number = ? AND label_id = ?")
+
+        self._batch_claim = prep("INSERT INTO {ks}.flag_batches (app_id, batch_id, state, received_at) VALUES (?, ?, 'pending', ?) IF NOT EXISTS", False)
+        self._batch_done = prep("UPDATE {ks}.flag_batches SET state = 'done' WHERE app_id = ? AND batch_id = ?")
+        self._flag_upsert = prep("INSERT INTO {ks}.flags_by_number (number, app_id, reporter, category, time, comment) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
+        self._flags_of_number = prep("SELECT app_id, category, time FROM {ks}.flags_by_number WHERE number = ?")
+
+        self._verdict_select = prep("SELECT body FROM {ks}.verdict_by_number WHERE number = ?")
+        self._verdict_upsert = prep("INSERT INTO {ks}.verdict_by_number (number, listed, body) VALUES (?, ?, ?)")
+        self._listed_insert = prep("INSERT INTO {ks}.listed_by_bucket (bucket, number) VALUES (?, ?)")
+        self._listed_delete = prep("DELETE FROM {ks}.listed_by_bucket WHERE bucket = ? AND number = ?")
+        self._listed_page = prep("SELECT number FROM {ks}.listed_by_bucket WHERE bucket = ? AND number > ? LIMIT ?")
+        self._change_insert = prep("INSERT INTO {ks}.changes_by_bucket (bucket, change_id, number, removed_label_id) VALUES (?, ?, ?, ?)")
+        self._feed_bucket_insert = prep("INSERT INTO {ks}.feed_buckets (shard, bucket) VALUES (?, ?)")
+        self._feed_buckets_from = prep("SELECT bucket FROM {ks}.feed_buckets WHERE shard = ? AND bucket >= ? AND bucket <= ?")
+        self._changes_page = prep(
+            "SELECT change_id, number, removed_label_id FROM {ks}.changes_by_bucket"
+            " WHERE bucket = ? AND change_id > ? AND change_id <= ? LIMIT ?"
+        )
+
+    @_mapped
+    def ping(self) -> None:
+        self._session.execute("SELECT release_version FROM system.local")
+
+    def close(self) -> None:
+        self._cluster.shutdown()
+
+    # --- registry --------------------------------------------------------------
+    @_mapped
+    def add_participant(self, participant: Participant) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED)  # one partition: conditional batch
+        batch.add(self._participant_insert, (participant.id, participant.role.value, participant.display_name))
+        for key in participant.keys:
+            batch.add(self._key_insert, (participant.id, key.kid, key.jwk, key.added_at, key.revoked_at))
+        if not self._session.execute(batch).was_applied:
+            raise AlreadyExists(f"participant {participant.id!r} exists already")
+
+    @_mapped
+    def get_participant(self, participant_id: str) -> Participant | None:
+        found = _participants(self._session.execute(self._participant_select, (participant_id,)))
+        return found[0] if found else None
+
+    @_mapped
+    def list_participants(self) -> list[Participant]:
+        return _participants(self._session.execute(self._participants_all))
+
+    @_mapped
+    def add_key(self, participant_id: str, key: PublicKeyRecord) -> None:
+        if self.get_participant(participant_id) is None:
+            raise NotFound(f"participant {participant_id!r} is not registered")
+        if not self._session.execute(self._key_insert_new, (participant_id, key.kid, key.jwk, key.added_at)).was_applied:
+            raise AlreadyExists(f"key {key.kid!r} is registered already")
+
+    @_mapped
+    def revoke_key(self, participant_id: str, kid: str, at: datetime) -> None:
+        participant = self.get_participant(participant_id)
+        if participant is None or participant.key(kid) is None:
+            raise NotFound(f"participant {participant_id!r} has no key {kid!r}")
+        self._session.execute(self._key_revoke, (at, participant_id, kid))  # not applied: already revoked, keep the first time
+
+    # --- labels ----------------------------------------------------------------
+    @_mapped
+    def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
+        outcomes = []
+        for label in labels:
+            ttl = _ttl(label.expires_at)
+            claim = self._session.execute(self._label_claim, (label.id, *_label_values(label), ttl)).one()
+            if claim.applied:
+                outcome = AddOutcome.ADDED
+            elif claim.retracted_at is not None:
+                outcomes.append(AddOutcome.RETRACTED)
+                continue
+            else:
+                outcome = AddOutcome.DUPLICATE
+            # Also for a duplicate: a crash after the claim must not leave the label out of the evidence.
+            self._session.execute(self._label_number_upsert, (label.id, *_label_values(label), ttl))
+            outcomes.append(outcome)
+        return outcomes
+
+    @_mapped
+    def get_label(self, label_id: str) -> Label | None:
+        row = self._session.execute(self._label_by_id, (label_id,)).one()
+        if row is None or row.retracted_at is not None:
+            return None
+        return _label(row)
+
+    @_mapped
+    def retract_label(self, label_id: str, at: datetime) -> bool:
+        row = self._session.execute(self._label_by_id, (label_id,)).one()
+        if row is None:
+            return False
+        applied = row.retracted_at is None and self._session.execute(self._label_retract, (at, label_id)).was_applied
+        self._session.execute(self._label_number_delete, (row.number, label_id))  # idempotent; repairs a half-done retraction
+        return bool(applied)
+
+    # --- flags -----------------------------------------------------------------
+    @_mapped
+    def add_flags(self, app_id: str, batch_id: str, flags: Iterable[Flag], at: datetime) -> bool:
+        claim = self._session.execute(self._batch_claim, (app_id, batch_id, at)).one()
+        if not claim.applied and claim.state == "done":
+            return False
+        rows = [
+            (f.number, app_id, f.reporter, f.category, f.time, f.comment, int(f.time.timestamp() * 1_000_000))
+            for f in flags
+        ]
+        results = execute_concurrent_with_args(self._session, self._flag_upsert, rows, concurrency=FLAG_WRITE_CONCURRENCY,
+                                               raise_on_first_error=True)
+        del results
+        self._session.execute(self._batch_done, (app_id, batch_id))
+        return True
+
+    @_mapped
+    def evidence(self, number: str) -> Evidence:
+        labels = tuple(sorted((_label(r) for r in self._session.execute(self._labels_of_number, (number,))), key=lambda lb: lb.id))
+        tallies: dict[str, tuple[dict[str, int], datetime]] = {}
+        for row in self._session.execute(self._flags_of_number, (number,)):
+            by_category, latest = tallies.get(row.app_id, ({}, _EPOCH))
+            by_category[row.category] = by_category.get(row.category, 0) + 1
+            tallies[row.app_id] = (by_category, max(latest, _utc(row.time)))
+        flags = tuple(
+            FlagTally(app, tuple(sorted(by_category.items())), latest) for app, (by_category, latest) in sorted(tallies.items())
+        )
+        return Evidence(number, labels, flags)
+
+    # --- verdicts and the change feed --------------------------------------------
+    @_mapped
+    def get_verdict(self, number: str) -> Verdict | None:
+        row = self._session.execute(self._verdict_select, (number,)).one()
+        return None if row is None else verdict_from_json(row.body)
+
+    @_mapped
+    def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
+        for verdict, removed in updates:
+            # A logged batch: the verdict, its listing and its change-feed rows land together or not at all.
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            batch.add(self._verdict_upsert, (verdict.number, verdict.is_listed, verdict_to_json(verdict)))
+            listed = self._listed_insert if verdict.is_listed else self._listed_delete
+            batch.add(listed, (_listed_bucket(verdict.number), verdict.number))
+            bucket = None
+            for label_id in list(removed) or [""]:
+                change_id = uuid.uuid1()
+                bucket = self._feed_bucket(_uuid_time(change_id))
+                batch.add(self._change_insert, (bucket, change_id, verdict.number, label_id))
+            batch.add(self._feed_bucket_insert, (FEED_SHARD, bucket))
+            self._session.execute(batch)
+
+    def _feed_bucket(self, when: float) -> int:
+        return int(when // self.feed_bucket_seconds)
+
+    def _cutoff(self) -> float:
+        return time.time() - self.feed_safety_lag.total_seconds()
+
+    @_mapped
+    def feed_head(self) -> str:
+        cutoff = self._cutoff()
+        return f"{self._feed_bucket(cutoff)}:{max_uuid_from_time(cutoff)}"
+
+    @_mapped
+    def changes_after(self, position: str, limit: int) -> list[Change]:
+        cutoff = self._cutoff()
+        bucket, after = _parse_position(position)
+        upper = max_uuid_from_time(cutoff)
+        buckets = [r.bucket for r in self._session.execute(self._feed_buckets_from, (FEED_SHARD, bucket, self._feed_bucket(cutoff)))]
+        changes: list[Change] = []
+        for b in buckets:
+            start = after if b == bucket else _MIN_UUID
+            rows = self._session.execute(self._changes_page, (b, start, upper, limit - len(changes)))
+            changes += [Change(f"{b}:{r.change_id}", r.number, r.removed_label_id or "") for r in rows]
+            if len(changes) >= limit:
+                break
+        return changes
+
+    @_mapped
+    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+        bucket, last = (0, "") if not after else (int(after.split(":", 1)[0]), after.split(":", 1)[1])
+        numbers: list[tuple[int, str]] = []
+        while bucket < LISTED_BUCKETS and len(numbers) < limit:
+            rows = self._session.execute(self._listed_page, (bucket, last, limit - len(numbers)))
+            numbers += [(bucket, r.number) for r in rows]
+            if len(numbers) < limit:
+                bucket, last = bucket + 1, ""
+        page = []
+        for _, number in numbers:
+            verdict = self.get_verdict(number)
+            if verdict is not None and verdict.is_listed:
+                page.append((verdict, list(self.evidence(number).labels)))
+        if len(numbers) < limit:
+            return page, ""
+        last_bucket, last_number = numbers[-1]
+        return page, f"{last_bucket}:{last_number}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_UUID = uuid_from_time(0, node=0, clock_seq=0)
+_LABEL_GRACE = timedelta(days=1)
+
+
+def _parse_position(position: str) -> tuple[int, uuid.UUID]:
+    if not position:
+        return 0, _MIN_UUID
+    bucket, _, change_id = position.partition(":")
+    try:
+        return int(bucket), uuid.UUID(change_id)
+    except ValueError:
+        raise InvalidArgument(f"bad change-feed position {position!r}", "bad_cursor") from None
+
+
+def _uuid_time(value: uuid.UUID) -> float:
+    return (value.time - 0x01B21DD213814000) / 1e7
+
+
+def _listed_bucket(number: str) -> int:
+    return zlib.crc32(number.encode()) % LISTED_BUCKETS
+
+
+def _ttl(expires_at: datetime) -> int:
+    remaining = (expires_at + _LABEL_GRACE - datetime.now(timezone.utc)).total_seconds()
+    return max(1, min(int(remaining), 630_720_000))  # Cassandra's maximum TTL is 20 years
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _label_values(label: Label) -> tuple[Any, ...]:
+    return (label.number, label.issuer, label.category, label.confidence, label.issued_at, label.expires_at, label.token, label.evidence)
+
+
+def _label(row: Any) -> Label:
+    return Label(row.label_id, row.issuer, row.number, row.category, row.confidence, _utc(row.issued_at),
+                 _utc(row.expires_at), row.token, row.evidence or "")
+
+
+def _participants(rows: Iterable[Any]) -> list[Participant]:
+    grouped: dict[str, tuple[Any, list[PublicKeyRecord]]] = {}
+    for row in rows:
+        head, keys = grouped.setdefault(row.id, (row, []))
+        if row.kid is not None:
+            keys.append(PublicKeyRecord(row.kid, row.jwk, _utc(row.added_at), _utc(row.revoked_at) if row.revoked_at else None))
+    return [
+        Participant(pid, Role(head.role), head.display_name or "", tuple(sorted(keys, key=lambda k: (k.added_at, k.kid))))
+        for pid, (head, keys) in sorted(grouped.items())
+        if head.role is not None
+    ]
