@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -105,12 +106,12 @@ async def _watch_store(running: RunningServer) -> None:
         await _set_health(running)
 
 
-async def serve_forever(config: ServerConfig, on_ready: "asyncio.Future[RunningServer] | None" = None) -> None:
+async def serve_forever(config: ServerConfig, announce: Callable[[RunningServer], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then let in-flight calls finish (grace period)."""
     running = await start_server(config)
     log.info("numrep serving %s on %s", ",".join(config.services), running.address)
-    if on_ready is not None:
-        on_ready.set_result(running)
+    if announce is not None:
+        announce(running)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

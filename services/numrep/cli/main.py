@@ -187,8 +187,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from numrep.server import serve_forever
 
     config = _config(args, args.services)
-    print(f"numrep: serving {', '.join(config.services)} on {config.listen} (store: {config.store}, data: {config.data_dir})", flush=True)
-    asyncio.run(serve_forever(config))
+
+    def announce(running: Any) -> None:
+        print(f"numrep: serving {', '.join(config.services)} on {running.address} (store: {config.store}, data: {config.data_dir})", flush=True)
+
+    asyncio.run(serve_forever(config, announce))
+    print("numrep: stopped", flush=True)
     return 0
 
 
