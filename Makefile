@@ -29,8 +29,15 @@ venv: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m numrep.protogen
 
+CASSANDRA_DEMO_URL ?= cassandra://127.0.0.1:9042/numrep_demo?lag=0
+
 run: $(STAMP)
+ifeq ($(STORE),cassandra)
+	bash infra/cassandra/cassandra.sh start
+	$(VENV)/bin/numrep demo --data-dir $(DATA_DIR) --listen $(LISTEN) --store '$(CASSANDRA_DEMO_URL)' --fresh
+else
 	$(VENV)/bin/numrep demo --data-dir $(DATA_DIR) --listen $(LISTEN) --store $(STORE) --fresh
+endif
 
 test: $(STAMP)
 	bash infra/test.sh

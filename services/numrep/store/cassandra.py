@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from cassandra.util import max_uuid_from_time, uuid_from_time
@@ -35,7 +35,7 @@ DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
 LISTED_BUCKETS = 64
 FEED_SHARD = 0
-FLAG_WRITE_CONCURRENCY = 64
+CONCURRENCY = 64
 # Change ids are taken when a write starts; one that lands later than a newer one
 # must still be seen by a reader that already passed it. Readers therefore stop
 # this far behind the clock (the write timeout plus margin).
@@ -160,7 +160,7 @@ class CassandraStore(Store):
         self._participants_all = prep("SELECT id, kid, role, display_name, jwk, added_at, revoked_at FROM {ks}.participants")
         self._key_revoke = prep("UPDATE {ks}.participants SET revoked_at = ? WHERE id = ? AND kid = ? IF revoked_at = null", False)
 
-        cols = "number, issuer, category, confidence, issued_at, expires_at, token, evidence"
+        cols = "number, issuer, category, confidence, issued_at, expires_at, jws, evidence"
         self._label_claim = prep(f"INSERT INTO {{ks}}.labels_by_id (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?", False)
         self._label_by_id = prep(f"SELECT label_id, {cols}, retracted_at FROM {{ks}}.labels_by_id WHERE label_id = ?")
         self._label_number_upsert = prep(f"INSERT INTO {{ks}}.labels_by_number (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")
@@ -229,21 +229,24 @@ class CassandraStore(Store):
     # --- labels ----------------------------------------------------------------
     @_mapped
     def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
+        rows = [(label.id, *_label_values(label), _ttl(label.expires_at)) for label in labels]
+        claims = self._concurrently(self._label_claim, rows)
         outcomes = []
-        for label in labels:
-            ttl = _ttl(label.expires_at)
-            claim = self._session.execute(self._label_claim, (label.id, *_label_values(label), ttl)).one()
+        for claim in claims:
             if claim.applied:
-                outcome = AddOutcome.ADDED
-            elif claim.retracted_at is not None:
-                outcomes.append(AddOutcome.RETRACTED)
-                continue
+                outcomes.append(AddOutcome.ADDED)
             else:
-                outcome = AddOutcome.DUPLICATE
-            # Also for a duplicate: a crash after the claim must not leave the label out of the evidence.
-            self._session.execute(self._label_number_upsert, (label.id, *_label_values(label), ttl))
-            outcomes.append(outcome)
+                outcomes.append(AddOutcome.RETRACTED if claim.retracted_at is not None else AddOutcome.DUPLICATE)
+        # Also for a duplicate: a crash after the claim must not leave the label out of the evidence.
+        self._concurrently(self._label_number_upsert, [r for r, o in zip(rows, outcomes) if o is not AddOutcome.RETRACTED])
         return outcomes
+
+    def _concurrently(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Execute ``statement`` for each row in parallel; the first row of each result, in order."""
+        if not rows:
+            return []
+        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
+        return [result.result_or_exc.one() if hasattr(result.result_or_exc, "one") else None for result in results]
 
     @_mapped
     def get_label(self, label_id: str) -> Label | None:
@@ -271,9 +274,7 @@ class CassandraStore(Store):
             (f.number, app_id, f.reporter, f.category, f.time, f.comment, int(f.time.timestamp() * 1_000_000))
             for f in flags
         ]
-        results = execute_concurrent_with_args(self._session, self._flag_upsert, rows, concurrency=FLAG_WRITE_CONCURRENCY,
-                                               raise_on_first_error=True)
-        del results
+        execute_concurrent_with_args(self._session, self._flag_upsert, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
         self._session.execute(self._batch_done, (app_id, batch_id))
         return True
 
@@ -298,19 +299,24 @@ class CassandraStore(Store):
 
     @_mapped
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
+        batches = []
         for verdict, removed in updates:
             # A logged batch: the verdict, its listing and its change-feed rows land together or not at all.
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             batch.add(self._verdict_upsert, (verdict.number, verdict.is_listed, verdict_to_json(verdict)))
             listed = self._listed_insert if verdict.is_listed else self._listed_delete
             batch.add(listed, (_listed_bucket(verdict.number), verdict.number))
-            bucket = None
+            buckets = set()
             for label_id in list(removed) or [""]:
                 change_id = uuid.uuid1()
                 bucket = self._feed_bucket(_uuid_time(change_id))
+                buckets.add(bucket)
                 batch.add(self._change_insert, (bucket, change_id, verdict.number, label_id))
-            batch.add(self._feed_bucket_insert, (FEED_SHARD, bucket))
-            self._session.execute(batch)
+            for bucket in buckets:
+                batch.add(self._feed_bucket_insert, (FEED_SHARD, bucket))
+            batches.append((batch, ()))
+        if batches:
+            execute_concurrent(self._session, batches, concurrency=CONCURRENCY, raise_on_first_error=True)
 
     def _feed_bucket(self, when: float) -> int:
         return int(when // self.feed_bucket_seconds)
@@ -396,7 +402,7 @@ def _label_values(label: Label) -> tuple[Any, ...]:
 
 def _label(row: Any) -> Label:
     return Label(row.label_id, row.issuer, row.number, row.category, row.confidence, _utc(row.issued_at),
-                 _utc(row.expires_at), row.token, row.evidence or "")
+                 _utc(row.expires_at), row.jws, row.evidence or "")
 
 
 def _participants(rows: Iterable[Any]) -> list[Participant]:
