@@ -187,7 +187,9 @@ class Exchange:
         outcomes = []
         for index, label_id in enumerate(label_ids):
             label = self.store.get_label(label_id)
-            if label is None:
+            if label is None and self.store.was_retracted(label_id):
+                outcomes.append(ItemOutcome(index, label_id, "duplicate", "already_retracted", "label already retracted"))
+            elif label is None:
                 outcomes.append(ItemOutcome(index, label_id, "rejected", "not_found", f"no live label {label_id!r}"))
             elif label.issuer != caller.id and caller.role is not Role.REGULATOR:
                 outcomes.append(ItemOutcome(index, label_id, "rejected", "not_owner", f"label {label_id!r} was published by another participant"))

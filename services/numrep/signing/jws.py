@@ -50,7 +50,7 @@ def verify_jws(
         raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:
         raise JwsRejected("malformed", f"cannot read the JWS header: {exc}") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
@@ -66,7 +66,7 @@ def verify_jws(
         raise JwsRejected("missing_kid", "the JWS header has no 'kid'")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:
         raise JwsRejected("malformed", f"cannot read the claims: {exc}") from None
     issuer = unverified.get("iss")
     if not isinstance(issuer, str) or not issuer:

@@ -68,6 +68,10 @@ class Store(ABC):
         """A stored label that has not been retracted."""
 
     @abstractmethod
+    def was_retracted(self, label_id: str) -> bool:
+        """True when the label was stored and later retracted."""
+
+    @abstractmethod
     def retract_label(self, label_id: str, at: datetime) -> bool:
         """Retract a stored label; False if it was not there or already retracted."""
 

@@ -256,6 +256,11 @@ class CassandraStore(Store):
         return _label(row)
 
     @_mapped
+    def was_retracted(self, label_id: str) -> bool:
+        row = self._session.execute(self._label_by_id, (label_id,)).one()
+        return row is not None and row.retracted_at is not None
+
+    @_mapped
     def retract_label(self, label_id: str, at: datetime) -> bool:
         row = self._session.execute(self._label_by_id, (label_id,)).one()
         if row is None:
@@ -376,7 +381,7 @@ def _parse_position(position: str) -> tuple[int, uuid.UUID]:
     try:
         return int(bucket), uuid.UUID(change_id)
     except ValueError:
-        raise InvalidArgument(f"bad change-feed position {position!r}", "bad_cursor") from None
+        raise InvalidArgument(f"cursor holds a bad change-feed position {position!r}; start again with an empty cursor", "bad_cursor") from None
 
 
 def _uuid_time(value: uuid.UUID) -> float:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from numrep.core.errors import AlreadyExists, NotFound, StoreUnavailable
+from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.codec import from_epoch_ms, to_epoch_ms, verdict_from_json, verdict_to_json
@@ -195,6 +195,10 @@ class SqliteStore(Store):
         ).fetchone()
         return None if row is None else _label(row)
 
+    def was_retracted(self, label_id: str) -> bool:
+        row = self._db().execute("SELECT retracted_at FROM labels WHERE id = ?", (label_id,)).fetchone()
+        return row is not None and row[0] is not None
+
     def retract_label(self, label_id: str, at: datetime) -> bool:
         with self._write() as db:
             cur = db.execute(
@@ -266,6 +270,8 @@ class SqliteStore(Store):
         return str(row[0])
 
     def changes_after(self, position: str, limit: int) -> list[Change]:
+        if position and not position.isdigit():
+            raise InvalidArgument(f"cursor holds a bad change-feed position {position!r}; start again with an empty cursor", "bad_cursor")
         after = int(position or 0)
         rows = self._db().execute(
             "SELECT seq, number, removed_label_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
