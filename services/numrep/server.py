@@ -47,13 +47,15 @@ class RunningServer:
     address: str
     health: health.aio.HealthServicer
     service_names: list[str]
+    owns_store: bool = True
     _watch: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float | None = 5.0) -> None:
         if self._watch is not None:
             self._watch.cancel()
         await self.server.stop(grace)
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
 
 def build_exchange(config: ServerConfig, store: Store | None = None) -> Exchange:
@@ -63,6 +65,8 @@ def build_exchange(config: ServerConfig, store: Store | None = None) -> Exchange
 
 
 async def start_server(config: ServerConfig, exchange: Exchange | None = None) -> RunningServer:
+    """Start the configured services. A server given an ``exchange`` leaves its store open on stop."""
+    owns_store = exchange is None
     exchange = exchange or build_exchange(config)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -82,7 +86,7 @@ async def start_server(config: ServerConfig, exchange: Exchange | None = None) -
         raise NumrepError(f"cannot listen on {config.listen}")
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
-    running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names)
+    running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names, owns_store)
     await _set_health(running)
     running._watch = asyncio.create_task(_watch_store(running))
     return running
