@@ -11,6 +11,8 @@ from typing import Iterator, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from numrep.core.numbers import normalize
+from numrep.core.privacy import number_hash
 from numrep.signing.keys import Identity
 from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc
@@ -35,6 +37,17 @@ class FlagToSend:
     reporter_id: str
     time: datetime | None = None
     comment: str = ""
+
+
+DEFAULT_PREFIX_DIGITS = 3
+
+
+@dataclass(frozen=True)
+class PrivateAnswer:
+    number: str
+    entry: lookup_pb2.PrefixEntry | None  # None: the number is not listed
+    bucket_size: int                       # how many listed numbers the answer hid it among
+    prefix_bits: int
 
 
 class ExchangeClient:
@@ -82,6 +95,19 @@ class ExchangeClient:
     def batch_lookup(self, numbers: Sequence[str]) -> list[lookup_pb2.BatchLookupResult]:
         request = lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in numbers])
         return list(self._call(self._lookup.BatchLookup, request).results)
+
+    def prefix_lookup(self, hash_prefix: str) -> lookup_pb2.PrefixLookupResponse:
+        return self._call(self._lookup.PrefixLookup, lookup_pb2.PrefixLookupRequest(hash_prefix=hash_prefix))
+
+    def private_lookup(self, number: str, prefix_digits: int = DEFAULT_PREFIX_DIGITS, region: str = "US") -> PrivateAnswer:
+        """Look ``number`` up without telling the exchange which number it is:
+        only the first ``prefix_digits`` hex digits of its hash leave this process.
+        Fewer digits hide the number among more others and cost more data."""
+        e164 = normalize(number, region)
+        full = number_hash(e164)
+        response = self.prefix_lookup(full[:prefix_digits])
+        match = next((e for e in response.entries if e.number_hash == full), None)
+        return PrivateAnswer(e164, match, len(response.entries), response.prefix_bits)
 
     # --- publish -----------------------------------------------------------------
     def publish(self, tokens: Sequence[str]) -> list[publish_pb2.ItemResult]:

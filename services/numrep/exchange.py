@@ -30,6 +30,7 @@ from numrep.core.errors import (
 )
 from numrep.core.model import Action, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
+from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import Reconciler, RoleWeightedReconciler
 from numrep.core.roles import allowed
@@ -57,6 +58,7 @@ class Limits:
     max_batch_id: int = 128
     default_chunk: int = 500
     max_chunk: int = 5000
+    max_bucket: int = 5000
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,16 @@ class Exchange:
             except InvalidNumber as exc:
                 results.append(exc)
         return results
+
+    def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:
+        """Every listed verdict in the hash bucket named by ``prefix`` (see
+        ``numrep.core.privacy``), and the prefix length in bits."""
+        low, high = prefix_range(prefix)
+        limit = self.config.limits.max_bucket
+        verdicts = self.store.listed_in_hash_range(low, high, limit + 1)
+        if len(verdicts) > limit:
+            raise TooLarge(f"bucket {prefix!r} holds more than {limit} listed numbers; send a longer prefix", "bucket_too_large")
+        return verdicts, 4 * len(prefix.strip())
 
     def unknown_verdict(self, number: str) -> Verdict:
         now = self.clock()

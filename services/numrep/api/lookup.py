@@ -3,7 +3,8 @@ from __future__ import annotations
 import grpc
 
 from numrep.api.auth import run_blocking
-from numrep.api.convert import verdict_to_pb
+from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
+from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
 from numrep.exchange import Exchange
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -31,3 +32,21 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
             else:
                 item.verdict.CopyFrom(verdict_to_pb(result))
         return response
+
+    async def PrefixLookup(
+        self, request: lookup_pb2.PrefixLookupRequest, context: grpc.aio.ServicerContext
+    ) -> lookup_pb2.PrefixLookupResponse:
+        verdicts, bits = await run_blocking(self._exchange.prefix_lookup, request.hash_prefix)
+        return lookup_pb2.PrefixLookupResponse(
+            entries=[
+                lookup_pb2.PrefixEntry(
+                    number_hash=number_hash(v.number),
+                    action=ACTION_TO_PB[v.action],
+                    category=v.category,
+                    spam_probability=v.spam_probability,
+                    expires_at=timestamp(v.expires_at),
+                )
+                for v in verdicts
+            ],
+            prefix_bits=bits,
+        )

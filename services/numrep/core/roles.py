@@ -10,6 +10,7 @@ ALL_ROLES = frozenset(Role)
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "LookupService/Lookup": ALL_ROLES,
     "LookupService/BatchLookup": ALL_ROLES,
+    "LookupService/PrefixLookup": ALL_ROLES,
     "PublishService/Publish": ALL_ROLES,
     "PublishService/Retract": ALL_ROLES,
     "FlagsService/SubmitFlags": frozenset({Role.APP_VENDOR}),

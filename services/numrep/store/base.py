@@ -113,6 +113,11 @@ class Store(ABC):
         position ``after`` (``""`` = first page). Returns the page and the position
         to continue from, ``""`` when there is nothing more."""
 
+    @abstractmethod
+    def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
+        """Listed verdicts whose ``numrep.core.privacy.hash32`` of the number lies
+        in [low, high], at most ``limit``, in hash order (privacy-preserving lookup)."""
+
     # --- lifecycle -------------------------------------------------------------
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` when the store cannot answer."""

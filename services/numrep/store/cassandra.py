@@ -27,6 +27,7 @@ from cassandra.util import max_uuid_from_time, uuid_from_time
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.privacy import hash32
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_schema import migrate
 from numrep.store.codec import verdict_from_json, verdict_to_json
@@ -178,6 +179,9 @@ class CassandraStore(Store):
         self._listed_insert = prep("INSERT INTO {ks}.listed_by_bucket (bucket, number) VALUES (?, ?)")
         self._listed_delete = prep("DELETE FROM {ks}.listed_by_bucket WHERE bucket = ? AND number = ?")
         self._listed_page = prep("SELECT number FROM {ks}.listed_by_bucket WHERE bucket = ? AND number > ? LIMIT ?")
+        self._hash_insert = prep("INSERT INTO {ks}.listed_by_hash (prefix8, hash32, number) VALUES (?, ?, ?)")
+        self._hash_delete = prep("DELETE FROM {ks}.listed_by_hash WHERE prefix8 = ? AND hash32 = ? AND number = ?")
+        self._hash_range = prep("SELECT number FROM {ks}.listed_by_hash WHERE prefix8 = ? AND hash32 >= ? AND hash32 <= ? LIMIT ?")
         self._change_insert = prep("INSERT INTO {ks}.changes_by_bucket (bucket, change_id, number, removed_label_id) VALUES (?, ?, ?, ?)")
         self._feed_bucket_insert = prep("INSERT INTO {ks}.feed_buckets (shard, bucket) VALUES (?, ?)")
         self._feed_buckets_from = prep("SELECT bucket FROM {ks}.feed_buckets WHERE shard = ? AND bucket >= ? AND bucket <= ?")
@@ -311,6 +315,8 @@ class CassandraStore(Store):
             batch.add(self._verdict_upsert, (verdict.number, verdict.is_listed, verdict_to_json(verdict)))
             listed = self._listed_insert if verdict.is_listed else self._listed_delete
             batch.add(listed, (_listed_bucket(verdict.number), verdict.number))
+            prefix = hash32(verdict.number)
+            batch.add(self._hash_insert if verdict.is_listed else self._hash_delete, (prefix >> 24, prefix, verdict.number))
             buckets = set()
             for label_id in list(removed) or [""]:
                 change_id = uuid.uuid1()
@@ -367,6 +373,18 @@ class CassandraStore(Store):
             return page, ""
         last_bucket, last_number = numbers[-1]
         return page, f"{last_bucket}:{last_number}"
+
+
+    @_mapped
+    def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
+        numbers: list[str] = []
+        for partition in range(low >> 24, (high >> 24) + 1):
+            rows = self._session.execute(self._hash_range, (partition, low, high, limit - len(numbers)))
+            numbers += [r.number for r in rows]
+            if len(numbers) >= limit:
+                break
+        verdicts = [self.get_verdict(n) for n in numbers]
+        return [v for v in verdicts if v is not None and v.is_listed]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
+from numrep.core.privacy import hash32
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.codec import from_epoch_ms, to_epoch_ms, verdict_from_json, verdict_to_json
@@ -40,8 +41,9 @@ CREATE TABLE IF NOT EXISTS flag_batches (
     app_id TEXT NOT NULL, batch_id TEXT NOT NULL, received_at INTEGER NOT NULL,
     PRIMARY KEY (app_id, batch_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verdicts (
-    number TEXT PRIMARY KEY, listed INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+    number TEXT PRIMARY KEY, listed INTEGER NOT NULL, body TEXT NOT NULL, hash32 INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS listed_numbers ON verdicts(number) WHERE listed = 1;
+CREATE INDEX IF NOT EXISTS listed_by_hash ON verdicts(hash32) WHERE listed = 1;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL,
     removed_label_id TEXT NOT NULL DEFAULT '', at INTEGER NOT NULL);
@@ -255,9 +257,9 @@ class SqliteStore(Store):
         with self._write() as db:
             for verdict, removed_label_ids in updates:
                 db.execute(
-                    "INSERT INTO verdicts (number, listed, body) VALUES (?, ?, ?)"
+                    "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
-                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict)),
+                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict), hash32(verdict.number)),
                 )
                 at = to_epoch_ms(verdict.computed_at)
                 db.executemany(
@@ -285,6 +287,14 @@ class SqliteStore(Store):
         ).fetchall()
         page = [(verdict_from_json(body), list(self.evidence(number).labels)) for number, body in rows]
         return page, (rows[-1][0] if len(rows) == limit else "")
+
+
+    def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
+        rows = self._db().execute(
+            "SELECT body FROM verdicts WHERE listed = 1 AND hash32 BETWEEN ? AND ? ORDER BY hash32, number LIMIT ?",
+            (low, high, limit),
+        ).fetchall()
+        return [verdict_from_json(body) for (body,) in rows]
 
 
 _LABEL_COLUMNS = "id, issuer, number, category, confidence, issued_at, expires_at, token, evidence"

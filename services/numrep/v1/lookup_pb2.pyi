@@ -49,3 +49,31 @@ class BatchLookupResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[BatchLookupResult]
     def __init__(self, results: _Optional[_Iterable[_Union[BatchLookupResult, _Mapping]]] = ...) -> None: ...
+
+class PrefixLookupRequest(_message.Message):
+    __slots__ = ("hash_prefix",)
+    HASH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    hash_prefix: str
+    def __init__(self, hash_prefix: _Optional[str] = ...) -> None: ...
+
+class PrefixEntry(_message.Message):
+    __slots__ = ("number_hash", "action", "category", "spam_probability", "expires_at")
+    NUMBER_HASH_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SPAM_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    number_hash: str
+    action: _common_pb2.Action
+    category: str
+    spam_probability: float
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, number_hash: _Optional[str] = ..., action: _Optional[_Union[_common_pb2.Action, str]] = ..., category: _Optional[str] = ..., spam_probability: _Optional[float] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PrefixLookupResponse(_message.Message):
+    __slots__ = ("entries", "prefix_bits")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_BITS_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[PrefixEntry]
+    prefix_bits: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[PrefixEntry, _Mapping]]] = ..., prefix_bits: _Optional[int] = ...) -> None: ...

@@ -46,6 +46,11 @@ class LookupServiceStub:
                 request_serializer=numrep_dot_v1_dot_lookup__pb2.BatchLookupRequest.SerializeToString,
                 response_deserializer=numrep_dot_v1_dot_lookup__pb2.BatchLookupResponse.FromString,
                 _registered_method=True)
+        self.PrefixLookup = channel.unary_unary(
+                '/numrep.v1.LookupService/PrefixLookup',
+                request_serializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.SerializeToString,
+                response_deserializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.FromString,
+                _registered_method=True)
 
 
 class LookupServiceServicer:
@@ -65,6 +70,14 @@ class LookupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrefixLookup(self, request, context):
+        """Privacy-preserving lookup: send the first hex digits of SHA-256("numrep-v1:" + E.164),
+        receive every listed number in that bucket as full hashes, match locally.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookupServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_LookupServiceServicer_to_server(servicer, server):
                     servicer.BatchLookup,
                     request_deserializer=numrep_dot_v1_dot_lookup__pb2.BatchLookupRequest.FromString,
                     response_serializer=numrep_dot_v1_dot_lookup__pb2.BatchLookupResponse.SerializeToString,
+            ),
+            'PrefixLookup': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrefixLookup,
+                    request_deserializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.FromString,
+                    response_serializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +152,33 @@ class LookupService:
             '/numrep.v1.LookupService/BatchLookup',
             numrep_dot_v1_dot_lookup__pb2.BatchLookupRequest.SerializeToString,
             numrep_dot_v1_dot_lookup__pb2.BatchLookupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrefixLookup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/numrep.v1.LookupService/PrefixLookup',
+            numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.SerializeToString,
+            numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
