@@ -4,7 +4,6 @@ background event loop, a registered federation, and clients for it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Iterator
@@ -15,10 +14,9 @@ from numrep.config import ServerConfig
 from numrep.core.model import Role
 from numrep.server import RunningServer, start_server
 from numrep.signing.keys import Identity, generate_identity
-from numrep.v1 import common_pb2
 from numrep_client import ExchangeClient
 
-from support import RawCaller
+from numrep_testkit import ROLE_PB, RawCaller, public_jwk_text
 
 
 class LoopThread:
@@ -59,18 +57,6 @@ def server(loop_thread: LoopThread, tmp_path) -> Iterator[RunningServer]:
     running = loop_thread.run(start_server(ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange")))
     yield running
     loop_thread.run(running.stop(0))
-
-
-def public_jwk_text(identity: Identity) -> str:
-    return json.dumps(identity.public_jwk())
-
-
-ROLE_PB = {
-    Role.CARRIER: common_pb2.ROLE_CARRIER,
-    Role.HANDSET_VENDOR: common_pb2.ROLE_HANDSET_VENDOR,
-    Role.APP_VENDOR: common_pb2.ROLE_APP_VENDOR,
-    Role.REGULATOR: common_pb2.ROLE_REGULATOR,
-}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from numrep.core.roles import PERMISSIONS, allowed
 from numrep.signing.tokens import mint_token
 from numrep.v1 import registry_pb2
 
-from support import ALL_RPCS, bearer
+from numrep_testkit import ALL_RPCS, bearer
 
 CELLS = [pytest.param(rpc, role, id=f"{rpc}-{role.value}") for rpc in PERMISSIONS for role in Role]
 

@@ -4,3 +4,11 @@ from numrep_client._client import ExchangeClient, ExchangeError, FlagToSend, Pri
 from numrep_client._handset import HandsetLabelStore, KeyDirectory, SyncReport, sync_handset
 
 __all__ = ["ExchangeClient", "ExchangeError", "FlagToSend", "PrivateAnswer", "HandsetLabelStore", "KeyDirectory", "SyncReport", "sync_handset"]
+
+from numrep_client._app import AppFlagClient, FlushReport, InvalidFlag, QueuedFlag, SealedBatch, pseudonymize
+from numrep_client._breaker import CircuitBreaker, NullBreaker
+from numrep_client._carrier import AsyncCarrierClient, CallDecision, CarrierClient, CarrierStats, InvalidNumberError, LatencySummary, VerdictCache
+
+__all__ += ["AppFlagClient", "FlushReport", "InvalidFlag", "QueuedFlag", "SealedBatch", "pseudonymize"]
+__all__ += ["CircuitBreaker", "NullBreaker"]
+__all__ += ["AsyncCarrierClient", "CallDecision", "CarrierClient", "CarrierStats", "InvalidNumberError", "LatencySummary", "VerdictCache"]

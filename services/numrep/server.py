@@ -11,6 +11,7 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from numrep.api.auth import ExchangeInterceptor
 from numrep.api.flags import FlagsServicer
@@ -24,6 +25,8 @@ from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
 from numrep.signing.tokens import TokenPolicy
 from numrep.store import Store, open_store
+from numrep.telemetry import Telemetry
+from numrep.telemetry.store import TracedStore
 from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
 
@@ -58,25 +61,31 @@ class RunningServer:
             self.store.close()
 
 
-def build_exchange(config: ServerConfig, store: Store | None = None) -> Exchange:
+def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: Telemetry | None = None) -> Exchange:
     store = store or open_store(config.store, config.data_dir)
+    if telemetry is not None:
+        store = TracedStore(store, telemetry, "cassandra" if config.store.startswith("cassandra") else "sqlite")
     exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience))
     return Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config)
 
 
-async def start_server(config: ServerConfig, exchange: Exchange | None = None) -> RunningServer:
+async def start_server(
+    config: ServerConfig, exchange: Exchange | None = None, telemetry: Telemetry | None = None
+) -> RunningServer:
     """Start the configured services. A server given an ``exchange`` leaves its store open on stop."""
+    telemetry = telemetry or Telemetry.disabled()
     owns_store = exchange is None
-    exchange = exchange or build_exchange(config)
+    exchange = exchange or build_exchange(config, telemetry=telemetry if telemetry.enabled else None)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
     ]
-    server = grpc.aio.server(interceptors=[ExchangeInterceptor(exchange)], options=options)
+    interceptors = [aio_server_interceptor(tracer_provider=telemetry.tracer_provider), ExchangeInterceptor(exchange, telemetry)]
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     names = []
     for name in config.services:
         module, service, servicer, add = _SERVICES[name]
-        add(servicer(exchange), server)
+        add(servicer(exchange, telemetry), server)
         names.append(module.DESCRIPTOR.services_by_name[service].full_name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -110,9 +119,11 @@ async def _watch_store(running: RunningServer) -> None:
         await _set_health(running)
 
 
-async def serve_forever(config: ServerConfig, announce: Callable[[RunningServer], None] | None = None) -> None:
+async def serve_forever(
+    config: ServerConfig, announce: Callable[[RunningServer], None] | None = None, telemetry: Telemetry | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then let in-flight calls finish (grace period)."""
-    running = await start_server(config)
+    running = await start_server(config, telemetry=telemetry)
     log.info("numrep serving %s on %s", ",".join(config.services), running.address)
     if announce is not None:
         announce(running)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from numrep.api.errors import status_for
 from numrep.core.errors import NumrepError
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
+from numrep.telemetry import Telemetry
 
 log = logging.getLogger("numrep.api")
 
@@ -38,8 +42,9 @@ def bearer_token(metadata: Any) -> str | None:
 
 
 class ExchangeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry | None = None) -> None:
         self._exchange = exchange
+        self._telemetry = telemetry or Telemetry.disabled()
 
     async def intercept_service(
         self,
@@ -66,17 +71,24 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> Participant:
+        span = trace.get_current_span()
+        span.set_attribute("numrep.rpc", rpc)
         participant = self._exchange.authenticate(bearer_token(context.invocation_metadata()))
+        span.set_attribute("numrep.participant", participant.id)
+        span.set_attribute("numrep.role", participant.role.value)
         self._exchange.authorize(rpc, participant)
         return participant
 
     def _unary(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
             try:
                 _participant.set(self._admit(rpc, context))
                 return await behavior(request, context)
             except NumrepError as exc:
-                await _abort(rpc, context, exc)
+                await self._abort(rpc, context, exc)
+            finally:
+                self._telemetry.rpc_duration.record((time.perf_counter() - started) * 1000, {"rpc": rpc})
 
         return wrapper
 
@@ -87,15 +99,21 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
                 async for item in behavior(request, context):
                     yield item
             except NumrepError as exc:
-                await _abort(rpc, context, exc)
+                await self._abort(rpc, context, exc)
 
         return wrapper
 
-
-async def _abort(rpc: str, context: grpc.aio.ServicerContext, exc: NumrepError) -> None:
-    code = status_for(exc)
-    log.info("rpc refused", extra={"rpc": rpc, "status": code.name, "reason": exc.reason})
-    await context.abort(code, exc.message)
+    async def _abort(self, rpc: str, context: grpc.aio.ServicerContext, exc: NumrepError) -> None:
+        code = status_for(exc)
+        log.info("rpc refused", extra={"rpc": rpc, "status": code.name, "reason": exc.reason})
+        self._telemetry.rpc_refused.add(1, {"rpc": rpc, "status": code.name, "reason": exc.reason})
+        span = trace.get_current_span()
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_attribute("numrep.reason", exc.reason)
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {exc.reason}"))
+        # The message may quote the caller's input (a phone number); the OpenTelemetry
+        # context proxy would copy it into the span, so abort on the context it wraps.
+        await getattr(context, "__wrapped__", context).abort(code, exc.message)
 
 
 async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:

@@ -5,12 +5,14 @@ import grpc
 from numrep.api.auth import current_participant, run_blocking
 from numrep.api.convert import from_timestamp, outcome_to_pb
 from numrep.exchange import Exchange, FlagInput
+from numrep.telemetry import Telemetry
 from numrep.v1 import flags_pb2, flags_pb2_grpc
 
 
 class FlagsServicer(flags_pb2_grpc.FlagsServiceServicer):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
+        self._telemetry = telemetry
 
     async def SubmitFlags(self, request: flags_pb2.FlagBatch, context: grpc.aio.ServicerContext) -> flags_pb2.FlagBatchResult:
         flags = [
@@ -18,6 +20,8 @@ class FlagsServicer(flags_pb2_grpc.FlagsServiceServicer):
             for f in request.flags
         ]
         outcomes, replayed = await run_blocking(self._exchange.submit_flags, current_participant(), request.batch_id, flags)
+        for o in outcomes:
+            self._telemetry.flags.add(1, {"status": o.status, "reason": o.reason})
         return flags_pb2.FlagBatchResult(
             results=[outcome_to_pb(o) for o in outcomes],
             accepted=sum(o.status == "accepted" for o in outcomes),

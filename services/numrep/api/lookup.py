@@ -1,21 +1,31 @@
 from __future__ import annotations
 
+import time
+
 import grpc
+from opentelemetry import trace
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
 from numrep.exchange import Exchange
+from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
 
 class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
+        self._telemetry = telemetry
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
+        started = time.perf_counter()
         verdict = await run_blocking(self._exchange.lookup, request.number)
+        action = verdict.action.value
+        trace.get_current_span().set_attribute("numrep.verdict.action", action)
+        self._telemetry.verdicts.add(1, {"action": action})
+        self._telemetry.lookup_duration.record((time.perf_counter() - started) * 1000)
         return verdict_to_pb(verdict)
 
     async def BatchLookup(
@@ -31,6 +41,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
                 item.error_message = result.message
             else:
                 item.verdict.CopyFrom(verdict_to_pb(result))
+                self._telemetry.verdicts.add(1, {"action": result.action.value})
         return response
 
     async def PrefixLookup(

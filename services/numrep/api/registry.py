@@ -6,12 +6,14 @@ from numrep.api.auth import current_participant, run_blocking
 from numrep.api.convert import ROLE_FROM_PB, participant_to_pb
 from numrep.core.errors import InvalidArgument
 from numrep.exchange import Exchange
+from numrep.telemetry import Telemetry
 from numrep.v1 import registry_pb2, registry_pb2_grpc
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
+        self._telemetry = telemetry
 
     async def ListParticipants(self, request, context):  # type: ignore[no-untyped-def]
         participants = await run_blocking(self._exchange.list_participants)

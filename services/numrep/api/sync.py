@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import AsyncIterator
 
 import grpc
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import sync_entry_to_pb
+from numrep.core.model import SyncPage
 from numrep.exchange import Exchange
+from numrep.telemetry import Telemetry
 from numrep.v1 import sync_pb2, sync_pb2_grpc
 
 
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
+        self._telemetry = telemetry
 
     async def Sync(self, request: sync_pb2.SyncRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.SyncChunk]:
         pages = await run_blocking(self._exchange.sync, request.cursor, request.chunk_size)
@@ -20,9 +24,19 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             page = await run_blocking(next, pages, None)
             if page is None:
                 return
+            self._record(page)
             yield sync_pb2.SyncChunk(
                 entries=[sync_entry_to_pb(e) for e in page.entries],
                 cursor=page.cursor,
                 snapshot=page.snapshot,
                 caught_up=page.caught_up,
             )
+
+    def _record(self, page: "SyncPage") -> None:
+        phase = "snapshot" if page.snapshot else "delta"
+        self._telemetry.sync_chunks.add(1, {"phase": phase})
+        now = datetime.now(timezone.utc)
+        for entry in page.entries:
+            self._telemetry.sync_entries.add(1, {"phase": phase, "kind": "tombstone" if entry.tombstone else "upsert"})
+            if not page.snapshot and entry.verdict is not None:
+                self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))

@@ -151,6 +151,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=os.environ.get("NUMREP_STORE", "sqlite"),
                    help="'sqlite' (embedded, default) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE")
     p.add_argument("--region", default=os.environ.get("NUMREP_REGION", "US"), help="region for numbers without +country (default US)")
+    p.add_argument("--telemetry", choices=["off", "console"], default=os.environ.get("NUMREP_TELEMETRY", "off"),
+                   help="console: print spans and metrics (OTLP export follows the standard OTEL_* variables)")
+    p.add_argument("--metrics-port", type=int, default=_env_int("NUMREP_METRICS_PORT"), help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("NUMREP_LOG_FORMAT", "text"))
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -165,6 +169,19 @@ def _admin_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get("NUMREP_SERVER"), help="act over gRPC on this exchange instead")
     p.add_argument("--identity", type=Path, default=_env_path("NUMREP_IDENTITY"), help="identity file for --server")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _telemetry(args: argparse.Namespace) -> Any:
+    from numrep.telemetry import TelemetryConfig, setup_telemetry
+    from numrep.telemetry.logs import configure_logging
+
+    configure_logging(logging.INFO if args.verbose or args.log_format == "json" else logging.WARNING, args.log_format == "json")
+    return setup_telemetry(TelemetryConfig(console=args.telemetry == "console", metrics_port=args.metrics_port))
 
 
 def _env_path(name: str) -> Path | None:
@@ -191,7 +208,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce(running: Any) -> None:
         print(f"numrep: serving {', '.join(config.services)} on {running.address} (store: {config.store}, data: {config.data_dir})", flush=True)
 
-    asyncio.run(serve_forever(config, announce))
+    telemetry = _telemetry(args)
+    try:
+        asyncio.run(serve_forever(config, announce, telemetry))
+    finally:
+        telemetry.shutdown()
     print("numrep: stopped", flush=True)
     return 0
 
@@ -200,7 +221,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from numrep.demo.run import run_demo
 
     config = _config(args)
-    return run_demo(config, fresh=args.fresh, numbers=args.numbers, keep_serving=not args.no_serve)
+    telemetry = _telemetry(args)
+    try:
+        return run_demo(config, fresh=args.fresh, numbers=args.numbers, keep_serving=not args.no_serve, telemetry=telemetry)
+    finally:
+        telemetry.shutdown()
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

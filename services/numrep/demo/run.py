@@ -22,6 +22,7 @@ from numrep.demo.complaints import ComplaintSet, load
 from numrep.server import RunningServer, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
+from numrep.telemetry import Telemetry
 from numrep_client import ExchangeClient, ExchangeError, FlagToSend, HandsetLabelStore, sync_handset
 
 FEDERATION = [
@@ -46,14 +47,14 @@ class Federation:
         return ExchangeClient(self.address, self.identities[participant_id])
 
 
-def run_demo(config: ServerConfig, fresh: bool, numbers: int, keep_serving: bool) -> int:
+def run_demo(config: ServerConfig, fresh: bool, numbers: int, keep_serving: bool, telemetry: Telemetry | None = None) -> int:
     if fresh and config.data_dir.exists():
         shutil.rmtree(config.data_dir)
-    return asyncio.run(_run(config, numbers, keep_serving))
+    return asyncio.run(_run(config, numbers, keep_serving, telemetry))
 
 
-async def _run(config: ServerConfig, numbers: int, keep_serving: bool) -> int:
-    running = await start_server(config)
+async def _run(config: ServerConfig, numbers: int, keep_serving: bool, telemetry: Telemetry | None) -> int:
+    running = await start_server(config, telemetry=telemetry)
     try:
         federation = await asyncio.to_thread(_set_up, running, config.data_dir)
         await asyncio.to_thread(_walkthrough, federation, config.data_dir, numbers)
@@ -180,7 +181,8 @@ def _handset_sync(federation: Federation, data_dir: Path) -> None:
 def _flags_move_a_verdict(federation: Federation, seeded: dict[str, list]) -> None:
     _heading("5. App users' flags move a verdict")
     grouped = seeded["grouped"]
-    quiet = next(n for n in reversed(seeded["chosen"]) if len(grouped[n]) == 1 and not grouped[n][0].robocall)
+    # A number only one consumer complained about and no carrier labelled (or a fresh one).
+    quiet = next((n for n in reversed(seeded["chosen"]) if len(grouped[n]) == 1 and not grouped[n][0].robocall), "+16175550106")
     with federation.client("carrier-east") as carrier, federation.client("app-callguard") as app:
         before = carrier.lookup(quiet)
         print("  before:\n" + _indent(verdict_text(before)))

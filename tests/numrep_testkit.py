@@ -17,10 +17,11 @@ import grpc
 from google.protobuf import message_factory
 from jwt.algorithms import get_default_algorithms
 
+from numrep.core.model import Role
 from numrep.signing.keys import Identity
 from numrep.signing.labels import LABEL_TYPE
 from numrep.signing.tokens import DEFAULT_AUDIENCE, TOKEN_TYPE
-from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
+from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 # --- numbers used across the tests (all valid US numbers) -----------------------
@@ -200,3 +201,17 @@ class RawCaller:
         except grpc.RpcError as exc:
             return Outcome(exc.code(), exc.details() or "")
         return Outcome(grpc.StatusCode.OK, "", response)
+
+
+# --- registry helpers ---------------------------------------------------------------------
+def public_jwk_text(identity: Identity) -> str:
+    """The public JWK of ``identity`` as the registry takes it (JSON text)."""
+    return json.dumps(identity.public_jwk())
+
+
+ROLE_PB = {
+    Role.CARRIER: common_pb2.ROLE_CARRIER,
+    Role.HANDSET_VENDOR: common_pb2.ROLE_HANDSET_VENDOR,
+    Role.APP_VENDOR: common_pb2.ROLE_APP_VENDOR,
+    Role.REGULATOR: common_pb2.ROLE_REGULATOR,
+}

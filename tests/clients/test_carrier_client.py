@@ -1,0 +1,367 @@
+"""CarrierClient and AsyncCarrierClient against real servers on 127.0.0.1:
+answers, cache, deadlines, fail-open, circuit breaker, batch form, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+import grpc
+import pytest
+
+from numrep.core.errors import StoreUnavailable
+from numrep.core.model import Role
+from numrep.signing.keys import generate_identity
+from numrep.v1 import lookup_pb2
+from numrep_client import AsyncCarrierClient, CarrierClient, CircuitBreaker, InvalidNumberError, NullBreaker
+
+from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock
+
+DEADLINE = 0.050
+STALL = 0.25  # how long a stalled exchange takes: far beyond the deadline
+
+
+@pytest.fixture
+def carrier(server, federation):
+    clients = []
+
+    def make(target: str | None = None, **options):
+        client = CarrierClient(target or server.address, federation.carrier, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def run_async(coro):
+    return asyncio.run(coro)
+
+
+# --- answers and cache ----------------------------------------------------------------------
+def test_check_answers_from_the_exchange_then_from_the_cache(carrier, federation, publish):
+    publish(federation.carrier, SPAM_NUMBER, "fraud.impersonation", 1.0)
+    publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
+    client = carrier()
+
+    first = client.check(SPAM_NUMBER_LOCAL)
+    assert first.source == "exchange"
+    assert first.number == SPAM_NUMBER
+    assert first.action == "block"
+    assert first.category == "fraud.impersonation"
+    assert first.spam_probability > 0.9
+    assert first.verdict is not None and first.verdict.label_count == 2
+    assert first.reason == "" and not first.failed_open
+
+    second = client.check(SPAM_NUMBER)  # another spelling of the same number shares the entry
+    assert second.source == "cache"
+    assert second.action == "block"
+    assert second.verdict.version == first.verdict.version
+
+    stats = client.stats()
+    assert (stats.checks, stats.hits, stats.misses, stats.rpcs) == (2, 1, 1, 1)
+    assert stats.fail_open_total == 0 and stats.errors == 0
+    assert stats.latency.count == 2
+    assert stats.latency_by_source["cache"].count == 1
+    assert stats.latency_by_source["exchange"].count == 1
+    assert stats.token_mint.count == 1  # one signed bearer token per RPC
+
+
+def test_unknown_numbers_are_answered_and_cached(carrier):
+    client = carrier()
+    decision = client.check(CLEAN_NUMBER)
+    assert (decision.source, decision.action, decision.category) == ("exchange", "unknown", "")
+    assert client.check(CLEAN_NUMBER).source == "cache"
+
+
+def test_context_is_accepted(carrier):
+    context = lookup_pb2.CallContext(callee="+12125550100")
+    context.call_time.FromDatetime(datetime.now(timezone.utc))
+    assert carrier().check(CLEAN_NUMBER, context).source == "exchange"
+
+
+def test_invalid_number_is_reported_not_failed_open(carrier):
+    client = carrier()
+    decision = client.check("not a number")
+    assert decision.source == "invalid"
+    assert decision.reason == "invalid_number"
+    assert decision.action == "unknown"
+    assert decision.invalid and not decision.failed_open
+    assert "not a phone number" in decision.detail
+    stats = client.stats()
+    assert stats.invalid == 1 and stats.fail_open_total == 0 and stats.rpcs == 0
+
+    strict = carrier(raise_on_invalid=True)
+    with pytest.raises(InvalidNumberError) as caught:
+        strict.check("+1 202 555")
+    assert caught.value.number == "+1 202 555"
+
+
+def test_invalid_argument_from_the_exchange_is_reported_as_invalid(carrier, status_server):
+    status_server.code = grpc.StatusCode.INVALID_ARGUMENT
+    status_server.details = "invalid phone number"
+    client = carrier(status_server.address, breaker=CircuitBreaker(failure_threshold=1))
+    decision = client.check(SPAM_NUMBER)
+    assert (decision.source, decision.reason, decision.detail) == ("invalid", "invalid_number", "invalid phone number")
+    assert client.breaker.state == "closed"  # the exchange answered: not a health failure
+    assert client.stats().errors_by_code == {"INVALID_ARGUMENT": 1}
+
+
+def test_cache_honours_the_verdict_expiry(carrier, server):
+    wall = FakeClock(time.time())
+    client = carrier(clock=wall)
+    first = client.check(CLEAN_NUMBER)
+    expires_at = first.verdict.expires_at.seconds + first.verdict.expires_at.nanos / 1e9
+    assert expires_at > wall()
+
+    wall.now = expires_at - 1
+    assert client.check(CLEAN_NUMBER).source == "cache"
+    wall.now = expires_at + 0.001
+    again = client.check(CLEAN_NUMBER)
+    assert again.source == "exchange"  # the expired entry was not used
+    stats = client.stats()
+    assert (stats.hits, stats.misses, stats.rpcs) == (1, 2, 2)
+
+
+def test_cache_is_a_bounded_lru_and_caps_ttl(carrier):
+    wall = FakeClock(time.time())
+    client = carrier(cache_size=2, clock=wall, max_ttl=10)
+    numbers = ["+12125550100", "+12125550101", "+12125550102"]
+    for number in numbers[:2]:
+        client.check(number)
+    client.check(numbers[0])  # touch: numbers[1] is now least recently used
+    client.check(numbers[2])  # evicts numbers[1]
+    assert len(client.cache) == 2
+    assert client.check(numbers[0]).source == "cache"
+    assert client.check(numbers[1]).source == "exchange"
+    wall.advance(10.5)  # beyond max_ttl, although the verdict's expiry is minutes away
+    assert client.check(numbers[1]).source == "exchange"
+
+
+def test_expired_verdicts_are_not_cached(carrier, federation, server):
+    wall = FakeClock(time.time() + 3600)  # the client's clock is past every fresh expiry
+    client = carrier(clock=wall)
+    assert client.check(CLEAN_NUMBER).source == "exchange"
+    assert client.check(CLEAN_NUMBER).source == "exchange"
+    assert len(client.cache) == 0
+
+
+# --- deadline, outage, overload -------------------------------------------------------------
+def test_deadline_is_honoured_when_the_exchange_stalls(carrier, exchange_faults):
+    client = carrier(deadline=DEADLINE, breaker=NullBreaker())
+    assert client.wait_ready()
+    exchange_faults.stall("lookup", STALL)
+    decisions = [client.check(f"+1212555{100 + i:04d}") for i in range(5)]
+    for decision in decisions:
+        assert decision.source == "fail_open" and decision.reason == "timeout"
+        assert decision.action == "unknown"
+        assert decision.latency < DEADLINE, decision.latency
+    assert client.stats().fail_opens == {"timeout": 5}
+    assert exchange_faults.calls["lookup"] >= 1  # the RPCs did reach the stalled exchange
+
+
+def test_per_call_deadline_override(carrier, exchange_faults):
+    client = carrier(deadline=1.0, breaker=NullBreaker())
+    assert client.wait_ready()
+    exchange_faults.stall("lookup", STALL)
+    decision = client.check(SPAM_NUMBER, deadline=0.03)
+    assert decision.reason == "timeout" and decision.latency < 0.03
+
+
+def test_fail_open_when_the_exchange_is_down_stays_inside_the_deadline(carrier, dead_target):
+    client = carrier(dead_target, deadline=DEADLINE, breaker=NullBreaker())
+    decisions = [client.check(SPAM_NUMBER) for _ in range(50)]
+    assert {(d.source, d.action) for d in decisions} == {("fail_open", "unknown")}
+    latencies = sorted(d.latency for d in decisions)
+    assert latencies[-1] < DEADLINE, latencies[-5:]
+    stats = client.stats()
+    # A refused connection fails at once ("unavailable"); should this test process
+    # stall for a whole deadline (GC, a neighbour's teardown), the check still
+    # returns in time, as a "timeout".
+    assert set(stats.fail_opens) <= {"unavailable", "timeout"}
+    assert stats.fail_opens.get("unavailable", 0) >= 45, stats.fail_opens
+    assert stats.fail_open_total == 50
+    assert stats.cache_entries == 0  # fail-open answers are never cached
+
+
+def test_overload_fails_open_and_counts_against_the_breaker(carrier, status_server):
+    status_server.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    client = carrier(status_server.address, breaker=CircuitBreaker(failure_threshold=2, window=60, cool_down=60))
+    first, second, third = (client.check(SPAM_NUMBER) for _ in range(3))
+    assert (first.reason, second.reason, third.reason) == ("overloaded", "overloaded", "circuit_open")
+    assert status_server.calls == 2  # the open circuit did not touch the network
+
+
+def test_unauthenticated_fails_open_without_tripping_the_breaker(server, federation):
+    stranger = generate_identity("nobody", Role.CARRIER)
+    with CarrierClient(server.address, stranger, breaker=CircuitBreaker(failure_threshold=1)) as client:
+        decision = client.check(SPAM_NUMBER)
+        assert (decision.source, decision.reason) == ("fail_open", "unauthenticated")
+        assert client.breaker.state == "closed"
+
+
+# --- circuit breaker ------------------------------------------------------------------------------
+def test_breaker_opens_after_failures_and_closes_when_the_exchange_is_back(server, federation, spare_server):
+    monotonic = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, window=10, cool_down=5, clock=monotonic)
+    client = CarrierClient(spare_server.address, federation.carrier, breaker=breaker, cache_size=0)
+    try:
+        assert client.check(SPAM_NUMBER).source == "exchange"
+
+        spare_server.stop()  # outage
+        failed = [client.check(SPAM_NUMBER) for _ in range(3)]
+        assert [d.reason for d in failed] == ["unavailable"] * 3
+        assert breaker.state == "open"
+
+        rpcs_before = client.stats().rpcs
+        short = [client.check(SPAM_NUMBER) for _ in range(20)]
+        assert {d.reason for d in short} == {"circuit_open"}
+        assert client.stats().rpcs == rpcs_before  # no token minted, no RPC sent
+        assert max(d.latency for d in short) < 0.01
+
+        spare_server.start()  # the exchange is back on the same port
+        assert client.wait_ready(5.0)
+        monotonic.advance(4.9)
+        assert client.check(SPAM_NUMBER).reason == "circuit_open"  # still cooling down
+        monotonic.advance(0.1)
+        assert breaker.state == "half_open"
+        trial = client.check(SPAM_NUMBER)
+        assert trial.source == "exchange"
+        assert breaker.state == "closed"
+        assert client.check(SPAM_NUMBER).source == "exchange"
+        assert breaker.snapshot().opened == 1
+    finally:
+        client.close()
+
+
+def test_breaker_reopens_when_the_trial_fails(carrier, dead_target):
+    monotonic = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, window=10, cool_down=5, clock=monotonic)
+    client = carrier(dead_target, breaker=breaker)
+    client.check(SPAM_NUMBER)
+    client.check(SPAM_NUMBER)
+    assert breaker.state == "open"
+    monotonic.advance(5)
+    assert client.check(SPAM_NUMBER).reason == "unavailable"  # the trial went out and failed
+    assert breaker.state == "open"
+    assert client.check(SPAM_NUMBER).reason == "circuit_open"
+    assert breaker.snapshot().opened == 2
+
+
+# --- batch form ------------------------------------------------------------------------------------
+def test_check_many_uses_the_cache_and_one_batch_lookup_for_the_misses(carrier, federation, publish):
+    publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
+    client = carrier()
+    assert client.check(CLEAN_NUMBER).source == "exchange"  # now cached
+    numbers = [SPAM_NUMBER_LOCAL, "garbage", CLEAN_NUMBER, "+12125550100", SPAM_NUMBER]
+    client.reset_stats()
+    decisions = client.check_many(numbers)
+    assert [d.number for d in decisions] == [SPAM_NUMBER, "garbage", CLEAN_NUMBER, "+12125550100", SPAM_NUMBER]
+    assert [d.source for d in decisions] == ["exchange", "invalid", "cache", "exchange", "exchange"]
+    assert decisions[0].action == "block" and decisions[0].category == "fraud.impersonation"
+    assert decisions[1].reason == "invalid_number"
+    assert len({d.latency for d in decisions}) == 1  # each carries the batch latency
+    stats = client.stats()
+    assert stats.rpcs == 1 and stats.checks == 5 and stats.batch_latency.count == 1
+
+    again = client.check_many(numbers)
+    assert [d.source for d in again] == ["cache", "invalid", "cache", "cache", "cache"]
+    assert client.stats().rpcs == 1
+
+
+def test_check_many_splits_into_requests_of_batch_size(carrier):
+    client = carrier(batch_size=2)
+    numbers = [f"+1212555{100 + i:04d}" for i in range(5)]
+    decisions = client.check_many(numbers)
+    assert [d.source for d in decisions] == ["exchange"] * 5
+    assert client.stats().rpcs == 3
+
+
+def test_check_many_fails_open_on_outage_and_stall(carrier, dead_target, exchange_faults):
+    down = carrier(dead_target, breaker=NullBreaker())
+    decisions = down.check_many([SPAM_NUMBER, "nonsense", CLEAN_NUMBER])
+    assert [(d.source, d.reason) for d in decisions] == [
+        ("fail_open", "unavailable"), ("invalid", "invalid_number"), ("fail_open", "unavailable")]
+    assert decisions[0].latency < DEADLINE
+
+    slow = carrier(deadline=DEADLINE, breaker=NullBreaker())
+    assert slow.wait_ready()
+    exchange_faults.stall("batch_lookup", STALL)
+    decisions = slow.check_many([SPAM_NUMBER, CLEAN_NUMBER])
+    assert {(d.source, d.reason) for d in decisions} == {("fail_open", "timeout")}
+    assert decisions[0].latency < DEADLINE
+
+
+def test_check_many_reports_per_entry_errors_and_server_errors(carrier, exchange_faults):
+    def store_down(call: int) -> None:
+        raise StoreUnavailable("store down")
+
+    exchange_faults.wrap("batch_lookup", before=store_down)
+    client = carrier(breaker=CircuitBreaker(failure_threshold=1, cool_down=60))
+    decisions = client.check_many([SPAM_NUMBER, CLEAN_NUMBER])
+    assert {d.reason for d in decisions} == {"unavailable"}
+    assert client.breaker.state == "open"
+    assert {d.reason for d in client.check_many(["+12125550177"])} == {"circuit_open"}
+
+
+# --- asyncio -----------------------------------------------------------------------------------------
+def test_async_client_answers_caches_and_batches(server, federation, publish):
+    publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
+
+    async def scenario():
+        async with AsyncCarrierClient(server.address, federation.carrier) as client:
+            assert await client.wait_ready()
+            first = await client.check(SPAM_NUMBER_LOCAL)
+            second = await client.check(SPAM_NUMBER)
+            invalid = await client.check("garbage")
+            many = await client.check_many([CLEAN_NUMBER, SPAM_NUMBER, "x"])
+            return first, second, invalid, many, client.stats()
+
+    first, second, invalid, many, stats = run_async(scenario())
+    assert (first.source, first.action, first.number) == ("exchange", "block", SPAM_NUMBER)
+    assert second.source == "cache"
+    assert (invalid.source, invalid.reason) == ("invalid", "invalid_number")
+    assert [d.source for d in many] == ["exchange", "cache", "invalid"]
+    assert stats.rpcs == 2 and stats.hits == 2
+
+
+def test_async_client_honours_the_deadline_when_the_exchange_stalls(server, federation, exchange_faults):
+    async def scenario():
+        async with AsyncCarrierClient(server.address, federation.carrier, deadline=DEADLINE, breaker=NullBreaker()) as client:
+            assert await client.wait_ready()
+            exchange_faults.stall("lookup", STALL)
+            single = [await client.check(f"+1212555{200 + i:04d}") for i in range(3)]
+            return single, client.stats()
+
+    decisions, stats = run_async(scenario())
+    for decision in decisions:
+        assert (decision.source, decision.reason) == ("fail_open", "timeout")
+        assert decision.latency < DEADLINE, decision.latency
+    assert stats.fail_opens == {"timeout": 3}
+
+
+def test_async_client_fails_open_when_down_and_opens_the_circuit(federation, dead_target):
+    async def scenario():
+        breaker = CircuitBreaker(failure_threshold=3, cool_down=60)
+        async with AsyncCarrierClient(dead_target, federation.carrier, deadline=DEADLINE, breaker=breaker) as client:
+            decisions = [await client.check(SPAM_NUMBER) for _ in range(5)]
+            batch = await client.check_many([SPAM_NUMBER, CLEAN_NUMBER])
+            return decisions, batch
+
+    decisions, batch = run_async(scenario())
+    assert [d.reason for d in decisions] == ["unavailable"] * 3 + ["circuit_open"] * 2
+    assert max(d.latency for d in decisions) < DEADLINE
+    assert {d.reason for d in batch} == {"circuit_open"}
+
+
+def test_async_client_concurrent_checks(server, federation):
+    async def scenario():
+        # a generous deadline: this is about concurrency, not speed (the server shares this process)
+        async with AsyncCarrierClient(server.address, federation.carrier, deadline=2.0) as client:
+            numbers = [f"+1212555{300 + i:04d}" for i in range(40)]
+            return await asyncio.gather(*(client.check(n) for n in numbers))
+
+    decisions = run_async(scenario())
+    assert {d.source for d in decisions} == {"exchange"}
