@@ -19,6 +19,7 @@ percentiles come last. Stop the exchange and run it again to see fail-open.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from numrep.signing.keys import Identity
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline-ms", type=float, default=50.0, help="per-call budget in milliseconds")
     parser.add_argument("numbers", nargs="*", default=DEFAULT_NUMBERS, help="calling numbers to check")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="  [%(name)s] %(message)s")  # shows breaker transitions
 
     identity = Identity.load(args.identity)
     with CarrierClient(args.server, identity, deadline=args.deadline_ms / 1000) as client:

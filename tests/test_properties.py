@@ -15,7 +15,7 @@ from numrep.core.categories import CATEGORIES
 from numrep.core.errors import InvalidNumber
 from numrep.core.model import Action, Evidence, FlagTally, Label, Participant, Role
 from numrep.core.numbers import is_e164, normalize
-from numrep.core.reconcile import RoleWeightedReconciler
+from numrep.core.reconcile import ReconcileConfig, RoleWeightedReconciler
 
 NUMBERS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 FUZZ = settings(max_examples=400, deadline=None)
@@ -237,11 +237,6 @@ def test_adding_a_legitimate_label_never_raises_spam_probability_of_a_reported_n
     assert after.spam_probability <= before.spam_probability
 
 
-@pytest.mark.xfail(
-    reason="BUG: RoleWeightedReconciler.reconcile reports spam_probability 0.0 for a number without evidence, "
-    "below the 20% prior, so a `legitimate` label raises it (0.0 -> 0.0028 for a regulator's label)",
-    strict=True,
-)
 def test_adding_a_legitimate_label_to_a_number_nobody_reported_does_not_raise_spam_probability():
     before = reconciler().reconcile(Evidence(NUMBER), NOW)
     after = reconciler().reconcile(Evidence(NUMBER, (make_label(1, "ftc", "legitimate", 1.0, 1.0, 90.0),)), NOW)
@@ -249,11 +244,6 @@ def test_adding_a_legitimate_label_to_a_number_nobody_reported_does_not_raise_sp
     assert after.spam_probability <= before.spam_probability
 
 
-@pytest.mark.xfail(
-    reason="BUG: numrep.core.reconcile._top_category sums every vote of a category, so a participant that repeats "
-    "a label (new jti, same claim) doubles its weight in the choice of the verdict's category",
-    strict=True,
-)
 def test_a_participant_repeating_a_label_does_not_change_the_verdicts_category():
     carrier = make_label(1, "carrier-a", "marketing", 1.0, 1.0, 90.0)  # weight 0.8
     app = make_label(2, "app-a", "fraud", 1.0, 1.0, 90.0)  # weight 0.5
@@ -277,7 +267,7 @@ def test_a_verdict_is_well_formed(base):
     assert verdict.expires_at > NOW
     assert verdict.category == "" or verdict.category in CATEGORIES
     if verdict.action is Action.UNKNOWN:
-        assert verdict.spam_probability == 0.0 and verdict.category == ""
+        assert verdict.spam_probability == ReconcileConfig().prior_spam_probability and verdict.category == ""
     if verdict.action is Action.BLOCK:
         assert verdict.spam_probability >= 0.9 and verdict.confidence >= 0.6
     if verdict.action in (Action.WARN, Action.BLOCK):

@@ -116,7 +116,6 @@ def test_a_label_expiring_first_bounds_how_long_the_verdict_may_be_cached(federa
     assert expires <= clock() + timedelta(minutes=2)
 
 
-@pytest.mark.xfail(reason=BUG_STALE_VERDICT, strict=True)
 def test_a_label_past_its_expiry_no_longer_counts_in_lookup(federation, connect, clock):
     carrier = connect(federation.carrier)
     publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", issued_at=clock(), lifetime=timedelta(days=1)))
@@ -129,7 +128,6 @@ def test_a_label_past_its_expiry_no_longer_counts_in_lookup(federation, connect,
     assert list(verdict.contributions) == []
 
 
-@pytest.mark.xfail(reason=BUG_STALE_VERDICT, strict=True)
 def test_lookup_never_answers_with_a_verdict_already_past_its_expiry(federation, connect, clock):
     carrier = connect(federation.carrier)
     publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", issued_at=clock()))
@@ -140,7 +138,6 @@ def test_lookup_never_answers_with_a_verdict_already_past_its_expiry(federation,
     assert verdict.expires_at.ToDatetime(tzinfo=timezone.utc) > clock()
 
 
-@pytest.mark.xfail(reason=BUG_STALE_VERDICT, strict=True)
 def test_a_number_whose_only_label_expired_is_not_in_the_sync_snapshot(federation, connect, clock):
     publish_one(connect(federation.carrier), sign_label(federation.carrier, NUMBER, "fraud", issued_at=clock(), lifetime=timedelta(days=1)))
 

@@ -183,8 +183,9 @@ class AppFlagClient:
         rng: Callable[[], float] = random.random,
         client: ExchangeClient | None = None,
     ) -> None:
-        if not isinstance(pseudonym_key, bytes) or len(pseudonym_key) < 16:
+        if not isinstance(pseudonym_key, (bytes, bytearray, memoryview)) or len(pseudonym_key) < 16:
             raise ValueError("pseudonym_key must be at least 16 bytes")
+        pseudonym_key = bytes(pseudonym_key)
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         if max_retries < 0:
@@ -403,6 +404,7 @@ class _Spool:
 
     def __init__(self, path: Path, participant_id: str, fingerprint: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)  # pseudonyms are still personal data: owner-only
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

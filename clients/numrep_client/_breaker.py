@@ -21,11 +21,14 @@ the same breaker also serves asyncio code.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
+
+log = logging.getLogger("numrep_client.breaker")
 
 CLOSED = "closed"
 OPEN = "open"
@@ -116,6 +119,8 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """The call got an answer: close the breaker and forget past failures."""
         with self._lock:
+            if self._state != CLOSED:
+                log.warning("circuit closed: the trial call succeeded")
             self._failures.clear()
             self._state = CLOSED
             self._trial_started = None
@@ -144,7 +149,10 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         """Force the breaker closed (e.g. after reconfiguring the target)."""
-        self.record_success()
+        with self._lock:
+            self._failures.clear()
+            self._state = CLOSED
+            self._trial_started = None
 
     def snapshot(self) -> BreakerSnapshot:
         with self._lock:
@@ -154,6 +162,11 @@ class CircuitBreaker:
 
     # --- internals (lock held) ---------------------------------------------------
     def _open(self, now: float) -> None:
+        if self._state == HALF_OPEN:
+            log.warning("circuit open again: the trial call failed; next trial in %.1f s", self.cool_down)
+        else:
+            log.warning("circuit open after %d consecutive failures; failing open for %.1f s",
+                        len(self._failures), self.cool_down)
         self._state = OPEN
         self._opened_at = now
         self._trial_started = None

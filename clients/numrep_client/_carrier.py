@@ -35,6 +35,10 @@ must never hold a call up. :class:`CarrierClient` (blocking, thread-safe) and
 
 The decision's ``verdict`` is the exchange's ``numrep.v1.Verdict`` message
 (shared with the cache: read it, do not modify it).
+
+Logging goes to ``numrep_client.carrier`` and ``numrep_client.breaker``
+(breaker transitions, refusals such as ``UNAUTHENTICATED``; at most one line
+per kind of problem a minute). Phone numbers are never logged.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 
 log = logging.getLogger("numrep_client.carrier")
+# A library logs, the application decides where to: without a configured handler
+# nothing is printed (configure "numrep_client" to see breaker and refusal warnings).
+logging.getLogger("numrep_client").addHandler(logging.NullHandler())
 
 DEFAULT_DEADLINE = 0.050
 DEFAULT_CACHE_SIZE = 100_000
@@ -322,6 +329,7 @@ class VerdictCache:
 
 # --- the logic both clients share --------------------------------------------------------
 MIN_RPC_BUDGET = 0.001  # below this, an RPC cannot finish in time: fail open without sending
+LOG_INTERVAL = 60.0  # seconds between log lines about the same problem
 
 
 @dataclass
@@ -382,6 +390,7 @@ class _CarrierCore:
         self._by_source = {s: LatencyRecorder() for s in (SOURCE_EXCHANGE, SOURCE_CACHE, SOURCE_FAIL_OPEN, SOURCE_INVALID)}
         self._batch_latency = LatencyRecorder()
         self._mint = LatencyRecorder()
+        self._logged: dict[str, float] = {}
 
     # --- before the network ------------------------------------------------------------
     def prepare(self, raw: str) -> CallDecision | _Pending:
@@ -446,8 +455,8 @@ class _CarrierCore:
         self.judge(code)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return CallDecision(pending.number, "unknown", "", 0.0, SOURCE_INVALID, "invalid_number", None, 0.0, details)
-        if code not in _UNHEALTHY:
-            log.warning("lookup refused by the exchange (%s); failing open", code.name)
+        if code not in _UNHEALTHY and self._should_log(code.name):
+            log.warning("lookup refused by the exchange (%s: %s); failing open", code.name, details)
         return fail_open(pending.number, _reason(code), details)
 
     def on_batch_item(self, pending: _Pending, item: lookup_pb2.BatchLookupResult) -> CallDecision:
@@ -469,7 +478,8 @@ class _CarrierCore:
         return [fail_open(p.number, reason, details) for p in pendings]
 
     def on_client_error(self, pending: _Pending, exc: BaseException) -> CallDecision:
-        log.error("carrier check failed inside the client; failing open", exc_info=exc)
+        if self._should_log(f"client:{type(exc).__name__}"):
+            log.error("carrier check failed inside the client; failing open", exc_info=exc)
         self._count_error("CLIENT_ERROR")
         return fail_open(pending.number, "client_error", f"{type(exc).__name__}: {exc}")
 
@@ -480,6 +490,17 @@ class _CarrierCore:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
+
+    def _should_log(self, key: str) -> bool:
+        """At most one log line per kind of problem per ``LOG_INTERVAL`` seconds: a
+        misconfigured client fails every call, and must not flood the log."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._logged.get(key)
+            if last is not None and now - last < LOG_INTERVAL:
+                return False
+            self._logged[key] = now
+            return True
 
     def _count_error(self, name: str) -> None:
         with self._lock:

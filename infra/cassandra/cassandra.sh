@@ -97,7 +97,7 @@ node_pids() { # every live JVM of node N: the pid file's plus any orphan found i
 
 write_config() { # node, nodes
   local n="$1" nodes="$2" dir; dir="$(node_dir "$n")"
-  mkdir -p "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs"
+  mkdir -p "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs" "$dir/triggers"
   local token_line="# one random token (single node)"
   if [ "$nodes" -gt 1 ]; then token_line="initial_token: ${TOKENS[$((n - 1))]}"; fi
   cat > "$dir/cassandra.yaml" <<YAML
@@ -165,35 +165,8 @@ YAML
 XML
 }
 
-jvm_flags() { # node
-  local n="$1" dir; dir="$(node_dir "$n")"
-  local jamm; jamm="$(ls "$LIB"/jamm-*.jar | head -1)"
-  local flags=(
-    # heap, GC: conf/jvm17-server.options (G1) and conf/jvm-server.options
-    -Xms"$HEAP" -Xmx"$HEAP" -Xss256k
-    -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1RSetUpdatingPauseTimePercent=5
-    -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
-    -XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath="$dir/logs"
-    -XX:ErrorFile="$dir/logs/hs_err_%p.log"
-    -Xlog:gc:file="$dir/logs/gc.log":time,uptime:filecount=2,filesize=10m
-    -javaagent:"$jamm"
-    -Djava.net.preferIPv4Stack=true
-    -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true
-    -Dio.netty.allocator.maxOrder=11
-    -Dchronicle.analytics.disable=true
-    -Djdk.attach.allowAttachSelf=true
-    # where things are
-    -Dcassandra.config="file://$dir/cassandra.yaml"
-    -Dlogback.configurationFile="$dir/logback.xml"
-    -Dcassandra.logdir="$dir/logs" -Dcassandra.storagedir="$dir"
-    -Dcassandra.jmx.local.port="$(jmx_port "$n")"
-    -Dcassandra-foreground=yes
-    # faster start of a test node
-    -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.unsafesystem=true
-    -Dcassandra.superuser_setup_delay_ms=0
-  )
-  local ex
+module_flags() { # Java 17 module access that Cassandra (and its tools) need: conf/jvm17-*.options
+  local ex flags=()
   for ex in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi \
             java.management/com.sun.jmx.remote.security java.rmi/sun.rmi.registry java.rmi/sun.rmi.server \
             java.sql/java.sql java.base/java.lang.ref jdk.unsupported/sun.misc \
@@ -208,6 +181,38 @@ jvm_flags() { # node
             jdk.management/com.sun.management.internal jdk.compiler/com.sun.tools.javac; do
     flags+=(--add-opens "$ex=ALL-UNNAMED")
   done
+  printf '%s\n' "${flags[@]}"
+}
+
+jvm_flags() { # node
+  local n="$1" dir; dir="$(node_dir "$n")"
+  local jamm; jamm="$(ls "$LIB"/jamm-*.jar | head -1)"
+  local flags=(
+    # heap, GC: conf/jvm17-server.options (G1) and conf/jvm-server.options
+    -Xms"$HEAP" -Xmx"$HEAP" -Xss256k
+    -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1RSetUpdatingPauseTimePercent=5
+    -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
+    -XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath="$dir/logs" -XX:+ExitOnOutOfMemoryError
+    -XX:ErrorFile="$dir/logs/hs_err_%p.log"
+    -Xlog:gc:file="$dir/logs/gc.log":time,uptime:filecount=2,filesize=10m
+    -javaagent:"$jamm"
+    -Djava.net.preferIPv4Stack=true
+    -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true
+    -Dio.netty.allocator.maxOrder=11
+    -Dchronicle.analytics.disable=true
+    -Djdk.attach.allowAttachSelf=true
+    # where things are
+    -Dcassandra.config="file://$dir/cassandra.yaml"
+    -Dlogback.configurationFile="$dir/logback.xml"
+    -Dcassandra.logdir="$dir/logs" -Dcassandra.storagedir="$dir" -Dcassandra.triggers_dir="$dir/triggers"
+    -Dcassandra.jmx.local.port="$(jmx_port "$n")"
+    -Dcassandra-foreground=yes
+    # faster start of a test node
+    -Dcassandra.skip_wait_for_gossip_to_settle=0
+    -Dcassandra.unsafesystem=true
+    -Dcassandra.superuser_setup_delay_ms=0
+  )
+  mapfile -t -O "${#flags[@]}" flags < <(module_flags)
   printf '%s\n' "${flags[@]}"
 }
 
@@ -251,9 +256,11 @@ start_node() { # node, nodes
   if [ "${NUMREP_CASSANDRA_MLOCK:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     wrap=(setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock)
   fi
-  ( cd "$dir" && setsid bash -c 'echo $$ > "$0"; exec "$@"' "$(pid_file "$n")" \
-      ${wrap[@]+"${wrap[@]}"} "$jh/bin/java" "${flags[@]}" -cp "$LIB/*" org.apache.cassandra.service.CassandraDaemon \
-      </dev/null >>"$dir/logs/stdout.log" 2>&1 & )
+  # All redirections apply to the whole background job and every step execs the next, so no
+  # shell is left holding this script's stdout/stderr (a caller reading them would never see EOF).
+  ( cd "$dir" && exec setsid bash -c 'echo $$ > "$0"; exec "$@"' "$(pid_file "$n")" \
+      ${wrap[@]+"${wrap[@]}"} "$jh/bin/java" "${flags[@]}" -cp "$LIB/*" org.apache.cassandra.service.CassandraDaemon
+  ) </dev/null >>"$dir/logs/stdout.log" 2>&1 &
   local i; for i in $(seq 50); do [ -s "$(pid_file "$n")" ] && break; sleep 0.1; done
   wait_ready "$n" "$started"
   say "node $n ready on $(node_ip "$n"):$PORT in $(( $(date +%s) - started ))s"
@@ -341,7 +348,8 @@ nodetool() {
   [ -f "$LIB/.complete" ] || die "no jars yet: run cassandra.sh fetch"
   mkdir -p "$RUN"
   # JMX local mode listens on 127.0.0.1 whatever the node's address.
-  "$jh/bin/java" -Xmx256m -XX:+UseSerialGC -Dcassandra.storagedir="$RUN" -Dcassandra.logdir="$RUN" \
+  local flags; mapfile -t flags < <(module_flags)
+  "$jh/bin/java" "${flags[@]}" -Xmx256m -XX:+UseSerialGC -Dcassandra.storagedir="$RUN" -Dcassandra.logdir="$RUN" \
     -Dlogback.configurationFile="$HERE/nodetool-logback.xml" \
     -cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$(jmx_port 1)" "$@"
 }

@@ -9,6 +9,7 @@ per-number lock and stores it, so a lookup is a single read.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -28,7 +29,7 @@ from numrep.core.errors import (
     TooLarge,
     Unauthenticated,
 )
-from numrep.core.model import Action, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
@@ -138,7 +139,24 @@ class Exchange:
     def lookup(self, raw_number: str) -> Verdict:
         number = self.normalize(raw_number)
         stored = self.store.get_verdict(number)
-        return stored if stored is not None else self.unknown_verdict(number)
+        if stored is None:
+            return self.unknown_verdict(number)
+        return self._fresh(stored)
+
+    def _fresh(self, verdict: Verdict) -> Verdict:
+        """The stored verdict, recomputed first when a label behind it has expired
+        (lazily: a lookup or sync of the number repairs it), with a cache expiry
+        that never lies in the past."""
+        now = self.clock()
+        if verdict.is_stale(now):
+            return self._recompute(verdict.number)
+        ttl = self.reconciler_ttl()
+        expires = now + ttl if verdict.valid_until is None else min(now + ttl, verdict.valid_until)
+        return dataclasses.replace(verdict, expires_at=expires) if expires > verdict.expires_at else verdict
+
+    def reconciler_ttl(self) -> timedelta:
+        config = getattr(self.reconciler, "config", None)
+        return getattr(config, "verdict_ttl", timedelta(minutes=5))
 
     def batch_lookup(self, raw_numbers: Sequence[str]) -> list[Verdict | NumrepError]:
         _check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
@@ -161,9 +179,7 @@ class Exchange:
         return verdicts, 4 * len(prefix.strip())
 
     def unknown_verdict(self, number: str) -> Verdict:
-        now = self.clock()
-        return Verdict(number, Action.UNKNOWN, "", 0.0, 0.0, (), now, now + timedelta(minutes=5),
-                       explanation="No participant has reported this number.")
+        return self.reconciler.reconcile(Evidence(number), self.clock(), previous_version=-1)
 
     # --- publish -----------------------------------------------------------------
     def publish(self, caller: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
@@ -272,7 +288,8 @@ class Exchange:
                 page, after = self.store.listed_page(after, size)
                 done = after == ""
                 next_state = {"phase": "delta", "pos": state["head"]} if done else {**state, "after": after}
-                entries = tuple(SyncEntry(v.number, v, tuple(labels)) for v, labels in page)
+                refreshed = (self._snapshot_entry(v, labels) for v, labels in page)
+                entries = tuple(e for e in refreshed if not e.tombstone)  # a snapshot holds only listed numbers
                 if entries or done:
                     yield SyncPage(entries, _encode_cursor(next_state), snapshot=True, caught_up=False)
                 if done:
@@ -293,8 +310,15 @@ class Exchange:
             position = changes[-1].position
             yield SyncPage(entries, _encode_cursor({"phase": "delta", "pos": position}), snapshot=False, caught_up=False)
 
+    def _snapshot_entry(self, verdict: Verdict, labels: list[Label]) -> SyncEntry:
+        if verdict.is_stale(self.clock()):
+            return self._entry(verdict.number, ())
+        return SyncEntry(verdict.number, verdict, tuple(labels))
+
     def _entry(self, number: str, removed: tuple[str, ...]) -> SyncEntry:
         verdict = self.store.get_verdict(number)
+        if verdict is not None and verdict.is_stale(self.clock()):
+            verdict = self._recompute(number)
         labels = self.store.evidence(number).labels if verdict is not None and verdict.is_listed else ()
         return SyncEntry(number, verdict, labels, removed)
 

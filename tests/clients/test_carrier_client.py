@@ -365,3 +365,25 @@ def test_async_client_concurrent_checks(server, federation):
 
     decisions = run_async(scenario())
     assert {d.source for d in decisions} == {"exchange"}
+
+
+def test_blocking_client_is_safe_to_share_between_threads(carrier, federation, publish):
+    from concurrent.futures import ThreadPoolExecutor
+
+    publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
+    client = carrier(deadline=2.0)  # about thread safety, not speed: the server shares this process
+    numbers = [SPAM_NUMBER, SPAM_NUMBER_LOCAL] + [f"+1212555{400 + i:04d}" for i in range(30)]
+    with ThreadPoolExecutor(8) as pool:
+        decisions = list(pool.map(client.check, numbers * 4))
+    assert not any(d.failed_open for d in decisions)
+    assert {d.action for d in decisions if d.number == SPAM_NUMBER} == {"block"}
+    stats = client.stats()
+    assert stats.checks == len(numbers) * 4 == stats.hits + stats.misses
+    assert stats.latency.count == stats.checks
+
+
+def test_wait_ready_reports_an_unreachable_exchange(carrier, dead_target):
+    client = carrier(dead_target)
+    started = time.perf_counter()
+    assert client.wait_ready(timeout=0.2) is False
+    assert time.perf_counter() - started < 1.0

@@ -270,11 +270,6 @@ class TestLabels:
     def test_add_labels_of_nothing_returns_nothing(self, store: Store) -> None:
         assert store.add_labels([]) == []
 
-    @pytest.mark.store_bug(
-        "cassandra",
-        reason="BUG: CassandraStore.add_labels upserts a DUPLICATE label into labels_by_number, so the second "
-               "version of an id replaces the stored one in evidence() (get_label still returns the first)",
-    )
     def test_a_stored_label_is_left_as_it_is_when_its_id_comes_again(self, store: Store) -> None:
         first = label("carrier/a", category="fraud.impersonation", confidence=0.9)
         second = label("carrier/a", category="legitimate", confidence=0.1, token="eyJ.other.token",
@@ -348,12 +343,6 @@ class TestLabels:
         assert store.retract_label("carrier/a", NOW) is False
 
 
-    @pytest.mark.store_bug(
-        "cassandra",
-        reason="BUG: CassandraStore.add_labels re-inserts a DUPLICATE into labels_by_number after its LWT claim; "
-               "a retract_label landing between the claim and that insert is undone, so a retracted label "
-               "(get_label None) is back in evidence() and counts in the verdict",
-    )
     def test_a_label_retracted_while_its_id_is_re_sent_stays_retracted(self, store: Store) -> None:
         # The duplicate travels with 50 new labels, as a publish batch would: that widens the race window
         # enough that a backend with the race shows it within a few trials.

@@ -119,6 +119,10 @@ class Verdict:
     explanation: str = ""
     label_count: int = 0
     flag_count: int = 0
+    valid_until: datetime | None = None  # when the first label behind it expires: recompute then
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.valid_until is not None and self.valid_until <= now
 
     @property
     def is_listed(self) -> bool:

@@ -90,8 +90,8 @@ class RoleWeightedReconciler:
         probability = _sigmoid(prior + cfg.evidence_scale * (spam_mass - legit_mass))
         confidence = 1 - math.exp(-total)
         top = _top_category(votes)
-        if total == 0:
-            action, probability, top = Action.UNKNOWN, 0.0, ""
+        if total == 0:  # no evidence: the prior, and no action either way
+            action, probability, top = Action.UNKNOWN, cfg.prior_spam_probability, ""
         elif probability >= cfg.block_at and confidence >= cfg.block_min_confidence:
             action = Action.BLOCK
         elif probability >= cfg.warn_at:
@@ -101,9 +101,8 @@ class RoleWeightedReconciler:
         if action is Action.ALLOW and legit_mass > 0:
             top = "legitimate"
 
-        expiry = now + cfg.verdict_ttl
-        if live:
-            expiry = min(expiry, min(lb.expires_at for lb in live))
+        valid_until = min((lb.expires_at for lb in live), default=None)
+        expiry = now + cfg.verdict_ttl if valid_until is None else min(now + cfg.verdict_ttl, valid_until)
         contributions = tuple(_contribution(v) for v in sorted(votes, key=lambda v: (-v.weight, v.participant, v.category, v.label_id)))
         return Verdict(
             number=evidence.number,
@@ -118,6 +117,7 @@ class RoleWeightedReconciler:
             explanation=_summary(action, top, probability, contributions),
             label_count=len(live),
             flag_count=sum(t.reporters for t in evidence.flags),
+            valid_until=valid_until,
         )
 
     def _trust(self, participant_id: str) -> tuple[Role, float]:
@@ -157,10 +157,14 @@ def _strongest_per_participant(votes: list[_Vote]) -> dict[str, float]:
 
 
 def _top_category(votes: list[_Vote]) -> str:
-    mass: dict[str, float] = {}
+    strongest: dict[tuple[str, str], float] = {}  # one vote per (participant, category): repeating adds nothing
     for vote in votes:
         if category(vote.category).is_spam:
-            mass[vote.category] = mass.get(vote.category, 0.0) + vote.weight
+            key = (vote.participant, vote.category)
+            strongest[key] = max(strongest.get(key, 0.0), vote.weight)
+    mass: dict[str, float] = {}
+    for (_, code), weight in sorted(strongest.items()):
+        mass[code] = mass.get(code, 0.0) + weight
     if not mass:
         return ""
     return min(mass, key=lambda code: (-round(mass[code], 12), code))

@@ -22,6 +22,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 from numrep.core.model import Role
 
 SIGNING_ALGORITHMS = ("ES256", "EdDSA")
+_KEY_TYPES = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}  # RFC 7518 3.4, RFC 8037
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -113,6 +114,9 @@ def parse_public_jwk(text: str) -> tuple[str, str, dict[str, Any]]:
     alg = jwk.get("alg") or {"EC": "ES256", "OKP": "EdDSA"}.get(jwk.get("kty", ""), "")
     if alg not in SIGNING_ALGORITHMS:
         raise ValueError(f"JWK algorithm {alg!r} not allowed; use ES256 or EdDSA")
+    expected = _KEY_TYPES[alg]
+    if (jwk.get("kty"), jwk.get("crv")) != expected:
+        raise ValueError(f"{alg} needs a {expected[0]} key on {expected[1]}, not kty={jwk.get('kty')!r} crv={jwk.get('crv')!r}")
     try:
         jwt.PyJWK(jwk, algorithm=alg)
     except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, ValueError) as exc:

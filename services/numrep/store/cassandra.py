@@ -164,7 +164,8 @@ class CassandraStore(Store):
         cols = "number, issuer, category, confidence, issued_at, expires_at, jws, evidence"
         self._label_claim = prep(f"INSERT INTO {{ks}}.labels_by_id (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?", False)
         self._label_by_id = prep(f"SELECT label_id, {cols}, retracted_at FROM {{ks}}.labels_by_id WHERE label_id = ?")
-        self._label_number_upsert = prep(f"INSERT INTO {{ks}}.labels_by_number (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")
+        self._label_number_upsert = prep(
+            f"INSERT INTO {{ks}}.labels_by_number (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?")
         self._labels_of_number = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number WHERE number = ?")
         self._label_retract = prep("UPDATE {ks}.labels_by_id SET retracted_at = ? WHERE label_id = ? IF retracted_at = null", False)
         self._label_number_delete = prep("DELETE FROM {ks}.labels_by_number WHERE number = ? AND label_id = ?")
@@ -233,16 +234,22 @@ class CassandraStore(Store):
     # --- labels ----------------------------------------------------------------
     @_mapped
     def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
-        rows = [(label.id, *_label_values(label), _ttl(label.expires_at)) for label in labels]
-        claims = self._concurrently(self._label_claim, rows)
-        outcomes = []
-        for claim in claims:
+        claims = self._concurrently(self._label_claim, [(lb.id, *_label_values(lb), _ttl(lb.expires_at)) for lb in labels])
+        outcomes, evidence_rows = [], []
+        for label, claim in zip(labels, claims):
             if claim.applied:
                 outcomes.append(AddOutcome.ADDED)
+                stored = label
+            elif claim.retracted_at is not None:
+                outcomes.append(AddOutcome.RETRACTED)
+                continue
             else:
-                outcomes.append(AddOutcome.RETRACTED if claim.retracted_at is not None else AddOutcome.DUPLICATE)
-        # Also for a duplicate: a crash after the claim must not leave the label out of the evidence.
-        self._concurrently(self._label_number_upsert, [r for r, o in zip(rows, outcomes) if o is not AddOutcome.RETRACTED])
+                # Rewrite the *stored* label (never the re-sent one): a crash after the claim
+                # must not leave it out of the evidence.
+                outcomes.append(AddOutcome.DUPLICATE)
+                stored = _label(claim, claim.label_id)
+            evidence_rows.append((stored.id, *_label_values(stored), _ttl(stored.expires_at), _write_time(stored)))
+        self._concurrently(self._label_number_upsert, evidence_rows)
         return outcomes
 
     def _concurrently(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -390,6 +397,7 @@ class CassandraStore(Store):
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MIN_UUID = uuid_from_time(0, node=0, clock_seq=0)
 _LABEL_GRACE = timedelta(days=1)
+_EVIDENCE_WRITE_OFFSET = timedelta(minutes=10)
 
 
 def _parse_position(position: str) -> tuple[int, uuid.UUID]:
@@ -423,8 +431,15 @@ def _label_values(label: Label) -> tuple[Any, ...]:
     return (label.number, label.issuer, label.category, label.confidence, label.issued_at, label.expires_at, label.token, label.evidence)
 
 
-def _label(row: Any) -> Label:
-    return Label(row.label_id, row.issuer, row.number, row.category, row.confidence, _utc(row.issued_at),
+def _write_time(label: Label) -> int:
+    """Evidence rows are written with a timestamp before any possible retraction
+    (issued-at less twice the allowed clock skew), so a retraction's delete always
+    wins over a late or repeated write of the same label."""
+    return int((label.issued_at - _EVIDENCE_WRITE_OFFSET).timestamp() * 1_000_000)
+
+
+def _label(row: Any, label_id: str | None = None) -> Label:
+    return Label(label_id or row.label_id, row.issuer, row.number, row.category, row.confidence, _utc(row.issued_at),
                  _utc(row.expires_at), row.jws, row.evidence or "")
 
 

@@ -30,6 +30,7 @@ def verdict_to_json(verdict: Verdict) -> str:
         "e": verdict.explanation,
         "lc": verdict.label_count,
         "fc": verdict.flag_count,
+        "u": None if verdict.valid_until is None else to_epoch_ms(verdict.valid_until),
         "k": [
             [c.participant_id, c.role.value, c.category, c.weight, c.kind, c.label_id, c.reporter_count, c.explanation]
             for c in verdict.contributions
@@ -56,4 +57,5 @@ def verdict_from_json(text: str) -> Verdict:
         explanation=d["e"],
         label_count=d["lc"],
         flag_count=d["fc"],
+        valid_until=None if d.get("u") is None else from_epoch_ms(d["u"]),
     )

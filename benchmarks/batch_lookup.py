@@ -1,0 +1,127 @@
+"""Scenario 3: BatchLookup of 1,000 numbers per call, numbers per second.
+
+Baseline: the bare grpc.aio server answering a BatchLookupResponse of the same
+size (the same 1,000 stored verdicts) from memory. Closed loop with a few
+batches in flight, interleaved rounds. For attribution, the same batch is also
+timed in-process (``Exchange.batch_lookup`` without gRPC) and the normaliser
+alone on the same 1,000 numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks._context import Ctx
+from benchmarks._load import loadgen_process
+from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
+from benchmarks._servers import baseline_process, exchange_process
+from benchmarks._stats import fmt_ms, fmt_num, fmt_ratio
+
+NAME = "batch_lookup"
+BATCH = 1000
+
+
+def batch_response(data_dir: Any, numbers: list[str]) -> tuple[bytes, bytes]:
+    from numrep.api.convert import verdict_to_pb
+    from numrep.store.sqlite import SqliteStore
+    from numrep.v1 import lookup_pb2
+
+    store = SqliteStore.in_directory(data_dir)
+    try:
+        response = lookup_pb2.BatchLookupResponse()
+        for n in numbers:
+            verdict = store.get_verdict(n)
+            assert verdict is not None
+            response.results.add(input=n).verdict.CopyFrom(verdict_to_pb(verdict))
+        return verdict_to_pb(store.get_verdict(numbers[0])).SerializeToString(), response.SerializeToString()  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def in_process(data_dir: Any, numbers: list[str], repeats: int = 3) -> dict:
+    """numbers/s of Exchange.batch_lookup and of normalize alone, single thread, no gRPC."""
+    from numrep.config import pseudonym_secret
+    from numrep.core.numbers import normalize
+    from numrep.core.pseudonym import Pseudonymizer
+    from numrep.exchange import Exchange
+    from numrep.store.sqlite import SqliteStore
+
+    store = SqliteStore.in_directory(data_dir)
+    try:
+        exchange = Exchange(store, Pseudonymizer(pseudonym_secret(data_dir)))
+        exchange.batch_lookup(numbers[:BATCH])
+        batch_times, norm_times, read_times = [], [], []
+        for r in range(repeats):
+            chunk = numbers[r * BATCH:(r + 1) * BATCH] or numbers[:BATCH]
+            t0 = time.perf_counter()
+            exchange.batch_lookup(chunk)
+            batch_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for n in chunk:
+                normalize(n)
+            norm_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for n in chunk:
+                store.get_verdict(n)
+            read_times.append(time.perf_counter() - t0)
+        best = lambda xs: BATCH / min(xs)  # noqa: E731 - least disturbed repeat
+        return {"exchange_batch_lookup_per_s": best(batch_times), "normalize_per_s": best(norm_times),
+                "store_get_verdict_per_s": best(read_times)}
+    finally:
+        store.close()
+
+
+def run(ctx: Ctx) -> dict:
+    s = ctx.sizes
+    ds = ctx.lookup_dataset()
+    numbers = ds.queries
+    verdict, response = batch_response(ds.data_dir, numbers[:BATCH])
+    setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": numbers[: max(BATCH * 10, BATCH)], "batch_size": BATCH, "channels": 1}
+    results: dict[str, Any] = {"response_bytes": len(response)}
+    ctx.log("batch_lookup: baseline (same response from memory) vs exchange, interleaved")
+    with baseline_process({"verdict": verdict, "batch": response}) as base, exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
+            loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
+            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex:
+        variants = [
+            Variant("baseline", lg_base, [base], {"method": "batch", "tokens": "static"}),
+            Variant("exchange", lg_ex, [ex], {"method": "batch", "tokens": "mint"}),
+        ]
+        closed = closed_rounds(variants, s.rounds, s.batch_seconds, s.warmup, s.batch_concurrency)
+        for v in variants:
+            results[v.name] = merge_closed(closed[v.name])
+            results[v.name]["numbers_per_s"] = results[v.name]["qps"] * BATCH
+        results["ratio"] = paired_ratio(closed["exchange"], closed["baseline"])
+        if ctx.profile:
+            ex.request({"cmd": "profile_start"})
+            lg_ex.request({"cmd": "closed", "method": "batch", "tokens": "mint", "concurrency": s.batch_concurrency,
+                           "duration": 4.0, "warmup": 0.2}, 300)
+            results["profile"] = ex.request({"cmd": "profile_stop", "path": ctx.profile_path(NAME, "exchange")})["path"]
+    ctx.log("batch_lookup: in-process attribution (no gRPC)")
+    results["in_process"] = in_process(ds.data_dir, numbers)
+    return summarize(ctx, results)
+
+
+def summarize(ctx: Ctx, r: dict) -> dict:
+    ip = r["in_process"]
+    rows = [
+        ["baseline: bare grpc.aio, response from memory", fmt_num(r["baseline"]["numbers_per_s"]), "1.00x",
+         fmt_ms(r["baseline"]["latency_ms"]["p50"]), f"{r['baseline']['server_cpu']:.2f}/{r['baseline']['client_cpu']:.2f}"],
+        ["exchange BatchLookup (SQLite)", fmt_num(r["exchange"]["numbers_per_s"]),
+         f"{fmt_ratio(r['ratio']['median'])} [{r['ratio']['min']:.2f}-{r['ratio']['max']:.2f}]",
+         fmt_ms(r["exchange"]["latency_ms"]["p50"]), f"{r['exchange']['server_cpu']:.2f}/{r['exchange']['client_cpu']:.2f}"],
+        ["  in-process Exchange.batch_lookup (no gRPC)", fmt_num(ip["exchange_batch_lookup_per_s"]), "", "", ""],
+        ["  in-process normalize() alone", fmt_num(ip["normalize_per_s"]), "", "", ""],
+        ["  in-process SqliteStore.get_verdict alone", fmt_num(ip["store_get_verdict_per_s"]), "", "", ""],
+    ]
+    ex = r["exchange"]["numbers_per_s"]
+    return {
+        "title": f"batch_lookup: BatchLookup of {BATCH:,} numbers per call (ratio = exchange / baseline)",
+        "header": ["variant", "numbers/s", "vs base", "p50 ms/call", "CPU srv/cli"],
+        "rows": rows,
+        "targets": [{"target": "BatchLookup >= 100,000 numbers/s", "measured": f"{ex:,.0f}/s", "holds": ex >= 100_000}],
+        "notes": [f"{ctx.sizes.batch_concurrency} batches in flight, closed loop; response {r['response_bytes']:,} bytes; "
+                  "in-process rows are single-threaded upper bounds for the server's Python work."]
+        + ([f"server profile: {r['profile']}"] if r.get("profile") else []),
+        "data": r,
+    }

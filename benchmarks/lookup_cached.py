@@ -1,0 +1,138 @@
+"""Scenario 1: per-call Lookup of numbers with stored verdicts (SQLite store).
+
+Three servers' worth of measurements from one load generator design, each with
+the load generator in its own process (so the client's CPU is not taken from
+the server's event loop):
+
+* baseline: a bare ``grpc.aio`` server answering a Verdict of the same size
+  (the same stored verdict, serialised) from memory, no auth;
+* exchange, pre-minted tokens: the server's full cost (JWT verification,
+  replay check, store read, protobuf), the client's signing done beforehand;
+* exchange, mint per call: what a real client sees, signing inside the loop.
+
+For each: maximum QPS in a closed loop, then open-loop latency (from the
+scheduled send time) at 50% and 80% of that maximum. The cost of minting one
+token is measured separately in the load-generator process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks._context import Ctx
+from benchmarks._load import loadgen_process
+from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
+from benchmarks._servers import baseline_process, exchange_process
+from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio, ratio
+
+NAME = "lookup_cached"
+
+
+def representative_verdict(data_dir: Any, number: str) -> bytes:
+    from numrep.api.convert import verdict_to_pb
+    from numrep.store.sqlite import SqliteStore
+
+    store = SqliteStore.in_directory(data_dir)
+    try:
+        verdict = store.get_verdict(number)
+        assert verdict is not None, "dataset lost a verdict"
+        return verdict_to_pb(verdict).SerializeToString()
+    finally:
+        store.close()
+
+
+def run(ctx: Ctx) -> dict:
+    s = ctx.sizes
+    ds = ctx.lookup_dataset()
+    verdict = representative_verdict(ds.data_dir, ds.queries[0])
+    setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": ds.queries, "channels": 1}
+    results: dict[str, Any] = {"dataset": ds.build, "verdict_bytes": len(verdict)}
+
+    ctx.log("lookup_cached: starting the baseline (bare grpc.aio, verdict from memory) and the exchange (SQLite)")
+    with baseline_process({"verdict": verdict}) as base, exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
+            loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
+            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex:
+        variants = [
+            Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"}),
+            Variant("exchange_premint", lg_ex, [ex], {"method": "lookup", "tokens": "premint"}),
+            Variant("exchange_mint", lg_ex, [ex], {"method": "lookup", "tokens": "mint"}),
+        ]
+        ctx.log(f"lookup_cached: closed loop, {s.rounds} interleaved rounds of {s.closed_seconds:.1f} s per variant")
+        closed = closed_rounds(variants, s.rounds, s.closed_seconds, s.warmup, s.concurrency)
+        for v in variants:
+            results[v.name] = {"closed": merge_closed(closed[v.name])}
+            results[v.name]["ratio"] = paired_ratio(closed[v.name], closed["baseline"])
+        for share in (0.5, 0.8):
+            rates = {v.name: max(10.0, results[v.name]["closed"]["qps"] * share) for v in variants}
+            ctx.log(f"lookup_cached: open loop at {share:.0%} of each variant's max, {s.open_rounds} rounds of {s.open_seconds:.1f} s")
+            opened = open_rounds(variants, rates, s.open_rounds, s.open_seconds, s.warmup)
+            for v in variants:
+                results[v.name][f"open{int(share * 100)}"] = merge_open(opened[v.name])
+        results["mint_cost"] = lg_ex.request({"cmd": "mint_cost", "identities": [ctx.fed.carrier_ed.to_json(), ctx.fed.carrier_es.to_json()],
+                                              "seconds": 1.0})
+        if ctx.profile:
+            ctx.log("lookup_cached: profiling the exchange under closed-loop load (not part of the table)")
+            ex.request({"cmd": "profile_start"})
+            lg_ex.request({"cmd": "closed", "method": "lookup", "tokens": "premint", "pool": 8000,
+                           "concurrency": s.concurrency, "duration": 4.0, "warmup": 0.2}, 300)
+            results["profile"] = ex.request({"cmd": "profile_stop", "path": ctx.profile_path(NAME, "exchange")})["path"]
+            base.request({"cmd": "profile_start"})
+            lg_base.request({"cmd": "closed", "method": "lookup", "tokens": "static",
+                             "concurrency": s.concurrency, "duration": 4.0, "warmup": 0.2}, 300)
+            results["profile_baseline"] = base.request({"cmd": "profile_stop", "path": ctx.profile_path(NAME, "baseline")})["path"]
+    return summarize(ctx, results)
+
+
+def summarize(ctx: Ctx, r: dict) -> dict:
+    base_qps = r["baseline"]["closed"]["qps"]
+    rows = []
+    for key, label in (("baseline", "baseline: bare grpc.aio, from memory"),
+                       ("exchange_premint", "exchange, tokens pre-minted"),
+                       ("exchange_mint", "exchange, token minted per call")):
+        v = r[key]
+        rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + (_spread(v["ratio"]) if key != "baseline" else ""),
+                     fmt_pcts(v["open50"]["latency_ms"]), fmt_num(v["open50"]["achieved_qps"]),
+                     fmt_pcts(v["open80"]["latency_ms"]), fmt_num(v["open80"]["achieved_qps"]),
+                     f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}"])
+    mint = r["mint_cost"]
+    mint_text = ", ".join(f"{alg} {m['us_per_token']:.0f} us/token ({m['tokens_per_s']:,.0f}/s on one core)" for alg, m in mint.items())
+    prem, mint_run = r["exchange_premint"], r["exchange_mint"]
+    q_ratio = prem["ratio"]["median"]
+    q_ratio_mint = mint_run["ratio"]["median"]
+    p99_prem = prem["open50"]["latency_ms"]["p99"]
+    p99_mint = mint_run["open50"]["latency_ms"]["p99"]
+    targets = [
+        {"target": "cached lookup QPS >= 0.6x bare gRPC baseline (pre-minted tokens)", "measured": fmt_ratio(q_ratio),
+         "holds": q_ratio is not None and q_ratio >= 0.6},
+        {"target": "cached lookup QPS >= 0.6x bare gRPC baseline (mint per call)", "measured": fmt_ratio(q_ratio_mint),
+         "holds": q_ratio_mint is not None and q_ratio_mint >= 0.6},
+        {"target": "p99 <= 10 ms at 50% of max (pre-minted / mint per call)",
+         "measured": f"{p99_prem:.2f} / {p99_mint:.2f} ms" if p99_prem is not None and p99_mint is not None else "-",
+         "holds": p99_prem is not None and p99_mint is not None and p99_prem <= 10 and p99_mint <= 10
+         and not prem["open50"]["latency_ms"].get("lower_bound") and not mint_run["open50"]["latency_ms"].get("lower_bound")},
+    ]
+    notes = [
+        f"{r['dataset']['count']:,} numbers with stored verdicts; verdict message {r['verdict_bytes']} bytes; "
+        f"closed loop {ctx.sizes.concurrency} calls in flight on one channel; open loop latency is measured from each call's "
+        f"scheduled send time (no coordinated omission).",
+        "The load generator runs in its own process (multiprocessing, spawn); server and client each get one of the 2 cores. "
+        "CPU column = cores used by server/client during the closed loop; a client near 1.0 means the client, not the server, bounded QPS.",
+        f"Token minting cost (load-generator process): {mint_text}.",
+    ]
+    notes.append(f"'vs base' = median over {len(prem['ratio']['rounds'])} interleaved rounds of (exchange QPS / baseline QPS in the same round), "
+                 "[min-max] in brackets; latency percentiles merge the samples of all rounds.")
+    if any(r[k]["closed"].get("inline_mints") for k in ("exchange_premint",)):
+        notes.append(f"pre-minted pool ran dry: {r['exchange_premint']['closed']['inline_mints']} tokens minted inline")
+    if r.get("profile"):
+        notes.append(f"server profile: {r['profile']}")
+    return {
+        "title": "lookup_cached: Lookup of stored verdicts, SQLite (ratio = exchange / baseline)",
+        "header": ["variant", "max QPS", "vs base", "@50% p50/p99/p999 ms", "@50% QPS", "@80% p50/p99/p999 ms", "@80% QPS", "CPU srv/cli"],
+        "rows": rows, "targets": targets, "notes": notes, "data": r,
+    }
+
+
+def _spread(r: dict) -> str:
+    if r.get("min") is None or len(r.get("rounds", [])) < 2:
+        return ""
+    return f" [{r['min']:.2f}-{r['max']:.2f}]"
