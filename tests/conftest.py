@@ -1,10 +1,12 @@
-"""Fixtures: a real exchange (grpc.aio server + SQLite store in tmp_path) on a
+"""Fixtures: a real exchange (grpc.aio server + SQLite or Cassandra store) on a
 background event loop, a registered federation, and clients for it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Iterator
 
@@ -12,7 +14,7 @@ import pytest
 
 from numrep.config import ServerConfig
 from numrep.core.model import Role
-from numrep.server import RunningServer, start_server
+from numrep.server import RunningServer, build_exchange, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep_client import ExchangeClient
 
@@ -51,10 +53,50 @@ def loop_thread() -> Iterator[LoopThread]:
     runner.close()
 
 
-@pytest.fixture
-def server(loop_thread: LoopThread, tmp_path) -> Iterator[RunningServer]:
-    """A fresh exchange on 127.0.0.1 with an empty SQLite store in tmp_path."""
-    running = loop_thread.run(start_server(ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange")))
+def _cassandra_target() -> tuple[list[str], int] | None:
+    raw = os.environ.get("NUMREP_TEST_CASSANDRA", "").strip()
+    if raw in ("", "off"):
+        return None
+    hosts, _, port = raw.rpartition(":")
+    return [h for h in hosts.split(",") if h], int(port)
+
+
+@pytest.fixture(scope="session")
+def e2e_cassandra() -> Iterator[Any]:
+    """One keyspace for the whole session; each test starts from truncated tables
+    (a keyspace per test would cost ~1.7 s of schema changes each)."""
+    target = _cassandra_target()
+    if target is None:
+        pytest.skip("NUMREP_TEST_CASSANDRA is not set: the Cassandra half of the end-to-end tests needs a node (make test starts one)")
+    from numrep.store.cassandra import CassandraStore
+
+    store = CassandraStore.connect(target[0], target[1], keyspace=f"numrep_e2e_{uuid.uuid4().hex[:12]}",
+                                   feed_safety_lag_seconds=0)
+    yield store
+    store._session.execute(f"DROP KEYSPACE IF EXISTS {store.keyspace}", timeout=120)
+    store.close()
+
+
+def _truncate(store: Any) -> None:
+    rows = store._session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (store.keyspace,))
+    for row in rows:
+        if row.table_name != "schema_migrations":
+            store._session.execute(f"TRUNCATE {store.keyspace}.{row.table_name}", timeout=60)
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def server(request: pytest.FixtureRequest, loop_thread: LoopThread, tmp_path) -> Iterator[RunningServer]:
+    """A fresh exchange on 127.0.0.1 with an empty store: SQLite in tmp_path, or the
+    real Cassandra node when NUMREP_TEST_CASSANDRA names it (every end-to-end test
+    runs on both)."""
+    config = ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange")
+    if request.param == "sqlite":
+        running = loop_thread.run(start_server(config))
+    else:
+        store = request.getfixturevalue("e2e_cassandra")
+        _truncate(store)
+        running = loop_thread.run(start_server(config, build_exchange(config, store=store)))
     yield running
     loop_thread.run(running.stop(0))
 

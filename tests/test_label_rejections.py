@@ -52,7 +52,7 @@ def publish_rejected(server, federation, connect):
         assert (result.status, result.reason) == (REJECTED, reason), result.message
         assert message in result.message
         assert result.index == 0
-        assert server.store.feed_head() == head, "a rejected label must not change any verdict"
+        assert server.store.changes_after(head, 1) == [], "a rejected label must not change any verdict"
         verdict = client.lookup(number)
         assert verdict.action == common_pb2.ACTION_UNKNOWN
         assert verdict.label_count == 0 and list(verdict.contributions) == []

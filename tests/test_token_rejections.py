@@ -50,7 +50,7 @@ def refused(server, federation, raw, connect):
         for fragment in fragments:
             assert fragment in outcome.details
         assert server.store.get_label("carrier-north/carried") is None
-        assert server.store.feed_head() == head
+        assert server.store.changes_after(head, 1) == []
         assert connect(federation.handset).lookup(NUMBER).action == common_pb2.ACTION_UNKNOWN
         return outcome.details
 
