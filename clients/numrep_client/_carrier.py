@@ -695,10 +695,12 @@ class CarrierClient:
         inside its deadline (the signer, number metadata of ``default_region`` and
         of ``regions``). True when the channel is ready within ``timeout`` seconds."""
         self._core.warm_up(regions)
+        ready = grpc.channel_ready_future(self._channel)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            ready.result(timeout=timeout)
             return True
         except grpc.FutureTimeoutError:
+            ready.cancel()
             return False
 
     def close(self) -> None:
@@ -756,7 +758,12 @@ class CarrierClient:
         in BatchLookup requests of at most ``batch_size`` numbers, sent in
         parallel. Every decision carries the whole batch's latency. Invalid
         numbers always come back as ``source="invalid"`` decisions here (a batch
-        does not raise for one entry)."""
+        does not raise for one entry).
+
+        The deadline covers the whole batch, and the exchange spends roughly
+        0.3 ms per number on a BatchLookup (about 30 ms for 100 numbers on a
+        2-CPU machine): pass a larger ``deadline`` for batches of more than
+        about a hundred uncached numbers, or they fail open as ``"timeout"``."""
         started = time.perf_counter()
         core = self._core
         budget = core.budget(deadline)

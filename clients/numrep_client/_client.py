@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import grpc
@@ -43,6 +44,24 @@ DEFAULT_PREFIX_DIGITS = 3
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for TLS: the CA that signed the exchange's certificate and, for
+    mutual TLS, this participant's certificate chain and key."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        read = lambda p: p.read_bytes() if p else None  # noqa: E731
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
+def open_channel(target: str, tls: TlsFiles | None = None) -> grpc.Channel:
+    return grpc.insecure_channel(target) if tls is None else grpc.secure_channel(target, tls.credentials())
+
+
+@dataclass(frozen=True)
 class PrivateAnswer:
     number: str
     entry: lookup_pb2.PrefixEntry | None  # None: the number is not listed
@@ -59,11 +78,12 @@ class ExchangeClient:
         audience: str = DEFAULT_AUDIENCE,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         channel: grpc.Channel | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.identity = identity
         self.audience = audience
         self.timeout = timeout
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or open_channel(target, tls)
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._publish = publish_pb2_grpc.PublishServiceStub(self._channel)
         self._flags = flags_pb2_grpc.FlagsServiceStub(self._channel)

@@ -29,6 +29,9 @@ class ServerConfig:
     audience: str = "numrep"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_seconds: float = 10.0
+    tls_cert: Path | None = None       # PEM certificate chain: serve TLS
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # PEM CA bundle: require client certificates (mutual TLS)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":
@@ -41,9 +44,16 @@ class ServerConfig:
             "default_region": env.get("NUMREP_REGION", "US"),
             "audience": env.get("NUMREP_AUDIENCE", "numrep"),
             "max_message_bytes": int(env.get("NUMREP_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)),
+            "tls_cert": _path(env.get("NUMREP_TLS_CERT")),
+            "tls_key": _path(env.get("NUMREP_TLS_KEY")),
+            "tls_client_ca": _path(env.get("NUMREP_TLS_CLIENT_CA")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def parse_services(text: str) -> tuple[str, ...]:

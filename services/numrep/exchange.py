@@ -26,6 +26,7 @@ from numrep.core.errors import (
     NotFound,
     NumrepError,
     PermissionDenied,
+    RateLimited,
     TooLarge,
     Unauthenticated,
 )
@@ -35,6 +36,7 @@ from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import Reconciler, RoleWeightedReconciler
 from numrep.core.roles import allowed
+from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
 from numrep.signing.jws import JwsRejected
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
@@ -69,6 +71,7 @@ class ExchangeConfig:
     token_policy: TokenPolicy = field(default_factory=TokenPolicy)
     label_policy: LabelPolicy = field(default_factory=LabelPolicy)
     participant_cache_seconds: float = 5.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     flag_max_age: timedelta = timedelta(days=365)
 
 
@@ -107,6 +110,7 @@ class Exchange:
         self._replay = ReplayCache()
         self._participants: dict[str, tuple[float, Participant | None]] = {}
         self._number_locks = [threading.Lock() for _ in range(256)]
+        self._buckets = TokenBuckets()
 
     # --- identity ----------------------------------------------------------------
     def participant(self, participant_id: str) -> Participant | None:
@@ -127,10 +131,15 @@ class Exchange:
         except JwsRejected as exc:
             raise Unauthenticated(f"bearer token rejected ({exc.reason}): {exc.message}", exc.reason) from None
 
-    @staticmethod
-    def authorize(rpc: str, caller: Participant) -> None:
+    def authorize(self, rpc: str, caller: Participant) -> None:
         if not allowed(rpc, caller.role):
             raise PermissionDenied(f"role {caller.role.value} may not call {rpc}", "role_not_allowed")
+        kind = RPC_CLASS.get(rpc)
+        rate = self.config.rate_limits.rates.get((caller.role, kind)) if kind else None
+        if rate is not None:
+            wait = self._buckets.take((caller.id, kind), rate)
+            if wait:
+                raise RateLimited(f"{caller.id} is over its {kind} rate of {rate.per_second:g}/s; retry in {wait:.3f} s", wait)
 
     # --- lookup ------------------------------------------------------------------
     def normalize(self, raw: str) -> str:
@@ -234,12 +243,23 @@ class Exchange:
         if not batch_id or len(batch_id) > limits.max_batch_id:
             raise InvalidArgument(f"batch_id must be 1 to {limits.max_batch_id} characters (it makes retries idempotent)", "bad_batch_id")
         _check_size("flags", len(flags), limits.max_flags)
+        flag_rate = self.config.rate_limits.flags_per_app
+        wait = self._buckets.take((caller.id, "flags"), flag_rate, len(flags))
+        if wait == float("inf"):
+            raise TooLarge(f"a batch of {len(flags)} flags exceeds this app's burst of {flag_rate.burst:g}; split it", "batch_too_large")
+        if wait:
+            raise RateLimited(f"{caller.id} is over its rate of {flag_rate.per_second:g} flags/s; retry in {wait:.3f} s", wait)
         now = self.clock()
+        per_reporter: dict[str, int] = {}
+        cap = self.config.rate_limits.flags_per_reporter_per_batch
         accepted: list[Flag] = []
         outcomes = []
         for index, raw in enumerate(flags):
             try:
                 flag = self._flag(caller, raw, now)
+                per_reporter[flag.reporter] = per_reporter.get(flag.reporter, 0) + 1
+                if per_reporter[flag.reporter] > cap:
+                    raise InvalidArgument(f"more than {cap} flags from one reporter in one batch", "reporter_over_limit")
             except NumrepError as exc:
                 outcomes.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
                 continue

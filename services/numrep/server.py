@@ -90,7 +90,7 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(config.listen)
+    port = _add_port(server, config)
     if port == 0:
         raise NumrepError(f"cannot listen on {config.listen}")
     await server.start()
@@ -99,6 +99,22 @@ async def start_server(
     await _set_health(running)
     running._watch = asyncio.create_task(_watch_store(running))
     return running
+
+
+def _add_port(server: grpc.aio.Server, config: ServerConfig) -> int:
+    if config.tls_cert is None:
+        if config.tls_client_ca is not None:
+            raise NumrepError("mutual TLS (--tls-client-ca) needs --tls-cert and --tls-key")
+        return server.add_insecure_port(config.listen)
+    if config.tls_key is None:
+        raise NumrepError("--tls-cert needs --tls-key")
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    credentials = grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(config.listen, credentials)
 
 
 async def _set_health(running: RunningServer) -> bool:

@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from numrep.api.errors import status_for
-from numrep.core.errors import NumrepError
+from numrep.core.errors import NumrepError, RateLimited
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -111,9 +111,12 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         span.set_attribute("numrep.reason", exc.reason)
         span.set_status(Status(StatusCode.ERROR, f"{code.name}: {exc.reason}"))
+        trailers: tuple[tuple[str, str], ...] = ()
+        if isinstance(exc, RateLimited):
+            trailers = (("retry-after-ms", str(max(1, int(exc.retry_after * 1000)))),)
         # The message may quote the caller's input (a phone number); the OpenTelemetry
         # context proxy would copy it into the span, so abort on the context it wraps.
-        await getattr(context, "__wrapped__", context).abort(code, exc.message)
+        await getattr(context, "__wrapped__", context).abort(code, exc.message, trailers)
 
 
 async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:

@@ -13,6 +13,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.NumrepError], grpc.StatusCode]] = [
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StoreTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.LabelRejected, grpc.StatusCode.INVALID_ARGUMENT),

@@ -155,6 +155,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
                    help="console: print spans and metrics (OTLP export follows the standard OTEL_* variables)")
     p.add_argument("--metrics-port", type=int, default=_env_int("NUMREP_METRICS_PORT"), help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("NUMREP_LOG_FORMAT", "text"))
+    p.add_argument("--tls-cert", type=Path, default=_env_path("NUMREP_TLS_CERT"), help="PEM certificate chain: serve TLS")
+    p.add_argument("--tls-key", type=Path, default=_env_path("NUMREP_TLS_KEY"), help="PEM private key for --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path, default=_env_path("NUMREP_TLS_CLIENT_CA"),
+                   help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -162,6 +166,13 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get("NUMREP_SERVER", DEFAULT_SERVER), help="exchange address (default $NUMREP_SERVER or 127.0.0.1:50051)")
     p.add_argument("--identity", type=Path, default=_env_path("NUMREP_IDENTITY"), help="your identity file (default $NUMREP_IDENTITY)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _client_tls_flags(p)
+
+
+def _client_tls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-ca", type=Path, default=_env_path("NUMREP_TLS_CA"), help="PEM CA that signed the exchange's certificate (enables TLS)")
+    p.add_argument("--tls-cert", type=Path, default=_env_path("NUMREP_TLS_CERT"), help="your PEM client certificate (mutual TLS)")
+    p.add_argument("--tls-key", type=Path, default=_env_path("NUMREP_TLS_KEY"), help="your PEM client key (mutual TLS)")
 
 
 def _admin_flags(p: argparse.ArgumentParser) -> None:
@@ -169,6 +180,7 @@ def _admin_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get("NUMREP_SERVER"), help="act over gRPC on this exchange instead")
     p.add_argument("--identity", type=Path, default=_env_path("NUMREP_IDENTITY"), help="identity file for --server")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _client_tls_flags(p)
 
 
 def _env_int(name: str) -> int | None:
@@ -196,6 +208,9 @@ def _config(args: argparse.Namespace, services: str | None = None) -> ServerConf
         store=args.store,
         default_region=args.region,
         services=parse_services(services) if services else None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
 
 
@@ -244,13 +259,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def _client(args: argparse.Namespace) -> Any:
     from numrep.signing.keys import Identity
-    from numrep_client import ExchangeClient
+    from numrep_client import ExchangeClient, TlsFiles
 
     if args.identity is None:
         raise CliError("no identity: pass --identity FILE or set NUMREP_IDENTITY")
     if not args.identity.exists():
         raise CliError(f"identity file {args.identity} not found")
-    return ExchangeClient(args.server, Identity.load(args.identity))
+    tls = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert else None
+    return ExchangeClient(args.server, Identity.load(args.identity), tls=tls)
 
 
 def _local_exchange(args: argparse.Namespace) -> Any:

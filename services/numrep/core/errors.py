@@ -43,6 +43,14 @@ class TooLarge(NumrepError):
     """A request exceeds a configured maximum."""
 
 
+class RateLimited(NumrepError):
+    """The caller is over its rate; it may retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float, reason: str = "rate_limited") -> None:
+        super().__init__(message, reason)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(NumrepError):
     """The store cannot be reached now; the caller may retry."""
 

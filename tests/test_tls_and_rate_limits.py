@@ -1,0 +1,162 @@
+"""Transport security and abuse limits: TLS and mutual TLS with certificate
+files, and per-participant rate limits that keep one participant's flood from
+taking the others' capacity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from numrep.config import ServerConfig
+from numrep.core.model import Role
+from numrep.core.pseudonym import Pseudonymizer
+from numrep.exchange import Exchange, ExchangeConfig
+from numrep.limits import Rate, RateLimits
+from numrep.server import start_server
+from numrep.signing.keys import generate_identity
+from numrep.store.sqlite import SqliteStore
+from numrep_client import ExchangeClient, ExchangeError, FlagToSend, TlsFiles
+
+NUMBER = "+12025550143"
+
+
+def _write_pem(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _certificate(subject: str, key, issuer_cert=None, issuer_key=None, ca: bool = False):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, Path]:
+    def pem_key(key) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate("numrep test CA", ca_key, ca=True)
+    files = {"ca": _write_pem(tmp_path / "ca.pem", ca.public_bytes(serialization.Encoding.PEM))}
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(f"numrep {who}", key, ca, ca_key)
+        files[f"{who}_cert"] = _write_pem(tmp_path / f"{who}.pem", cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{who}_key"] = _write_pem(tmp_path / f"{who}.key", pem_key(key))
+    return files
+
+
+def _serve(loop_thread, tmp_path: Path, exchange: Exchange | None = None, **config):
+    cfg = ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", **config)
+    return loop_thread.run(start_server(cfg, exchange))
+
+
+def _register(exchange: Exchange, role: Role, pid: str):
+    identity = generate_identity(pid, role)
+    exchange.register_participant(pid, role, pid, [json.dumps(identity.public_jwk())])
+    return identity
+
+
+def test_a_tls_server_answers_clients_that_trust_its_ca_and_refuses_plaintext(loop_thread, tmp_path, pki):
+    running = _serve(loop_thread, tmp_path, tls_cert=pki["server_cert"], tls_key=pki["server_key"])
+    try:
+        carrier = _register(running.exchange, Role.CARRIER, "carrier-tls")
+        with ExchangeClient(running.address, carrier, tls=TlsFiles(ca=pki["ca"])) as client:
+            assert client.lookup(NUMBER).number == NUMBER
+        with ExchangeClient(running.address, carrier, timeout=2) as plaintext, pytest.raises(ExchangeError) as caught:
+            plaintext.lookup(NUMBER)
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        loop_thread.run(running.stop(0))
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_configured_ca(loop_thread, tmp_path, pki):
+    running = _serve(loop_thread, tmp_path, tls_cert=pki["server_cert"], tls_key=pki["server_key"], tls_client_ca=pki["ca"])
+    try:
+        carrier = _register(running.exchange, Role.CARRIER, "carrier-mtls")
+        with_cert = TlsFiles(ca=pki["ca"], cert=pki["client_cert"], key=pki["client_key"])
+        with ExchangeClient(running.address, carrier, tls=with_cert) as client:
+            assert client.lookup(NUMBER).number == NUMBER
+        with ExchangeClient(running.address, carrier, tls=TlsFiles(ca=pki["ca"]), timeout=2) as anonymous:
+            with pytest.raises(ExchangeError) as caught:
+                anonymous.lookup(NUMBER)
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        loop_thread.run(running.stop(0))
+
+
+@pytest.fixture
+def limited(loop_thread, tmp_path):
+    """An exchange whose carriers may do 5 lookups at once and 1 per second after,
+    and whose apps may send 30 flags at once."""
+    rates = RateLimits().rates | {(Role.CARRIER, "lookup"): Rate(1, 5)}
+    limits = RateLimits(rates=rates, flags_per_app=Rate(1, 30), flags_per_reporter_per_batch=3)
+    exchange = Exchange(SqliteStore(tmp_path / "db.sqlite3"), Pseudonymizer(b"k" * 32), ExchangeConfig(rate_limits=limits))
+    running = _serve(loop_thread, tmp_path, exchange)
+    yield running
+    loop_thread.run(running.stop(0))
+    exchange.store.close()
+
+
+def test_a_participant_over_its_rate_gets_resource_exhausted_with_retry_info(limited):
+    noisy = _register(limited.exchange, Role.CARRIER, "carrier-noisy")
+    calm = _register(limited.exchange, Role.CARRIER, "carrier-calm")
+    channel = grpc.insecure_channel(limited.address)
+    try:
+        with ExchangeClient(limited.address, noisy, channel=channel) as client:
+            for _ in range(5):
+                client.lookup(NUMBER)
+            from numrep.signing.tokens import mint_token
+            from numrep.v1 import lookup_pb2, lookup_pb2_grpc
+
+            stub = lookup_pb2_grpc.LookupServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Lookup(lookup_pb2.LookupRequest(number=NUMBER), metadata=[("authorization", f"Bearer {mint_token(noisy)}")])
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "carrier-noisy is over its lookup rate" in caught.value.details()
+            retry_ms = dict(caught.value.trailing_metadata())["retry-after-ms"]
+            assert 1 <= int(retry_ms) <= 1000
+        with ExchangeClient(limited.address, calm) as other:  # the others keep their capacity
+            assert other.lookup(NUMBER).number == NUMBER
+    finally:
+        channel.close()
+
+
+def test_a_flag_flood_is_limited_per_app_and_per_reporter(limited):
+    app = _register(limited.exchange, Role.APP_VENDOR, "app-flood")
+    with ExchangeClient(limited.address, app) as client:
+        result = client.submit_flags([FlagToSend(NUMBER, "fraud", "same-user") for _ in range(5)])
+        assert [r.reason for r in result.results] == ["", "", "", "reporter_over_limit", "reporter_over_limit"]
+        assert client.submit_flags([FlagToSend(f"+1212555{i:04d}", "fraud", f"u{i}") for i in range(100, 120)]).accepted == 20
+        with pytest.raises(ExchangeError) as caught:  # 25 of the burst of 30 are spent
+            client.submit_flags([FlagToSend(f"+1212555{i:04d}", "fraud", f"u{i}") for i in range(120, 130)])
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "flags/s" in caught.value.details
+        with pytest.raises(ExchangeError) as too_big:
+            client.submit_flags([FlagToSend(f"+1212555{i:04d}", "fraud", f"u{i}") for i in range(200, 240)])
+        assert too_big.value.code == grpc.StatusCode.INVALID_ARGUMENT and "split it" in too_big.value.details
