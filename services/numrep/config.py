@@ -29,6 +29,7 @@ class ServerConfig:
     audience: str = "numrep"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_seconds: float = 10.0
+    health_interval_seconds: float = 5.0
     tls_cert: Path | None = None       # PEM certificate chain: serve TLS
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # PEM CA bundle: require client certificates (mutual TLS)

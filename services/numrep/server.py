@@ -39,7 +39,6 @@ _SERVICES = {
     "sync": (sync_pb2, "SyncService", SyncServicer, sync_pb2_grpc.add_SyncServiceServicer_to_server),
     "registry": (registry_pb2, "RegistryService", RegistryServicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server),
 }
-HEALTH_INTERVAL_SECONDS = 5.0
 
 
 @dataclass
@@ -97,7 +96,7 @@ async def start_server(
     host = config.listen.rsplit(":", 1)[0]
     running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names, owns_store)
     await _set_health(running)
-    running._watch = asyncio.create_task(_watch_store(running))
+    running._watch = asyncio.create_task(_watch_store(running, config.health_interval_seconds))
     return running
 
 
@@ -129,9 +128,9 @@ async def _set_health(running: RunningServer) -> bool:
     return status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def _watch_store(running: RunningServer) -> None:
+async def _watch_store(running: RunningServer, interval: float) -> None:
     while True:
-        await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+        await asyncio.sleep(interval)
         await _set_health(running)
 
 

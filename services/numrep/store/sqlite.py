@@ -99,6 +99,8 @@ class SqliteStore(Store):
                 raise
 
     def ping(self) -> None:
+        if not self.path.exists():  # the volume went away under open connections
+            raise StoreUnavailable(f"store file {self.path} is gone")
         try:
             self._db().execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
