@@ -332,7 +332,6 @@ def cmd_participants_revoke_key(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from numrep.cli.output import as_dict, emit_json, item_text
     from numrep.signing.labels import sign_label
 
     rows: list[tuple[str, str, float]] = []
@@ -351,20 +350,20 @@ def cmd_publish(args: argparse.Namespace) -> int:
             for number, cat, conf in rows
         ]
         results = client.publish(tokens)
-    if args.json:
-        emit_json([as_dict(r) for r in results])
-    else:
-        for r in results:
-            print(item_text(r))
-    return 0 if all(r.status != 3 for r in results) else EXIT_ERROR
+    return _report_items(results, args.json)
 
 
 def cmd_retract(args: argparse.Namespace) -> int:
-    from numrep.cli.output import as_dict, emit_json, item_text
-
     with _client(args) as client:
         results = client.retract(args.label_ids)
-    if args.json:
+    return _report_items(results, args.json)
+
+
+def _report_items(results: list[Any], as_json: bool) -> int:
+    """Print per-item outcomes; exit 1 when any item was rejected."""
+    from numrep.cli.output import as_dict, emit_json, item_text
+
+    if as_json:
         emit_json([as_dict(r) for r in results])
     else:
         for r in results:
