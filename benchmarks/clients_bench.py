@@ -15,9 +15,13 @@ the server. Then it measures, and prints as one table:
   this process that sleeps far longer than the deadline);
 * ``check()`` against the live exchange: cache misses (cache disabled) and
   cache hits, for an EdDSA and an ES256 carrier, blocking and asyncio;
-  ``check_many`` of 100 numbers; bearer-token signing time;
-* flag throughput: N flags queued, then ``flush()`` in batches, in memory and
-  with a SQLite spool.
+  ``check_many`` of 100 numbers; bearer-token signing time. The breaker is
+  off here, so that every check measures the exchange (with it on, a few
+  timeouts in a row would turn the following checks into instant
+  ``circuit_open`` answers and hide the latency being measured);
+* flag throughput: N flags queued, then ``flush()`` in batches, concentrated
+  on few numbers or spread over many (the exchange recomputes each flagged
+  number's verdict), in memory and with a SQLite spool.
 
 Numbers are reported, never asserted: they depend on the machine.
 """
@@ -36,7 +40,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 DEADLINE = 0.050
 
@@ -210,7 +214,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
             # -- live exchange -------------------------------------------------------------------
             for identity in (carrier_ed, carrier_es):
-                with CarrierClient(child.address, identity, deadline=DEADLINE, cache_size=0) as c:
+                with CarrierClient(child.address, identity, deadline=DEADLINE, cache_size=0, breaker=NullBreaker()) as c:
                     c.wait_ready()
                     for n in probe[:50]:
                         c.check(n)  # warm the path
@@ -222,7 +226,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                                             [d.latency for d in decisions], f"{sources}"))
                     rows.append(Row(f"  bearer token signing ({identity.alg})", stats.token_mint.count,
                                     stats.token_mint.p50 * 1000, stats.token_mint.p99 * 1000, stats.token_mint.max * 1000))
-            with CarrierClient(child.address, carrier_ed, deadline=DEADLINE) as c:
+            with CarrierClient(child.address, carrier_ed, deadline=DEADLINE, breaker=NullBreaker()) as c:
                 c.wait_ready()
                 for n in probe:
                     c.check(n)
@@ -233,7 +237,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 sources = {s: sum(d.source == s for d in decisions) for s in sorted({d.source for d in decisions})}
                 rows.append(latency_row("check() cache hit", [d.latency for d in decisions], f"{sources}"))
                 rows[-1].rate = f"{len(decisions) / elapsed:,.0f} checks/s"
-            with CarrierClient(child.address, carrier_ed, deadline=DEADLINE, cache_size=0) as c:
+            with CarrierClient(child.address, carrier_ed, deadline=DEADLINE, cache_size=0, breaker=NullBreaker()) as c:
                 c.wait_ready()
                 batches = [probe[i:i + 100] for i in range(0, len(probe), 100)] * 4
                 c.check_many(batches[0])
@@ -243,7 +247,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                         f"{failed} of {sum(map(len, results))} failed open"))
 
             async def async_checks() -> tuple[list[float], list[Any], float, list[Any]]:
-                async with AsyncCarrierClient(child.address, carrier_ed, deadline=DEADLINE, cache_size=0) as c:
+                async with AsyncCarrierClient(child.address, carrier_ed, deadline=DEADLINE, cache_size=0,
+                                              breaker=NullBreaker()) as c:
                     await c.wait_ready()
                     for n in probe[:50]:
                         await c.check(n)
@@ -281,20 +286,31 @@ def run(args: argparse.Namespace) -> list[Row]:
 
             # -- flags -----------------------------------------------------------------------------
             key = os.urandom(32)
-            flag_numbers = numbers(args.flags // 10, start=20000)
-            for label, spool in (("in memory", None), ("SQLite spool", Path(tmp) / "spool.sqlite3")):
+            # Two shapes of 10,000 flags from 100 users (5 flags per reporter per batch
+            # of 500; the exchange caps one reporter at 50 per batch), no duplicates:
+            #   concentrated: 100 numbers, each flagged by all 100 users (a batch touches 5 numbers);
+            #   spread:       one flag per number (a batch touches 500 numbers, each recomputed).
+            users = 100
+            concentrated = numbers(-(-args.flags // users), start=20000)
+            spread = numbers(args.flags, start=40000)
+            shapes = [
+                ("concentrated, in memory", None, lambda i: (concentrated[i // users], i % users)),
+                ("spread, in memory", None, lambda i: (spread[i], i % users)),
+                ("spread, SQLite spool", Path(tmp) / "spool.sqlite3", lambda i: (spread[i], i % users)),
+            ]
+            for label, spool, shape in shapes:
                 with AppFlagClient(child.address, app, key, batch_size=args.batch, spool_path=spool) as client:
                     started = time.perf_counter()
                     for i in range(args.flags):
-                        client.flag(flag_numbers[i % len(flag_numbers)], "fraud.impersonation",
-                                    f"{label}-user-{i // len(flag_numbers)}")
+                        number, user = shape(i)
+                        client.flag(number, "fraud.impersonation", f"{label}-user-{user}")
                     queued = time.perf_counter() - started
                     report = client.flush()
                     total = time.perf_counter() - started
                     rows.append(Row(f"flag() x{args.flags} ({label})", args.flags, rate=f"{args.flags / queued:,.0f} flags/s queued"))
                     rows.append(Row(f"flush() {report.batches} batches of {args.batch} ({label})", report.sent,
                                     rate=f"{report.sent / report.elapsed:,.0f} flags/s sent",
-                                    note=f"{report.accepted} accepted, {report.rejected_total} rejected, "
+                                    note=f"{report.accepted} accepted, rejected {report.rejected or 'none'}, "
                                          f"{report.retries} retries; {report.elapsed:.2f} s flush, {total:.2f} s end to end"))
         finally:
             child.stop()

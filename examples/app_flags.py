@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from numrep.signing.keys import Identity
-from numrep_client import AppFlagClient, ExchangeClient, ExchangeError
+from numrep_client import AppFlagClient, ExchangeClient, ExchangeError, TlsFiles
 
 NUMBER = "(202) 555-0143"
 USERS = ["user-1001", "user-1002", "user-1003", "user-1004"]
@@ -40,6 +40,10 @@ def load_key(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+def tls(args: argparse.Namespace) -> TlsFiles | None:
+    return TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="127.0.0.1:50051", help="exchange address (default 127.0.0.1:50051)")
@@ -49,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the app's secret pseudonymisation key (hex; created if missing)")
     parser.add_argument("--spool", type=Path, default=None, help="SQLite file for a durable queue (optional)")
     parser.add_argument("--number", default=NUMBER, help=f"the number the users flag (default {NUMBER!r})")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA of the exchange's certificate (the exchange serves TLS)")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", type=Path, help="client key, for mutual TLS")
     args = parser.parse_args(argv)
 
     identity = Identity.load(args.identity)
     key = load_key(args.key_file)
-    with ExchangeClient(args.server, identity) as exchange, \
+    with ExchangeClient(args.server, identity, tls=tls(args)) as exchange, \
             AppFlagClient(args.server, identity, key, spool_path=args.spool, client=exchange) as app:
         try:
             before = exchange.lookup(args.number)

@@ -14,6 +14,8 @@ the reason), and ``source=invalid`` for something that is not a phone number.
 Each number is checked twice (the second answer comes from the cache), then
 all at once with ``check_many``; the client's counters and latency
 percentiles come last. Stop the exchange and run it again to see fail-open.
+Numbers the demo warns about or blocks are listed by ``examples/handset_sync.py``
+(or ``numrep sync``); pass one of them to see a ``warn``/``block`` decision.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import logging
 from pathlib import Path
 
 from numrep.signing.keys import Identity
-from numrep_client import CallDecision, CarrierClient
+from numrep_client import CallDecision, CarrierClient, TlsFiles
 
 DEFAULT_NUMBERS = ["(202) 555-0143", "+12025550100", "not-a-number"]
 
@@ -34,6 +36,10 @@ def show(decision: CallDecision) -> str:
             f"p={decision.spam_probability:.2f} source={decision.source}{why} {decision.latency * 1000:.2f} ms")
 
 
+def tls(args: argparse.Namespace) -> TlsFiles | None:
+    return TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="127.0.0.1:50051", help="exchange address (default 127.0.0.1:50051)")
@@ -41,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the carrier's identity file")
     parser.add_argument("--deadline-ms", type=float, default=50.0, help="per-call budget in milliseconds")
     parser.add_argument("numbers", nargs="*", default=DEFAULT_NUMBERS, help="calling numbers to check")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA of the exchange's certificate (the exchange serves TLS)")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", type=Path, help="client key, for mutual TLS")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="  [%(name)s] %(message)s")  # shows breaker transitions
 
     identity = Identity.load(args.identity)
-    with CarrierClient(args.server, identity, deadline=args.deadline_ms / 1000) as client:
+    with CarrierClient(args.server, identity, deadline=args.deadline_ms / 1000, tls=tls(args)) as client:
         connected = client.wait_ready(timeout=2.0)
         print(f"carrier {identity.participant_id} -> {args.server} "
               f"({'connected' if connected else 'not reachable: checks will fail open'})")

@@ -20,7 +20,11 @@ import sys
 from pathlib import Path
 
 from numrep.signing.keys import Identity
-from numrep_client import ExchangeClient, ExchangeError, HandsetLabelStore, sync_handset
+from numrep_client import ExchangeClient, ExchangeError, HandsetLabelStore, TlsFiles, sync_handset
+
+
+def tls(args: argparse.Namespace) -> TlsFiles | None:
+    return TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=Path("var/demo/handset-example.json"),
                         help="the local label file (created on the first run)")
     parser.add_argument("--chunk-size", type=int, default=0, help="numbers per chunk (0: the exchange's default)")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA of the exchange's certificate (the exchange serves TLS)")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", type=Path, help="client key, for mutual TLS")
     args = parser.parse_args(argv)
 
     identity = Identity.load(args.identity)
     store = HandsetLabelStore(args.store)
     started_from = "a full snapshot" if not store.cursor else "the stored cursor (deltas only)"
     try:
-        with ExchangeClient(args.server, identity, timeout=30.0) as client:
+        with ExchangeClient(args.server, identity, timeout=30.0, tls=tls(args)) as client:
             report = sync_handset(client, store, args.chunk_size)
     except ExchangeError as exc:
         print(f"handset_sync: {exc}", file=sys.stderr)

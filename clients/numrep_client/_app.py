@@ -20,7 +20,8 @@
   A sealed batch never changes; flags queued after sealing go to a later batch.
 * **Retries.** ``UNAVAILABLE``, ``DEADLINE_EXCEEDED`` and ``RESOURCE_EXHAUSTED``
   are retried up to ``max_retries`` times with exponential backoff and
-  jitter. Any other error is permanent: the flush stops, the batch stays
+  jitter; when the exchange's rate limiter says how long to wait, the client
+  waits at least that long. Any other error is permanent: the flush stops, the batch stays
   queued (flags are never dropped silently) and :attr:`FlushReport.error`
   says why; :meth:`AppFlagClient.discard` drops a batch you have given up on.
 
@@ -38,6 +39,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -56,7 +58,7 @@ from numrep.signing.keys import Identity
 from numrep.signing.tokens import DEFAULT_AUDIENCE
 from numrep.v1 import flags_pb2, publish_pb2
 
-from numrep_client._client import ExchangeClient, ExchangeError, FlagToSend
+from numrep_client._client import ExchangeClient, ExchangeError, FlagToSend, TlsFiles
 
 log = logging.getLogger("numrep_client.app")
 
@@ -64,6 +66,8 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 MAX_BATCH_SIZE = 10_000  # the exchange's default per-batch maximum
 MAX_COMMENT = 500
 PSEUDONYM_CONTEXT = b"numrep-reporter-v1\x1f"
+MAX_RETRY_AFTER = 60.0  # the longest server-requested pause honoured between attempts
+_RETRY_IN = re.compile(r"retry in ([0-9]+(?:\.[0-9]+)?) ?s\b")
 
 
 class InvalidFlag(ValueError):
@@ -154,11 +158,15 @@ class AppFlagClient:
     ``app_vendor``). ``pseudonym_key``: at least 16 secret bytes that never leave
     the app. Options: ``batch_size`` (flags per batch, default 500),
     ``max_retries`` (per batch and flush, default 5), ``spool_path`` (SQLite
-    file for a durable queue; None keeps it in memory), ``timeout`` (seconds per
+    file for a durable queue; None keeps it in memory), ``max_per_reporter``
+    (flags of one reporter per batch, default 50: the exchange rejects more as
+    ``reporter_over_limit``, so a prolific reporter's flags are spread over
+    several batches), ``timeout`` (seconds per
     attempt), ``backoff_base``/``backoff_max`` (seconds; the n-th retry waits
     ``min(backoff_max, backoff_base * 2**(n-1))`` scaled by a random factor in
-    [0.5, 1)), ``default_region`` (for numbers without ``+``), and ``sleep``/``rng``
-    (injectable for tests). ``client`` lets several helpers share one
+    [0.5, 1)), ``default_region`` (for numbers without ``+``), ``tls``
+    (:class:`~numrep_client.TlsFiles` for an exchange serving TLS), and
+    ``sleep``/``rng`` (injectable for tests). ``client`` lets several helpers share one
     :class:`ExchangeClient` (it is then not closed by :meth:`close`).
 
     ``flag`` and ``flush`` may be called from different threads; flushes run
@@ -174,6 +182,7 @@ class AppFlagClient:
         batch_size: int = 500,
         max_retries: int = 5,
         spool_path: str | Path | None = None,
+        max_per_reporter: int = 50,
         timeout: float = 10.0,
         backoff_base: float = 0.2,
         backoff_max: float = 10.0,
@@ -181,6 +190,7 @@ class AppFlagClient:
         audience: str = DEFAULT_AUDIENCE,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        tls: TlsFiles | None = None,
         client: ExchangeClient | None = None,
     ) -> None:
         if not isinstance(pseudonym_key, (bytes, bytearray, memoryview)) or len(pseudonym_key) < 16:
@@ -190,6 +200,9 @@ class AppFlagClient:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if max_per_reporter < 1:
+            raise ValueError("max_per_reporter must be >= 1")
+        self.max_per_reporter = max_per_reporter
         self.identity = identity
         self.batch_size = batch_size
         self.max_retries = max_retries
@@ -200,7 +213,7 @@ class AppFlagClient:
         self._sleep = sleep
         self._rng = rng
         self._owns_client = client is None
-        self._client = client or ExchangeClient(target, identity, audience=audience, timeout=timeout)
+        self._client = client or ExchangeClient(target, identity, audience=audience, timeout=timeout, tls=tls)
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._queue: dict[tuple[str, str, str], tuple[int, QueuedFlag]] = {}
@@ -294,14 +307,13 @@ class AppFlagClient:
         return report
 
     def _seal(self) -> None:
-        """Lock held: cut the queue into batches with fixed ids."""
+        """Lock held: cut the queue into batches with fixed ids, oldest flags first,
+        at most ``batch_size`` flags per batch and ``max_per_reporter`` per reporter
+        per batch (a prolific reporter's further flags go to later batches)."""
         if not self._queue:
             return
         ordered = [flag for _, flag in sorted(self._queue.values(), key=lambda item: item[0])]
-        new = [
-            SealedBatch(uuid.uuid4().hex, tuple(ordered[i:i + self.batch_size]))
-            for i in range(0, len(ordered), self.batch_size)
-        ]
+        new = [SealedBatch(uuid.uuid4().hex, tuple(flags)) for flags in _pack(ordered, self.batch_size, self.max_per_reporter)]
         if self._spool is not None:
             self._spool.seal(new)
         self._sealed.extend(new)
@@ -320,6 +332,9 @@ class AppFlagClient:
                     retries += 1
                     report.retries += 1
                     delay = min(self.backoff_max, self.backoff_base * 2 ** (retries - 1)) * (0.5 + self._rng() / 2)
+                    hint = _retry_hint(exc)  # an app over its flag rate is told when to come back
+                    if hint is not None:
+                        delay = max(delay, min(hint, MAX_RETRY_AFTER))
                     log.info("flag batch %s: %s, retry %d in %.2f s", batch.batch_id, exc.code.name, retries, delay)
                     self._sleep(delay)
                     continue
@@ -357,6 +372,29 @@ class AppFlagClient:
         self.close()
 
 
+def _pack(flags: Sequence[QueuedFlag], size: int, per_reporter: int) -> list[list[QueuedFlag]]:
+    """First fit: each flag goes to the earliest batch with room for it and for
+    one more flag of its reporter."""
+    batches: list[list[QueuedFlag]] = []
+    counts: list[dict[str, int]] = []
+    first_open = 0  # batches before this one are full
+    next_for: dict[str, int] = {}  # reporter -> first batch that may still take its flags
+    for flag in flags:
+        index = max(first_open, next_for.get(flag.reporter_id, 0))
+        while index < len(batches) and (len(batches[index]) >= size or counts[index].get(flag.reporter_id, 0) >= per_reporter):
+            index += 1
+        if index == len(batches):
+            batches.append([])
+            counts.append({})
+        batches[index].append(flag)
+        counts[index][flag.reporter_id] = counts[index].get(flag.reporter_id, 0) + 1
+        if counts[index][flag.reporter_id] >= per_reporter:
+            next_for[flag.reporter_id] = index + 1
+        while first_open < len(batches) and len(batches[first_open]) >= size:
+            first_open += 1
+    return batches
+
+
 def _account(result: flags_pb2.FlagBatchResult, size: int, report: FlushReport) -> None:
     report.batches += 1
     report.sent += size
@@ -370,6 +408,19 @@ def _account(result: flags_pb2.FlagBatchResult, size: int, report: FlushReport) 
         elif item.status == publish_pb2.ITEM_STATUS_REJECTED:
             reason = item.reason or "rejected"
             report.rejected[reason] = report.rejected.get(reason, 0) + 1
+
+
+def _retry_hint(exc: ExchangeError) -> float | None:
+    """Seconds the exchange asked us to wait before retrying (RESOURCE_EXHAUSTED
+    from its rate limiter): ``exc.retry_after`` when the error carries it, else the
+    "retry in N s" of its message."""
+    if exc.code != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    carried = getattr(exc, "retry_after", None)
+    if isinstance(carried, (int, float)):
+        return max(0.0, float(carried))
+    found = _RETRY_IN.search(exc.details or "")
+    return float(found.group(1)) if found else None
 
 
 def _key_fingerprint(key: bytes) -> str:

@@ -21,6 +21,10 @@ must never hold a call up. :class:`CarrierClient` (blocking, thread-safe) and
   fail-opens. Pass ``raise_on_invalid=True`` to get :class:`InvalidNumberError`
   instead. Withheld or garbage caller ids are common on real networks, so the
   default keeps call set-up code free of exception handling.
+* **Rate limits.** A participant over its rate gets ``RESOURCE_EXHAUSTED``
+  (``reason="overloaded"``) with a ``retry-after-ms`` trailer; until that
+  time has passed, checks fail open at once as ``"rate_limited"`` without
+  sending anything (cache hits are still answered).
 * **Circuit breaker.** After ``failure_threshold`` consecutive transport
   failures the breaker opens and ``check`` answers ``reason="circuit_open"``
   at once, without touching the network, until a cool-down has passed and one
@@ -61,6 +65,7 @@ from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
+from numrep_client._client import TlsFiles
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -330,6 +335,7 @@ class VerdictCache:
 # --- the logic both clients share --------------------------------------------------------
 MIN_RPC_BUDGET = 0.001  # below this, an RPC cannot finish in time: fail open without sending
 LOG_INTERVAL = 60.0  # seconds between log lines about the same problem
+MAX_RETRY_AFTER = 30.0  # the longest server-requested pause honoured
 
 
 @dataclass
@@ -391,6 +397,7 @@ class _CarrierCore:
         self._batch_latency = LatencyRecorder()
         self._mint = LatencyRecorder()
         self._logged: dict[str, float] = {}
+        self._hold_until = 0.0  # time.monotonic() before which the exchange asked us not to call
 
     # --- before the network ------------------------------------------------------------
     def prepare(self, raw: str) -> CallDecision | _Pending:
@@ -449,9 +456,22 @@ class _CarrierCore:
         self.cache.put(verdict)
         return _from_verdict(pending.number, verdict, SOURCE_EXCHANGE)
 
-    def on_error(self, pending: _Pending, code: grpc.StatusCode, details: str) -> CallDecision:
+    def held(self) -> float:
+        """Seconds the exchange still asked us to wait (``retry-after-ms`` on a
+        ``RESOURCE_EXHAUSTED`` answer), or 0: while held, checks fail open as
+        ``"rate_limited"`` without sending anything."""
+        return max(0.0, self._hold_until - time.monotonic())
+
+    def hold(self, code: grpc.StatusCode, retry_after: float | None) -> None:
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after:
+            with self._lock:
+                self._hold_until = max(self._hold_until, time.monotonic() + min(retry_after, MAX_RETRY_AFTER))
+
+    def on_error(self, pending: _Pending, code: grpc.StatusCode, details: str,
+                 retry_after: float | None = None) -> CallDecision:
         """A failed Lookup: an invalid-number answer or a fail-open decision."""
         self._count_error(code.name)
+        self.hold(code, retry_after)
         self.judge(code)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return CallDecision(pending.number, "unknown", "", 0.0, SOURCE_INVALID, "invalid_number", None, 0.0, details)
@@ -470,10 +490,12 @@ class _CarrierCore:
                                 item.error_message)
         return fail_open(pending.number, _reason(code), item.error_message)
 
-    def on_batch_error(self, pendings: Iterable[_Pending], code: grpc.StatusCode, details: str) -> list[CallDecision]:
+    def on_batch_error(self, pendings: Iterable[_Pending], code: grpc.StatusCode, details: str,
+                       retry_after: float | None = None) -> list[CallDecision]:
         """A whole BatchLookup failed: every number in it fails open. (Breaker
         bookkeeping is done once per check_many by the caller, via ``judge``.)"""
         self._count_error(code.name)
+        self.hold(code, retry_after)
         reason = "bad_request" if code == grpc.StatusCode.INVALID_ARGUMENT else _reason(code)
         return [fail_open(p.number, reason, details) for p in pendings]
 
@@ -603,6 +625,26 @@ def _discard_outcome(task: "asyncio.Future[object]") -> None:
         task.exception()
 
 
+def retry_after(exc: grpc.RpcError) -> float | None:
+    """The exchange's ``retry-after-ms`` trailer (sent with ``RESOURCE_EXHAUSTED``
+    when a participant is over its rate), in seconds."""
+    try:
+        trailers = exc.trailing_metadata() or ()  # type: ignore[attr-defined]
+        for key, value in trailers:
+            if key == "retry-after-ms":
+                return max(0.0, float(value) / 1000)
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return None
+
+
+def _held(core: _CarrierCore, number: str) -> CallDecision | None:
+    wait = core.held()
+    if wait <= 0:
+        return None
+    return fail_open(number, "rate_limited", f"the exchange asked for a pause; {wait * 1000:.0f} ms left")
+
+
 def _timeout_detail(budget: float) -> str:
     return f"no answer from the exchange within {budget * 1000:.1f} ms"
 
@@ -632,6 +674,8 @@ class CarrierClient:
     * ``batch_size`` (≤ 1000): numbers per BatchLookup request in ``check_many``.
     * ``raise_on_invalid``: ``check`` raises :class:`InvalidNumberError` instead
       of returning a ``source="invalid"`` decision.
+    * ``tls``: :class:`~numrep_client.TlsFiles` (CA, and for mutual TLS the
+      client certificate and key) for an exchange that serves TLS.
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
       tune the one created (default: reconnect backoff capped at 1 s).
 
@@ -656,6 +700,7 @@ class CarrierClient:
         deadline_margin: float = 0.005,
         batch_size: int = MAX_BATCH_LOOKUP,
         raise_on_invalid: bool = False,
+        tls: TlsFiles | None = None,
         channel: grpc.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
     ) -> None:
@@ -667,7 +712,11 @@ class CarrierClient:
         self.target = target
         self.raise_on_invalid = raise_on_invalid
         self._owns_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target, options=list(channel_options))
+        options = list(channel_options)
+        self._channel = channel or (
+            grpc.insecure_channel(target, options=options) if tls is None
+            else grpc.secure_channel(target, tls.credentials(), options=options)
+        )
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
 
     # --- configuration and state ------------------------------------------------------------
@@ -727,6 +776,9 @@ class CarrierClient:
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first
+        held = _held(core, pending.number)
+        if held is not None:
+            return core.finish(held, started)
         if not core.breaker.allow():
             return core.finish(fail_open(pending.number, "circuit_open", "circuit breaker open: not asking the exchange"), started)
         try:
@@ -744,7 +796,7 @@ class CarrierClient:
                 # call's own gRPC deadline ends it a moment later anyway.
                 decision = core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
             except grpc.RpcError as exc:
-                decision = core.on_error(pending, exc.code(), exc.details() or "")
+                decision = core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
             else:
                 decision = core.on_verdict(pending, verdict)
         except Exception as exc:  # never let a client bug hold up a call
@@ -776,6 +828,8 @@ class CarrierClient:
     def _batch(self, pendings: dict[str, tuple[_Pending, list[int]]], budget: float, started: float) -> dict[str, CallDecision]:
         core = self._core
         items = [p for p, _ in pendings.values()]
+        if core.held():
+            return {p.number: _held(core, p.number) or fail_open(p.number, "rate_limited") for p in items}
         if not core.breaker.allow():
             return {p.number: fail_open(p.number, "circuit_open", "circuit breaker open: not asking the exchange") for p in items}
         results: dict[str, CallDecision] = {}
@@ -802,7 +856,7 @@ class CarrierClient:
                     code = exc.code()
                     if code in _UNHEALTHY:
                         worst = code
-                    failed = core.on_batch_error(chunk, code, exc.details() or "")
+                    failed = core.on_batch_error(chunk, code, exc.details() or "", retry_after(exc))
                     results.update((d.number, d) for d in failed)
                 else:
                     for pending, item in zip(chunk, response.results):
@@ -873,6 +927,7 @@ class AsyncCarrierClient:
         deadline_margin: float = 0.005,
         batch_size: int = MAX_BATCH_LOOKUP,
         raise_on_invalid: bool = False,
+        tls: TlsFiles | None = None,
         channel: grpc.aio.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
     ) -> None:
@@ -884,6 +939,7 @@ class AsyncCarrierClient:
         self.target = target
         self.raise_on_invalid = raise_on_invalid
         self._channel_options = list(channel_options)
+        self._tls = tls
         self._owns_channel = channel is None
         self._channel: grpc.aio.Channel | None = channel
         self._stub: lookup_pb2_grpc.LookupServiceStub | None = (
@@ -910,7 +966,10 @@ class AsyncCarrierClient:
 
     def _lookup(self) -> lookup_pb2_grpc.LookupServiceStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=self._channel_options)
+            self._channel = (
+                grpc.aio.insecure_channel(self.target, options=self._channel_options) if self._tls is None
+                else grpc.aio.secure_channel(self.target, self._tls.credentials(), options=self._channel_options)
+            )
             self._stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
         return self._stub
 
@@ -946,6 +1005,9 @@ class AsyncCarrierClient:
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first
+        held = _held(core, pending.number)
+        if held is not None:
+            return core.finish(held, started)
         if not core.breaker.allow():
             return core.finish(fail_open(pending.number, "circuit_open", "circuit breaker open: not asking the exchange"), started)
         try:
@@ -962,7 +1024,7 @@ class AsyncCarrierClient:
             except asyncio.TimeoutError:
                 decision = core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
             except grpc.aio.AioRpcError as exc:
-                decision = core.on_error(pending, exc.code(), exc.details() or "")
+                decision = core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
             else:
                 decision = core.on_verdict(pending, verdict)
         except asyncio.CancelledError:
@@ -988,6 +1050,8 @@ class AsyncCarrierClient:
                      started: float) -> dict[str, CallDecision]:
         core = self._core
         items = [p for p, _ in pendings.values()]
+        if core.held():
+            return {p.number: _held(core, p.number) or fail_open(p.number, "rate_limited") for p in items}
         if not core.breaker.allow():
             return {p.number: fail_open(p.number, "circuit_open", "circuit breaker open: not asking the exchange") for p in items}
         results: dict[str, CallDecision] = {}
@@ -1009,7 +1073,8 @@ class AsyncCarrierClient:
                                                                           _timeout_detail(budget)))
             except grpc.aio.AioRpcError as exc:
                 codes.append(exc.code())
-                results.update((d.number, d) for d in core.on_batch_error(chunk, exc.code(), exc.details() or ""))
+                results.update((d.number, d) for d in core.on_batch_error(chunk, exc.code(), exc.details() or "",
+                                                                          retry_after(exc)))
             else:
                 codes.append(None)
                 for pending, item in zip(chunk, response.results):

@@ -150,17 +150,19 @@ class _StatusLookup(lookup_pb2_grpc.LookupServiceServicer):
         if self._owner.delay:
             await asyncio.sleep(self._owner.delay)
         if self._owner.code != grpc.StatusCode.OK:
-            await context.abort(self._owner.code, self._owner.details)
+            await context.abort(self._owner.code, self._owner.details, tuple(self._owner.trailers))
         return ok
 
 
 class StatusServer:
-    """A bare LookupService answering every call with ``code`` (after ``delay`` s)."""
+    """A bare LookupService answering every call with ``code`` (after ``delay`` s,
+    with ``trailers`` as trailing metadata)."""
 
     def __init__(self) -> None:
         self.code = grpc.StatusCode.RESOURCE_EXHAUSTED
         self.details = "too many requests"
         self.delay = 0.0
+        self.trailers: list[tuple[str, str]] = []
         self.calls = 0
         self.server: grpc.aio.Server | None = None
         self.address = ""
@@ -185,17 +187,39 @@ def status_server(loop_thread: Any) -> Iterator[StatusServer]:
     loop_thread.run(fake.stop())
 
 
-@pytest.fixture
-def exchange_db(server: RunningServer, tmp_path: Path) -> Callable[[str, tuple], list[tuple]]:
-    """``exchange_db(sql, params)``: rows from the fixture exchange's SQLite file,
-    read through a separate connection (what the store really holds)."""
-    path = tmp_path / "exchange" / "numrep.sqlite3"
+class StoreEvidence:
+    """What the fixture exchange's store really holds, read beside the exchange
+    (a separate SQLite connection, or a CQL query on the Cassandra session)."""
 
-    def query(sql: str, params: tuple = ()) -> list[tuple]:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    def __init__(self, server: RunningServer, data_dir: Path) -> None:
+        store = server.exchange.store
+        self.store = getattr(store, "inner", store)  # unwrap a tracing wrapper
+        self.data_dir = data_dir
+
+    @property
+    def backend(self) -> str:
+        return "cassandra" if hasattr(self.store, "keyspace") else "sqlite"
+
+    def flag_rows(self, number: str) -> list[tuple[str, str]]:
+        """(reporter, comment) of every stored flag on ``number``."""
+        if self.backend == "cassandra":
+            rows = self.store._session.execute(
+                f"SELECT reporter, comment FROM {self.store.keyspace}.flags_by_number WHERE number = %s", (number,))
+            return [(row.reporter, row.comment) for row in rows]
+        db = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True)
         try:
-            return db.execute(sql, params).fetchall()
+            return db.execute("SELECT reporter, comment FROM flags WHERE number = ?", (number,)).fetchall()
         finally:
             db.close()
 
-    return query
+    def files(self) -> list[Path]:
+        """The exchange's data files on this machine (the SQLite database, its WAL
+        and the data directory's other files); none for Cassandra."""
+        if self.backend == "cassandra":
+            return []
+        return sorted(p for p in self.data_dir.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def store_evidence(server: RunningServer, tmp_path: Path) -> StoreEvidence:
+    return StoreEvidence(server, tmp_path / "exchange")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Callable, Sequence
 
 from numrep.signing.keys import Identity
 
@@ -37,3 +38,60 @@ def save_identity(identity: Identity, directory: Path) -> Path:
 
 def public_jwk(identity: Identity) -> str:
     return json.dumps(identity.public_jwk())
+
+
+def best_of(measure: Callable[[], Sequence[float]], deadline: float, tries: int = 3) -> list[list[float]]:
+    """Run ``measure`` (it returns latencies in seconds) until one run keeps every
+    latency inside ``deadline``, at most ``tries`` times; return every run.
+
+    A client that waits for a stalled or absent exchange misses the deadline on
+    every run. A test process the OS did not schedule for a few dozen
+    milliseconds (a busy machine) spoils one run, not three in a row.
+    """
+    runs: list[list[float]] = []
+    for _ in range(tries):
+        runs.append(list(measure()))
+        if max(runs[-1]) < deadline:
+            break
+    return runs
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A throw-away CA and, signed by it, a server certificate for 127.0.0.1 and a
+    client certificate (PEM files in ``directory``) for TLS and mutual TLS."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject: str, key, issuer=None, issuer_key=None, ca: bool = False):  # type: ignore[no-untyped-def]
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        now = dt.datetime.now(dt.timezone.utc)
+        builder = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(issuer_key or key, hashes.SHA256())
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("numrep SDK test CA", ca_key, ca=True)
+    files = {"ca": directory / "ca.pem"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = certificate(f"numrep {who}", key, ca, ca_key)
+        files[f"{who}_cert"] = directory / f"{who}.pem"
+        files[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{who}_key"] = directory / f"{who}.key"
+        files[f"{who}_key"].write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return files

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 import pytest
 
-from numrep.core.errors import StoreUnavailable
+from numrep.core.errors import RateLimited, StoreUnavailable
 from numrep_client import AppFlagClient, FlagToSend, InvalidFlag, pseudonymize
 
 from sdk_testkit import SPAM_NUMBER, SPAM_NUMBER_LOCAL
@@ -39,7 +39,7 @@ def store_down(call: int) -> None:
     raise StoreUnavailable("store is restarting")
 
 
-def test_flags_reach_the_exchange_under_double_pseudonyms_only(app, federation, server, connect, exchange_db, tmp_path):
+def test_flags_reach_the_exchange_under_double_pseudonyms_only(app, federation, server, connect, store_evidence):
     client = app()
     queued = [client.flag(SPAM_NUMBER_LOCAL, "fraud.impersonation", user, comment="said he was the IRS") for user in USERS]
     assert {q.number for q in queued} == {SPAM_NUMBER}
@@ -51,20 +51,22 @@ def test_flags_reach_the_exchange_under_double_pseudonyms_only(app, federation, 
     assert report.ok and report.pending == 0 and client.pending() == 0
     assert flag_count(connect, federation.carrier) == 3
 
-    stored = {row[0] for row in exchange_db("SELECT reporter FROM flags WHERE number = ?", (SPAM_NUMBER,))}
+    stored = {reporter for reporter, _ in store_evidence.flag_rows(SPAM_NUMBER)}
     app_side = {pseudonymize(KEY, user) for user in USERS}
     assert len(stored) == 3
     assert stored.isdisjoint(USERS)  # never the raw id ...
     assert stored.isdisjoint(app_side)  # ... nor the app's pseudonym: the exchange hashed it again
     # The exchange received the app's pseudonyms: re-hashing them gives exactly what it stored.
     assert stored == {server.exchange.pseudonym("reporter", federation.app.participant_id, p) for p in app_side}
-    # Nowhere in the exchange's files is a raw user id.
-    for path in (tmp_path / "exchange").glob("numrep.sqlite3*"):
+    # Nowhere in the exchange's files (SQLite database, WAL, ...) is a raw user id.
+    for path in store_evidence.files():
         content = path.read_bytes()
         assert not any(user.encode() in content for user in USERS), path
+    if store_evidence.backend == "sqlite":
+        assert any(p.name.startswith("numrep.sqlite3") for p in store_evidence.files())
 
 
-def test_duplicates_in_the_queue_keep_the_latest(app, exchange_db):
+def test_duplicates_in_the_queue_keep_the_latest(app, store_evidence):
     client = app()
     early = datetime.now(timezone.utc) - timedelta(hours=2)
     late = early + timedelta(hours=1)
@@ -76,7 +78,7 @@ def test_duplicates_in_the_queue_keep_the_latest(app, exchange_db):
 
     report = client.flush()
     assert (report.sent, report.accepted, report.deduplicated) == (2, 2, 2)
-    comments = {row[0] for row in exchange_db("SELECT comment FROM flags WHERE number = ?", (SPAM_NUMBER,))}
+    comments = {comment for _, comment in store_evidence.flag_rows(SPAM_NUMBER)}
     # one row per (app, reporter, number) on the exchange; the newest flag wins there too
     assert comments <= {"second", "another category"}
     assert "first" not in comments and "stale, arrived late" not in comments
@@ -121,6 +123,19 @@ def test_flags_are_sent_in_batches_of_batch_size(app, federation, connect):
     assert report.accepted == 7
     assert flag_count(connect, federation.carrier) == 7
     assert client.flush().batches == 0  # nothing left
+
+
+def test_a_prolific_reporter_is_spread_over_batches(app, federation, connect):
+    client = app(batch_size=100)
+    numbers = [f"+1212555{1000 + i:04d}" for i in range(120)]
+    for number in numbers:
+        client.flag(number, "marketing.robocall", "power-user")
+    for i in range(30):
+        client.flag(SPAM_NUMBER, "fraud", f"user-{i}")
+    report = client.flush()
+    assert report.rejected == {} and report.accepted == 150
+    assert report.batches == 3  # 120 flags of one reporter: at most 50 per batch
+    assert connect(federation.carrier).lookup(numbers[-1]).flag_count == 1
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -172,6 +187,20 @@ def test_jitter_spreads_the_delays(app, exchange_faults):
     client.flag(SPAM_NUMBER, "fraud", "alice")
     assert client.flush().ok
     assert delays == pytest.approx([0.95, 1.1])
+
+
+def test_a_rate_limited_app_waits_as_long_as_the_exchange_asks(app, exchange_faults):
+    def over_rate(call: int) -> None:
+        if call == 1:
+            raise RateLimited("blocker-app is over its rate of 5000 flags/s; retry in 0.750 s", 0.75)
+
+    exchange_faults.wrap("submit_flags", before=over_rate)
+    delays: list[float] = []
+    client = app(sleep=delays.append, rng=lambda: 0.0, backoff_base=0.1)
+    client.flag(SPAM_NUMBER, "fraud", "alice")
+    report = client.flush()
+    assert report.ok and report.retries == 1
+    assert delays == pytest.approx([0.75])  # not the 0.05 s its own backoff would have chosen
 
 
 def test_gives_up_after_max_retries_and_keeps_the_batch(app, dead_target):

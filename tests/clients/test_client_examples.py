@@ -32,7 +32,7 @@ def identities(federation, tmp_path) -> dict[str, Path]:
 def test_carrier_check_example(server, federation, identities, publish):
     publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
     result = run_example("carrier_check.py", "--server", server.address, "--identity", str(identities["carrier"]),
-                         "(202) 555-0143", "+12025550100", "garbage")
+                         "--deadline-ms", "2000", "(202) 555-0143", "+12025550100", "garbage")
     assert result.returncode == 0, result.stderr
     assert re.search(r"\+12025550143 +block", result.stdout)
     assert "source=cache" in result.stdout
