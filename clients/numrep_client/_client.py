@@ -25,10 +25,20 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 class ExchangeError(Exception):
     """An RPC failed; ``code`` is the gRPC status, ``details`` the exchange's message."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, retry_after: float | None = None) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+        self.retry_after = retry_after  # seconds, when the exchange said when to retry
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError) -> "ExchangeError":
+        retry_after = None
+        trailers = getattr(error, "trailing_metadata", lambda: None)() or ()
+        for key, value in trailers:
+            if key == "retry-after-ms":
+                retry_after = int(value) / 1000
+        return cls(error.code(), error.details() or "", retry_after)
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ class ExchangeClient:
         try:
             return method(request, metadata=self._metadata(), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise ExchangeError(exc.code(), exc.details() or "") from None
+            raise ExchangeError.from_rpc(exc) from None
 
     # --- lookup ------------------------------------------------------------------
     def lookup(self, number: str) -> common_pb2.Verdict:
@@ -156,7 +166,7 @@ class ExchangeClient:
             )
             yield from stream
         except grpc.RpcError as exc:
-            raise ExchangeError(exc.code(), exc.details() or "") from None
+            raise ExchangeError.from_rpc(exc) from None
 
     # --- registry ----------------------------------------------------------------
     def list_participants(self) -> list[registry_pb2.Participant]:

@@ -7,6 +7,7 @@ from opentelemetry import trace
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
+from numrep.core.errors import StoreTimeout
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
 from numrep.exchange import Exchange
@@ -21,6 +22,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
         started = time.perf_counter()
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
+            raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
         verdict = await run_blocking(self._exchange.lookup, request.number)
         action = verdict.action.value
         trace.get_current_span().set_attribute("numrep.verdict.action", action)

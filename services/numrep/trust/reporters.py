@@ -1,0 +1,94 @@
+"""End users' flags: reporter reputations and an app's aggregate vote.
+
+End users are not independent voters. Each reporter (a pseudonym within one
+app) has a Beta reputation from how often the federation confirmed its flags:
+a flag on a number that the rest of the federation (everything but this app's
+own users) believes spam counts ``2 * P(spam) - 1`` towards agreement if it
+said spam, towards disagreement if it said legitimate; a number the federation
+has no opinion on (``P(spam) = 0.5``) counts for neither.
+
+A reporter's weight is ``cap * (2 * mean - 1)`` clipped at 0: chance-level or
+worse counts nothing, a perfect long record counts ``cap``. A reporter with no
+confirmed record yet is a newcomer: it counts ``newcomer_weight``, and all the
+newcomers of one app on one number together count at most ``newcomer_cap``.
+
+An app's flags on a number are ONE vote of the pseudo-source ``app-x/flags``
+per polarity, whose strength saturates in the weighted reporters:
+``strength = 1 - exp(-W / saturation)``. Its reliability is then learned by EM
+like any participant's. So a swarm of new reporters adds at most
+``1 - exp(-newcomer_cap / saturation)`` of one vote of one source (about 0.15
+with the defaults), and that source's contribution to a verdict is further
+capped like any single participant's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+FLAGS_SUFFIX = "/flags"
+
+
+def flags_source(app_id: str) -> str:
+    """The pseudo-source name under which an app's users' flags are learned."""
+    return app_id + FLAGS_SUFFIX
+
+
+def principal_of(source: str) -> str:
+    """The participant answerable for a source: an app for its users' flags."""
+    return source[: -len(FLAGS_SUFFIX)] if source.endswith(FLAGS_SUFFIX) else source
+
+
+def is_flags_source(source: str) -> bool:
+    return source.endswith(FLAGS_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ReporterConfig:
+    prior_agree: float = 1.0
+    prior_disagree: float = 1.0
+    min_history: float = 1.0  # confirmed-flag evidence before a reporter is no longer a newcomer
+    weight_cap: float = 1.0  # most one reporter can count
+    newcomer_weight: float = 0.1
+    newcomer_cap: float = 0.5  # most all newcomers of one app can count on one number, together
+    saturation: float = 3.0  # weighted reporters for 63% of a full vote
+    half_life: timedelta = timedelta(days=60)  # decay of a flag at verdict time
+
+
+def reporter_weight(agree: float, disagree: float, config: ReporterConfig) -> tuple[float, bool]:
+    """(weight, established) of a reporter with this soft record."""
+    if agree + disagree < config.min_history:
+        return config.newcomer_weight, False
+    mean = (config.prior_agree + agree) / (config.prior_agree + config.prior_disagree + agree + disagree)
+    return config.weight_cap * max(0.0, 2.0 * mean - 1.0), True
+
+
+def reporter_weights(agree: np.ndarray, disagree: np.ndarray, config: ReporterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised ``reporter_weight``: (weights, established mask)."""
+    established = (agree + disagree) >= config.min_history
+    mean = (config.prior_agree + agree) / (config.prior_agree + config.prior_disagree + agree + disagree)
+    weight = np.where(established, config.weight_cap * np.clip(2.0 * mean - 1.0, 0.0, None), config.newcomer_weight)
+    return weight, established
+
+
+def vote_strength(established_weight: float, newcomer_weight: float, config: ReporterConfig) -> float:
+    """Strength in [0, 1) of an app's vote from the summed (decayed) weights of
+    its established reporters and of its newcomers."""
+    total = established_weight + min(newcomer_weight, config.newcomer_cap)
+    return 1.0 - math.exp(-total / config.saturation)
+
+
+def vote_strengths(established_weight: np.ndarray, newcomer_weight: np.ndarray, config: ReporterConfig) -> np.ndarray:
+    total = established_weight + np.minimum(newcomer_weight, config.newcomer_cap)
+    return -np.expm1(-total / config.saturation)
+
+
+def agreement(posterior_without_app: np.ndarray, said_spam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(agree, disagree) evidence of each flag given the federation's belief
+    without the flagging app's own users."""
+    lean = 2.0 * posterior_without_app - 1.0
+    signed = np.where(said_spam, lean, -lean)
+    return np.clip(signed, 0.0, None), np.clip(-signed, 0.0, None)
