@@ -68,7 +68,7 @@ FAILURE_REASONS = (
 )
 VERIFIED_REASONS = (VERIFIED_A, VERIFIED_B, VERIFIED_C)
 
-DEFAULT_MAX_AGE = timedelta(seconds=60)  # ATIS-1000074: a verifier rejects an iat older than 60 s
+DEFAULT_MAX_AGE = timedelta(seconds=60)  # the freshness window RFC 8224 (section 6.2.1) recommends and SHAKEN uses
 
 ATTESTATIONS = {
     "A": "full attestation: the signing provider knows the caller and that it may use this number",
@@ -127,8 +127,8 @@ def verify_passport(
     try:
         token = token_or_header if isinstance(token_or_header, PassportToken) else parse_identity_header(token_or_header)
         x5u = _check_header(token)
-        leaf = _check_certificate(x5u, anchors, now)
-        _check_signature(token, leaf)
+        key = _check_certificate(x5u, anchors, now)
+        _check_signature(token, key)
         _check_freshness(token.claims, now, max_age)
         attest, origid, orig_digits = _check_claims(token.claims)
         _check_number(orig_digits, expected)
@@ -247,9 +247,9 @@ def _check_freshness(claims: Any, now: datetime, max_age: timedelta) -> None:
     age = now.timestamp() - iat
     allowed = max_age.total_seconds()
     if age > allowed:
-        raise _Fail(STALE, f"PASSporT issued {age:.0f} s before the check; at most {allowed:.0f} s is accepted")
+        raise _Fail(STALE, f"PASSporT issued {round(age, 1):g} s before the check; at most {allowed:g} s is accepted")
     if -age > allowed:
-        raise _Fail(STALE, f"PASSporT issued {-age:.0f} s in the future; clocks may differ by at most {allowed:.0f} s")
+        raise _Fail(STALE, f"PASSporT issued {round(-age, 1):g} s in the future; clocks may differ by at most {allowed:g} s")
 
 
 # -- 7. claims ---------------------------------------------------------------------
