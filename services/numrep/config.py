@@ -30,6 +30,8 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_seconds: float = 10.0
     health_interval_seconds: float = 5.0
+    shaken_anchors: Path | None = None      # directory of PEM STI-CA roots
+    shaken_cert_cache: Path | None = None   # JSON index {x5u URL: PEM file}, refreshed out of band
     tls_cert: Path | None = None       # PEM certificate chain: serve TLS
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # PEM CA bundle: require client certificates (mutual TLS)
@@ -48,6 +50,8 @@ class ServerConfig:
             "tls_cert": _path(env.get("NUMREP_TLS_CERT")),
             "tls_key": _path(env.get("NUMREP_TLS_KEY")),
             "tls_client_ca": _path(env.get("NUMREP_TLS_CLIENT_CA")),
+            "shaken_anchors": _path(env.get("NUMREP_SHAKEN_ANCHORS")),
+            "shaken_cert_cache": _path(env.get("NUMREP_SHAKEN_CERT_CACHE")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

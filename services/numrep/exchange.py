@@ -30,13 +30,14 @@ from numrep.core.errors import (
     TooLarge,
     Unauthenticated,
 )
-from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.model import Action, Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
-from numrep.core.reconcile import Reconciler, RoleWeightedReconciler
+from numrep.core.reconcile import ReconcileConfig, Reconciler, RoleWeightedReconciler
 from numrep.core.roles import allowed
 from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
+from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, risk_adjustment, verify_passport
 from numrep.signing.jws import JwsRejected
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
@@ -72,6 +73,7 @@ class ExchangeConfig:
     label_policy: LabelPolicy = field(default_factory=LabelPolicy)
     participant_cache_seconds: float = 5.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    shaken_max_age: timedelta = timedelta(seconds=60)
     flag_max_age: timedelta = timedelta(days=365)
 
 
@@ -101,6 +103,7 @@ class Exchange:
         config: ExchangeConfig | None = None,
         reconciler: Reconciler | None = None,
         clock: Clock = utc_now,
+        shaken_anchors: TrustAnchors | None = None,
     ) -> None:
         self.store = store
         self.config = config or ExchangeConfig()
@@ -111,6 +114,7 @@ class Exchange:
         self._participants: dict[str, tuple[float, Participant | None]] = {}
         self._number_locks = [threading.Lock() for _ in range(256)]
         self._buckets = TokenBuckets()
+        self.shaken_anchors = shaken_anchors or TrustAnchors()
 
     # --- identity ----------------------------------------------------------------
     def participant(self, participant_id: str) -> Participant | None:
@@ -145,12 +149,36 @@ class Exchange:
     def normalize(self, raw: str) -> str:
         return normalize(raw, self.config.default_region)
 
-    def lookup(self, raw_number: str) -> Verdict:
+    def lookup(self, raw_number: str, identity_header: str = "") -> Verdict:
         number = self.normalize(raw_number)
         stored = self.store.get_verdict(number)
-        if stored is None:
-            return self.unknown_verdict(number)
-        return self._fresh(stored)
+        verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
+        return self._with_caller_id(verdict, identity_header) if identity_header else verdict
+
+    def _with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
+        """Apply this call's caller-ID authentication (STIR/SHAKEN) to the verdict.
+
+        The adjustment is for this one call and never stored: otherwise anyone could
+        damage a number's reputation by spoofing it with broken PASSporTs."""
+        now = self.clock()
+        result = verify_passport(identity_header, verdict.number, self.shaken_anchors, now, self.config.shaken_max_age)
+        config = getattr(self.reconciler, "config", ReconcileConfig())
+        probability = adjust_probability(verdict.spam_probability, result)
+        if probability >= config.block_at and verdict.confidence >= config.block_min_confidence:
+            action = Action.BLOCK
+        elif probability >= config.warn_at or result.reason in INTERCEPT_REASONS:
+            action = Action.BLOCK if verdict.action is Action.BLOCK else Action.WARN
+        else:
+            action = verdict.action
+        return dataclasses.replace(
+            verdict,
+            action=action,
+            spam_probability=round(probability, 6),
+            caller_id_authentication=result.reason,
+            caller_id_risk=risk_adjustment(result),
+            explanation=f"{verdict.explanation} Caller ID: {result.message}.",
+            expires_at=now,  # an answer about one call: not for a per-number cache
+        )
 
     def _fresh(self, verdict: Verdict) -> Verdict:
         """The stored verdict, recomputed first when a label behind it has expired

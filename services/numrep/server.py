@@ -23,6 +23,7 @@ from numrep.config import ServerConfig, pseudonym_secret
 from numrep.core.errors import NumrepError
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
+from numrep.shaken import TrustAnchors
 from numrep.signing.tokens import TokenPolicy
 from numrep.store import Store, open_store
 from numrep.telemetry import Telemetry
@@ -65,7 +66,10 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
     if telemetry is not None:
         store = TracedStore(store, telemetry, "cassandra" if config.store.startswith("cassandra") else "sqlite")
     exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience))
-    return Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config)
+    anchors = TrustAnchors.from_directory(config.shaken_anchors) if config.shaken_anchors else TrustAnchors()
+    if config.shaken_cert_cache:
+        anchors.load_cache(config.shaken_cert_cache)
+    return Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config, shaken_anchors=anchors)
 
 
 async def start_server(

@@ -67,6 +67,8 @@ def verdict_to_pb(verdict: Verdict) -> common_pb2.Verdict:
         explanation=verdict.explanation,
         label_count=verdict.label_count,
         flag_count=verdict.flag_count,
+        caller_id_authentication=verdict.caller_id_authentication,
+        caller_id_risk=verdict.caller_id_risk,
     )
 
 

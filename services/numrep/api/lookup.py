@@ -25,7 +25,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
             raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
-        verdict = await run_blocking(self._exchange.lookup, request.number)
+        verdict = await run_blocking(self._exchange.lookup, request.number, request.context.identity_header)
         action = verdict.action.value
         trace.get_current_span().set_attribute("numrep.verdict.action", action)
         self._telemetry.verdicts.add(1, {"action": action})

@@ -159,6 +159,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", type=Path, default=_env_path("NUMREP_TLS_KEY"), help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, default=_env_path("NUMREP_TLS_CLIENT_CA"),
                    help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    p.add_argument("--shaken-anchors", type=Path, default=_env_path("NUMREP_SHAKEN_ANCHORS"),
+                   help="directory of PEM STI-CA root certificates for caller-ID (STIR/SHAKEN) verification")
+    p.add_argument("--shaken-cert-cache", type=Path, default=_env_path("NUMREP_SHAKEN_CERT_CACHE"),
+                   help="JSON index {x5u URL: PEM file} of cached STI certificates (never fetched per call)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -211,6 +215,8 @@ def _config(args: argparse.Namespace, services: str | None = None) -> ServerConf
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        shaken_anchors=args.shaken_anchors,
+        shaken_cert_cache=args.shaken_cert_cache,
     )
 
 

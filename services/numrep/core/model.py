@@ -120,6 +120,8 @@ class Verdict:
     label_count: int = 0
     flag_count: int = 0
     valid_until: datetime | None = None  # when the first label behind it expires: recompute then
+    caller_id_authentication: str = ""   # per call, never stored: see numrep.shaken
+    caller_id_risk: float = 0.0
 
     def is_stale(self, now: datetime) -> bool:
         return self.valid_until is not None and self.valid_until <= now

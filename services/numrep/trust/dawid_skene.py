@@ -125,13 +125,13 @@ class EMResult:
     posterior: np.ndarray  # P(spam) per item, gold items fixed
     spam_precision: np.ndarray
     legit_precision: np.ndarray
-    spam_mass: np.ndarray  # weighted spam votes per source
-    legit_mass: np.ndarray  # weighted legitimate votes per source
+    spam_mass: np.ndarray  # spam votes per source (weighted as evidence)
+    legit_mass: np.ndarray  # legitimate votes per source
     class_prior: float
     iterations: int
     converged: bool
 
-    def base_logit(self, lo: float = 0.02, hi: float = 0.5) -> float:
+    def base_logit(self, lo: float = 0.01, hi: float = 0.99) -> float:
         return float(_logit(np.clip(self.class_prior, lo, hi)))
 
     def sensitivity(self) -> np.ndarray:
@@ -171,11 +171,18 @@ def fit_em(
     class_prior: BetaPrior = DEFAULT_CLASS_PRIOR,
     tol: float = 1e-6,
     max_iter: int = 200,
-    base_bounds: tuple[float, float] = (0.02, 0.5),
+    base_bounds: tuple[float, float] = (0.01, 0.99),
     init_posterior: np.ndarray | None = None,
+    record_weights: np.ndarray | None = None,
 ) -> EMResult:
     """Fit the model on observation arrays (one entry per vote: item index,
     source index, vote ``SPAM``/``LEGIT``, weight in (0, 1]).
+
+    ``weights`` say how much a vote tells about its number (E-step);
+    ``record_weights`` (default: the same) how much it tells about its source's
+    current reliability (M-step): ``numrep.trust.model`` decays them with age so
+    that a source is judged mostly on its recent record, while an old label is
+    still full evidence about the number it labelled.
 
     Deterministic for a given input order; ``numrep.trust.model`` sorts the
     observations canonically so the order the data arrives in does not matter.
@@ -187,7 +194,8 @@ def fit_em(
     sources = np.asarray(sources, dtype=np.int64)
     votes = np.asarray(votes, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
-    if not (len(items) == len(sources) == len(votes) == len(weights)):
+    record = weights if record_weights is None else np.asarray(record_weights, dtype=np.float64)
+    if not (len(items) == len(sources) == len(votes) == len(weights) == len(record)):
         raise ValueError("observation arrays differ in length")
     gold_items = np.asarray(gold_items if gold_items is not None else [], dtype=np.int64)
     gold_values = np.asarray(gold_values if gold_values is not None else [], dtype=np.float64)
@@ -196,6 +204,8 @@ def fit_em(
     is_spam = votes == SPAM
     mass = np.bincount(cell, weights=weights, minlength=2 * n_sources).reshape(n_sources, 2)
     spam_mass, legit_mass = mass[:, 1].copy(), mass[:, 0].copy()
+    judged = np.bincount(cell, weights=record, minlength=2 * n_sources).reshape(n_sources, 2)
+    spam_judged, legit_judged = judged[:, 1].copy(), judged[:, 0].copy()
     lo, hi = base_bounds
 
     spam_precision = spam_prior_a / (spam_prior_a + spam_prior_b)
@@ -222,10 +232,10 @@ def fit_em(
     iteration = 0
     for iteration in range(1, max_iter + 1):
         t = posterior[items]
-        right = np.where(is_spam, t, 1.0 - t) * weights
+        right = np.where(is_spam, t, 1.0 - t) * record
         hits = np.bincount(cell, weights=right, minlength=2 * n_sources).reshape(n_sources, 2)
-        new_sp = (hits[:, 1] + spam_prior_a) / (spam_mass + spam_prior_a + spam_prior_b)
-        new_lp = (hits[:, 0] + legit_prior_a) / (legit_mass + legit_prior_a + legit_prior_b)
+        new_sp = (hits[:, 1] + spam_prior_a) / (spam_judged + spam_prior_a + spam_prior_b)
+        new_lp = (hits[:, 0] + legit_prior_a) / (legit_judged + legit_prior_a + legit_prior_b)
         new_pi = (float(posterior.sum()) + class_prior.a) / (n_items + class_prior.strength)
         delta = max(
             float(np.max(np.abs(new_sp - spam_precision), initial=0.0)),

@@ -262,15 +262,18 @@ def fit_snapshot(
     roles = [None if is_flags_source(name) else role_of(name) for name in source_names]
     exempt = np.array([r is Role.REGULATOR for r in roles], dtype=bool)
 
-    # label votes: strongest per (number, participant, polarity)
+    # label votes: strongest per (number, participant, polarity); as evidence about
+    # the number a vote weighs its confidence, as a record of its source it also
+    # decays with age (fit_half_life)
     item, src, vote = lab_item[keep_lab], lab_src[keep_lab], lab["vote"][keep_lab]
-    weight = lab["confidence"][keep_lab] * _decay(now_ts - lab["time"][keep_lab], config.fit_half_life.total_seconds())
+    weight = lab["confidence"][keep_lab]
     when = lab["time"][keep_lab]
     item, src, vote, weight, when = _strongest(item, src, vote, weight, when, n_src)
     independence = _independence(item, src, vote, when, n_items, n_src, exempt, config)
     weight = weight * independence[src]
     positive = weight > 0
     item, src, vote, weight, when = item[positive], src[positive], vote[positive], weight[positive], when[positive]
+    record = weight * _decay(now_ts - when, config.fit_half_life.total_seconds())
 
     # gold: the regulator's latest label per number, then explicit gold over it
     gold_map: dict[int, float] = {}
@@ -308,6 +311,8 @@ def fit_snapshot(
     g_item = (groups // 2) % n_items
     g_src = (groups // 2) // n_items
     pair, g_pair = np.unique(groups // 2, return_inverse=True)  # (app, number) of each group
+    g_decay = np.zeros(len(groups))
+    np.maximum.at(g_decay, f_group, f_decay)  # a group's record weight decays with its newest flag
     rep_agree = np.zeros(n_rep)
     rep_disagree = np.zeros(n_rep)
 
@@ -318,7 +323,7 @@ def fit_snapshot(
         strength = np.zeros(0)
         if len(groups):
             w_rep, established = reporter_weights(rep_agree, rep_disagree, config.reporters)
-            fw = w_rep[f_rep] * f_decay
+            fw = w_rep[f_rep]
             est = established[f_rep]
             est_sum = np.bincount(f_group, weights=np.where(est, fw, 0.0), minlength=len(groups))
             new_sum = np.bincount(f_group, weights=np.where(est, 0.0, fw), minlength=len(groups))
@@ -327,16 +332,17 @@ def fit_snapshot(
         o_src = np.concatenate([src, g_src])
         o_vote = np.concatenate([vote, g_vote])
         o_weight = np.concatenate([weight, strength])
+        o_record = np.concatenate([record, strength * g_decay])
         result = fit_em(
             o_item, o_src, o_vote, o_weight, n_items, n_src, spam_a, spam_b, legit_a, legit_b,
             gold_items=gold_items, gold_values=gold_values, class_prior=config.class_prior,
-            tol=config.tol, max_iter=config.max_iter, base_bounds=config.base_bounds, init_posterior=posterior,
+            tol=config.tol, max_iter=config.max_iter, init_posterior=posterior, record_weights=o_record,
         )
         posterior = result.posterior
         if not len(groups):
             break
         # reputations: each flag against the federation's belief without its own app's users
-        base = result.base_logit(*config.base_bounds)
+        base = result.base_logit()
         table = llr_table(result.spam_precision, result.legit_precision, base)
         logits = np.bincount(o_item, weights=o_weight * table[o_src, o_vote], minlength=n_items) + base
         pair_contrib = np.bincount(g_pair, weights=strength * table[g_src, g_vote], minlength=len(pair))

@@ -55,7 +55,7 @@ class Contribution(_message.Message):
     def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., category: _Optional[str] = ..., weight: _Optional[float] = ..., kind: _Optional[str] = ..., label_id: _Optional[str] = ..., reporter_count: _Optional[int] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("number", "action", "category", "spam_probability", "confidence", "contributions", "version", "computed_at", "expires_at", "explanation", "label_count", "flag_count")
+    __slots__ = ("number", "action", "category", "spam_probability", "confidence", "contributions", "version", "computed_at", "expires_at", "explanation", "label_count", "flag_count", "caller_id_authentication", "caller_id_risk")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class Verdict(_message.Message):
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     LABEL_COUNT_FIELD_NUMBER: _ClassVar[int]
     FLAG_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CALLER_ID_AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
+    CALLER_ID_RISK_FIELD_NUMBER: _ClassVar[int]
     number: str
     action: Action
     category: str
@@ -80,4 +82,6 @@ class Verdict(_message.Message):
     explanation: str
     label_count: int
     flag_count: int
-    def __init__(self, number: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., category: _Optional[str] = ..., spam_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., version: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ..., label_count: _Optional[int] = ..., flag_count: _Optional[int] = ...) -> None: ...
+    caller_id_authentication: str
+    caller_id_risk: float
+    def __init__(self, number: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., category: _Optional[str] = ..., spam_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., version: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ..., label_count: _Optional[int] = ..., flag_count: _Optional[int] = ..., caller_id_authentication: _Optional[str] = ..., caller_id_risk: _Optional[float] = ...) -> None: ...
