@@ -44,6 +44,17 @@ def observed(loop_thread, tmp_path: Path):
     telemetry.shutdown()
 
 
+def _finished_spans(spans: InMemorySpanExporter, name: str, count: int = 1) -> list:
+    """Finished spans, once ``count`` spans called ``name`` have ended: a server span
+    ends just after its response is sent, so the client may see the answer first."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while sum(s.name == name for s in spans.get_finished_spans()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return list(spans.get_finished_spans())
+
+
 def _metric_points(reader: InMemoryMetricReader) -> dict[str, list]:
     data = reader.get_metrics_data()
     found: dict[str, list] = {}
@@ -68,7 +79,7 @@ def test_a_lookup_is_a_server_span_with_participant_role_rpc_and_action_and_stor
         spans.clear()
         carrier.lookup("(202) 555-0143")
 
-    finished = spans.get_finished_spans()
+    finished = _finished_spans(spans, "/numrep.v1.LookupService/Lookup")
     [server_span] = [s for s in finished if s.name == "/numrep.v1.LookupService/Lookup"]
     attributes = dict(server_span.attributes)
     assert attributes["numrep.participant"] == "carrier-a"
@@ -111,6 +122,7 @@ def test_no_span_attribute_or_metric_carries_a_phone_number_or_reporter_id(obser
             carrier.lookup("(202) 555-01")
         assert "(202) 555-01" in caught.value.details
 
+    _finished_spans(spans, "/numrep.v1.LookupService/Lookup", count=len(RAW_FORMS) + 1)
     recorded = _everything_recorded(spans, metrics)
     assert "/numrep.v1.LookupService/Lookup" in recorded
     for secret in [NUMBER, *RAW_FORMS, "555-01", REPORTER, "alice"]:  # ... but no trace or metric is
