@@ -82,24 +82,31 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
     def _unary(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
+            refused: NumrepError | None = None
             try:
                 _participant.set(self._admit(rpc, context))
                 return await behavior(request, context)
             except NumrepError as exc:
-                await self._abort(rpc, context, exc)
+                refused = exc
             finally:
                 self._telemetry.rpc_duration.record((time.perf_counter() - started) * 1000, {"rpc": rpc})
+            # Abort outside the except block: the abort's exception must not chain the
+            # refusal, whose message (a phone number, say) tracing would record.
+            await self._abort(rpc, context, refused)
 
         return wrapper
 
     def _stream(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            refused: NumrepError | None = None
             try:
                 _participant.set(self._admit(rpc, context))
                 async for item in behavior(request, context):
                     yield item
             except NumrepError as exc:
-                await self._abort(rpc, context, exc)
+                refused = exc
+            if refused is not None:
+                await self._abort(rpc, context, refused)
 
         return wrapper
 
