@@ -22,9 +22,9 @@ class Sizes:
     closed_seconds: float = 1.5   # per round
     open_rounds: int = 2          # interleaved open-loop rounds per variant and load level
     open_seconds: float = 2.0     # per round
-    batch_seconds: float = 2.0   # per round
+    batch_seconds: float = 3.0   # per round
     batch_concurrency: int = 2
-    scale_seconds: float = 3.0
+    scale_seconds: float = 2.0   # per round
     scale_channels: int = 8
     # sync
     sync_labels: int = 200_000
@@ -32,7 +32,6 @@ class Sizes:
     inproc_sync_seconds: float = 6.0
     # publish_ingest
     publish_batches: int = 4  # of 500 labels, per key type
-    verify_count: int = 1_500
     # data_scale
     data_numbers: int = 1_000_000
     data_rate: float = 4_000.0
@@ -47,7 +46,7 @@ QUICK = Sizes()
 FULL = Sizes(
     lookup_numbers=100_000, rounds=5, closed_seconds=4.0, open_rounds=4, open_seconds=8.0, warmup=1.0, batch_seconds=5.0, scale_seconds=8.0,
     sync_labels=10_000_000, handset_labels=20_000, inproc_sync_seconds=20.0,
-    publish_batches=20, verify_count=10_000,
+    publish_batches=20,
     data_numbers=10_000_000, data_seconds=30.0,
     cassandra_numbers=50_000, cassandra_seconds=15.0,
 )
@@ -70,6 +69,7 @@ class Ctx:
     profile: bool
     sizes: Sizes
     fed: fx.Federation
+    exact_data: bool = False
     cache: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
@@ -93,8 +93,9 @@ class Ctx:
         if "lookup" not in self.cache:
             count = self.sizes.lookup_numbers
             data_dir = self.tmp / "lookup"
-            self.log(f"building the lookup dataset: {count:,} verdicts through SqliteStore.put_verdicts")
-            build = fx.build_store(data_dir, self.fed, count, area_codes=self.area_codes, templates=self.templates, log=self.log)
+            self.log(f"building the lookup dataset: {count:,} numbers with stored verdicts")
+            build = fx.build_store(data_dir, self.fed, count, area_codes=self.area_codes, templates=self.templates,
+                                   exact=self.exact_data, log=self.log)
             queries = fx.sample_numbers(self.area_codes, count, count, seed=11)
             build["valid_fraction"] = fx.spot_check(queries)
             self.cache["lookup"] = LookupDataset(data_dir, count, queries, build)

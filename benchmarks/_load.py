@@ -422,7 +422,8 @@ def _cassandra_raw_blocking(msg: dict) -> dict:
         for _ in range(concurrency):
             issue()
         finished.wait(warmup + duration + 30)
-        return {"ok": len(latencies), "qps": len(latencies) / duration, "errors": state["errors"], "rows": state["rows"],
+        return {"ok": len(latencies), "qps": len(latencies) / duration, "errors": {"driver_error": state["errors"]} if state["errors"] else {},
+                "rows": state["rows"],
                 "latency_ms": percentiles(_ms(latencies)), "concurrency": concurrency}
     finally:
         cluster.shutdown()

@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the server under load (yappi if importable, else cProfile); reports go to results/")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path (default benchmarks/results/<timestamp>.json)")
+    parser.add_argument("--exact-data", action="store_true",
+                        help="write every generated row through SqliteStore.put_verdicts/add_labels (slow: minutes per million) "
+                             "instead of seeding through the store and letting SQLite produce verified-identical rows")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return parser.parse_args(argv)
@@ -53,6 +56,24 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def collect_errors(data: object, path: str = "") -> list[str]:
+    """Every non-empty ``errors`` count in a scenario's data, with where it was found."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "errors" and isinstance(value, dict) and any(value.values()):
+                found.append(f"{path or '-'}: {value}")
+            elif key in ("unfinished",) and isinstance(value, int) and value:
+                continue
+            else:
+                found.extend(collect_errors(value, where))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found.extend(collect_errors(value, f"{path}[{index}]"))
+    return found
+
+
 def print_result(name: str, result: dict) -> None:
     print()
     if result.get("skipped"):
@@ -66,6 +87,8 @@ def print_result(name: str, result: dict) -> None:
         print(render_table(result["header"], result["rows"]))
     for note in result.get("notes", []):
         print(f"  * {note}")
+    for error in result.get("errors_seen", [])[:8]:
+        print(f"  ! failed calls in {error}")
     for t in result.get("targets", []):
         verdict = "holds" if t["holds"] else ("n/a" if t["holds"] is None else "DOES NOT HOLD")
         print(f"  target: {t['target']}: {t['measured']} -> {verdict}")
@@ -93,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or results_dir / f"{stamp}.json"
     tmp = Path(tempfile.mkdtemp(prefix="numrep-bench-"))
     ctx = Ctx(full=args.full, tmp=tmp, results_dir=results_dir, stamp=stamp, profile=args.profile,
-              sizes=FULL if args.full else QUICK, fed=fx.make_federation())
+              sizes=FULL if args.full else QUICK, fed=fx.make_federation(), exact_data=args.exact_data)
     report: dict = {
         "started": stamp, "profile": "full" if args.full else "quick", "scenarios_selected": selected,
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
@@ -119,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one scenario failing must not lose the others
                 result = {"failed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
                 ctx.log(result["traceback"])
+            result["errors_seen"] = collect_errors(result.get("data", {}))
             result["seconds"] = time.monotonic() - started
             result["loadavg_after"] = loadavg()
             report["results"][name] = result

@@ -23,7 +23,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
 from benchmarks._servers import baseline_process, exchange_process
-from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio, ratio
+from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio
 
 NAME = "lookup_cached"
 
@@ -84,7 +84,6 @@ def run(ctx: Ctx) -> dict:
 
 
 def summarize(ctx: Ctx, r: dict) -> dict:
-    base_qps = r["baseline"]["closed"]["qps"]
     rows = []
     for key, label in (("baseline", "baseline: bare grpc.aio, from memory"),
                        ("exchange_premint", "exchange, tokens pre-minted"),
@@ -93,7 +92,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + (_spread(v["ratio"]) if key != "baseline" else ""),
                      fmt_pcts(v["open50"]["latency_ms"]), fmt_num(v["open50"]["achieved_qps"]),
                      fmt_pcts(v["open80"]["latency_ms"]), fmt_num(v["open80"]["achieved_qps"]),
-                     f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}"])
+                     f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}",
+                     _cpu_per_call(v["closed"])])
     mint = r["mint_cost"]
     mint_text = ", ".join(f"{alg} {m['us_per_token']:.0f} us/token ({m['tokens_per_s']:,.0f}/s on one core)" for alg, m in mint.items())
     prem, mint_run = r["exchange_premint"], r["exchange_mint"]
@@ -119,6 +119,10 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         "CPU column = cores used by server/client during the closed loop; a client near 1.0 means the client, not the server, bounded QPS.",
         f"Token minting cost (load-generator process): {mint_text}.",
     ]
+    base_cpu, prem_cpu = _cpu_ms(r["baseline"]["closed"]), _cpu_ms(prem["closed"])
+    if base_cpu and prem_cpu:
+        notes.append(f"server CPU per call: exchange {prem_cpu:.2f} ms vs baseline {base_cpu:.2f} ms ({prem_cpu / base_cpu:.1f}x); "
+                     "CPU time per call is less sensitive to other load on the machine than QPS.")
     notes.append(f"'vs base' = median over {len(prem['ratio']['rounds'])} interleaved rounds of (exchange QPS / baseline QPS in the same round), "
                  "[min-max] in brackets; latency percentiles merge the samples of all rounds.")
     if any(r[k]["closed"].get("inline_mints") for k in ("exchange_premint",)):
@@ -127,7 +131,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         notes.append(f"server profile: {r['profile']}")
     return {
         "title": "lookup_cached: Lookup of stored verdicts, SQLite (ratio = exchange / baseline)",
-        "header": ["variant", "max QPS", "vs base", "@50% p50/p99/p999 ms", "@50% QPS", "@80% p50/p99/p999 ms", "@80% QPS", "CPU srv/cli"],
+        "header": ["variant", "max QPS", "vs base", "@50% p50/p99/p999 ms", "@50% QPS", "@80% p50/p99/p999 ms", "@80% QPS", "CPU srv/cli", "srv CPU ms/call"],
         "rows": rows, "targets": targets, "notes": notes, "data": r,
     }
 
@@ -136,3 +140,14 @@ def _spread(r: dict) -> str:
     if r.get("min") is None or len(r.get("rounds", [])) < 2:
         return ""
     return f" [{r['min']:.2f}-{r['max']:.2f}]"
+
+
+def _cpu_ms(closed: dict) -> float | None:
+    if not closed.get("qps") or closed.get("server_cpu") is None:
+        return None
+    return 1000.0 * closed["server_cpu"] / closed["qps"]
+
+
+def _cpu_per_call(closed: dict) -> str:
+    value = _cpu_ms(closed)
+    return "-" if value is None else f"{value:.2f}"

@@ -137,7 +137,7 @@ def run(ctx: Ctx) -> dict:
     data_dir = ctx.tmp / "sync"
     ctx.log(f"sync: building a snapshot of {s.sync_labels:,} listed numbers, one label each")
     results["dataset"] = fx.build_store(data_dir, ctx.fed, s.sync_labels, area_codes=ctx.area_codes, templates=listed,
-                                        label_shape=shape, log=ctx.log)
+                                        label_shape=shape, exact=ctx.exact_data, log=ctx.log)
     results["dataset"]["listed"] = fx.listed_count(data_dir)
 
     ctx.log("sync: baseline, the same rows straight from SQLite in this process")

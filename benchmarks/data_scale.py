@@ -1,0 +1,121 @@
+"""Scenario 7: Lookup over a table of N numbers (default 1M, --full 10M),
+sustained open-loop arrivals at 4,000/s for a bounded time: achieved rate and
+latency percentiles from the scheduled send time.
+
+Baselines in the same run: the bare grpc.aio server at the same 4,000/s (what
+the transport and this machine allow), and the store's own read latency
+in-process on the N-number table versus the 20,000-number lookup table (does
+table size matter?). The exchange is also run at half of its measured
+closed-loop maximum, to separate "too slow for 4,000/s" from "slower on a big
+table".
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _fixtures as fx
+from benchmarks._context import Ctx
+from benchmarks._load import loadgen_process
+from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds
+from benchmarks._servers import baseline_process, exchange_process
+from benchmarks._stats import fmt_num, fmt_pcts, percentiles
+from benchmarks.lookup_cached import representative_verdict
+
+NAME = "data_scale"
+
+
+def store_latency(dirs: dict[str, Path], queries: dict[str, list[str]], per_round: int = 2000, rounds: int = 5) -> dict:
+    """get_verdict latency in this process, alternating between the stores in rounds."""
+    from numrep.store.sqlite import SqliteStore
+
+    stores = {k: SqliteStore.in_directory(d) for k, d in dirs.items()}
+    samples: dict[str, list[float]] = {k: [] for k in dirs}
+    try:
+        for r in range(rounds):
+            for key, store in stores.items():
+                numbers = queries[key][r * per_round:(r + 1) * per_round]
+                for n in numbers:
+                    t0 = time.perf_counter()
+                    verdict = store.get_verdict(n)
+                    samples[key].append((time.perf_counter() - t0) * 1000)
+                    if verdict is None:
+                        raise AssertionError(f"no verdict for {n}")
+    finally:
+        for store in stores.values():
+            store.close()
+    return {k: percentiles(v) for k, v in samples.items()}
+
+
+def run(ctx: Ctx) -> dict:
+    s = ctx.sizes
+    n = s.data_numbers
+    data_dir = ctx.tmp / "scale"
+    ctx.log(f"data_scale: building a table of {n:,} numbers")
+    results: dict[str, Any] = {"dataset": fx.build_store(data_dir, ctx.fed, n, area_codes=ctx.area_codes, templates=ctx.templates,
+                                                          exact=ctx.exact_data, log=ctx.log)}
+    queries = fx.sample_numbers(ctx.area_codes, n, 40_000, seed=5)
+    results["dataset"]["valid_fraction"] = fx.spot_check(queries)
+    small = ctx.lookup_dataset()
+    ctx.log("data_scale: in-process store read latency, N-number table vs 20k-number table")
+    results["store_latency"] = store_latency({"large": data_dir, "small": small.data_dir},
+                                             {"large": queries, "small": random.Random(3).sample(small.queries, len(small.queries))})
+
+    verdict = representative_verdict(data_dir, queries[0])
+    setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": queries, "channels": 1}
+    with baseline_process({"verdict": verdict}) as base, exchange_process({"data_dir": str(data_dir), "services": ["lookup"]}) as ex, \
+            loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
+            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex:
+        base_v = Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"})
+        ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
+        ctx.log("data_scale: closed-loop maximum of the exchange on the large table")
+        probe = closed_rounds([ex_v], 1, 2.0, s.warmup, s.concurrency, estimate=2000.0)
+        results["exchange_max"] = merge_closed(probe["exchange"])
+        ctx.log(f"data_scale: open loop at {s.data_rate:,.0f}/s for {s.data_seconds:.0f} s, exchange then baseline")
+        fixed = open_rounds([ex_v, base_v], {"exchange": s.data_rate, "baseline": s.data_rate}, 1, s.data_seconds, s.warmup,
+                            max_inflight=1000, drain=3.0)
+        results["exchange_at_rate"] = merge_open(fixed["exchange"])
+        results["baseline_at_rate"] = merge_open(fixed["baseline"])
+        time.sleep(1.0)
+        half = max(10.0, results["exchange_max"]["qps"] * 0.5)
+        ctx.log(f"data_scale: exchange at half its maximum ({half:,.0f}/s)")
+        results["exchange_at_half"] = merge_open(open_rounds([ex_v], {"exchange": half}, 1, s.data_seconds, s.warmup)["exchange"])
+    return summarize(ctx, results)
+
+
+def summarize(ctx: Ctx, r: dict) -> dict:
+    n = r["dataset"]["count"]
+    rate = ctx.sizes.data_rate
+    rows = []
+    for key, label in (("baseline_at_rate", f"baseline bare grpc.aio at {rate:,.0f}/s"),
+                       ("exchange_at_rate", f"exchange, {n:,} numbers, at {rate:,.0f}/s"),
+                       ("exchange_at_half", f"exchange, {n:,} numbers, at 50% of its max")):
+        v = r[key]
+        rows.append([label, fmt_num(v["rate"]), fmt_num(v["achieved_qps"]), fmt_pcts(v["latency_ms"]),
+                     f"{v['unfinished']:,}", f"{v['server_cpu']:.2f}/{v['client_cpu']:.2f}" if v.get("client_cpu") is not None else "-"])
+    sl = r["store_latency"]
+    at = r["exchange_at_rate"]
+    p99 = at["latency_ms"]["p99"]
+    holds = at["achieved_qps"] >= 0.98 * rate and p99 is not None and p99 <= 10 and not at["latency_ms"].get("lower_bound")
+    large, small = sl["large"], sl["small"]
+    notes = [
+        f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, pre-minted tokens).",
+        f"in-process SqliteStore.get_verdict p50/p99: {large['p50']:.3f}/{large['p99']:.3f} ms on {n:,} numbers vs "
+        f"{small['p50']:.3f}/{small['p99']:.3f} ms on 20,000 (ratio of p99 {large['p99'] / small['p99']:.2f}x).",
+        f"table built in {r['dataset']['seconds']:.0f} s ({r['dataset']['method']}; {r['dataset'].get('through_store', 0):,} rows through "
+        f"put_verdicts), {r['dataset']['db_bytes'] / 1e6:,.0f} MB; {r['dataset']['valid_fraction']:.0%} of sampled query numbers valid.",
+        "'unfinished' = calls still queued or in flight when the bounded run ended (counted with their waiting time so far: percentiles are then lower bounds, '>=').",
+    ]
+    return {
+        "title": f"data_scale: open-loop Lookup at {rate:,.0f}/s over {n:,} numbers (SQLite)",
+        "header": ["run", "offered/s", "achieved/s", "p50/p99/p999 ms", "unfinished", "CPU srv/cli"],
+        "rows": rows,
+        "targets": [{"target": f"{rate:,.0f} lookups/s with p99 <= 10 ms (at {n:,} numbers; the target names 10M: --full)",
+                     "measured": f"{at['achieved_qps']:,.0f}/s, p99 {'>= ' if at['latency_ms'].get('lower_bound') else ''}{p99:,.1f} ms",
+                     "holds": holds}],
+        "notes": notes,
+        "data": r,
+    }
