@@ -6,6 +6,7 @@ reports ratios and percentiles; nothing asserts on time. See README.md here.
 
 SCENARIOS = (
     "lookup_cached",
+    "telemetry_overhead",
     "lookup_cassandra",
     "batch_lookup",
     "sync",

@@ -22,7 +22,7 @@ async def _exchange(conn: Any, spec: dict) -> None:
         services=tuple(spec.get("services") or ("lookup", "publish", "flags", "sync", "registry")),
         max_message_bytes=spec.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
     )
-    running = await start_server(config)
+    running = await start_server(config, telemetry=_telemetry() if spec.get("telemetry") else None)
     conn.send({"address": running.address, "pid": os.getpid()})
     profiler = Profiler()
 
@@ -40,6 +40,25 @@ async def _exchange(conn: Any, spec: dict) -> None:
     await running.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
+
+
+def _telemetry() -> Any:
+    """Full instrumentation with the SDK's batching span processor and an exporter
+    that drops what it is given: the cost of tracing and metrics without a network."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from numrep.telemetry import Telemetry
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return Telemetry.create(tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
 async def _baseline(conn: Any, spec: dict) -> None:
