@@ -8,7 +8,7 @@
 #   cassandra.sh kill NODE             SIGKILL one node (fault tests)
 #   cassandra.sh start-node NODE       (re)start one node of the current cluster
 #   cassandra.sh status                which nodes run and answer CQL (exit 3 if none runs)
-#   cassandra.sh nodetool ARGS...      NodeTool against node 1 (e.g. `nodetool status`)
+#   cassandra.sh nodetool [--node N] ARGS...   NodeTool against node 1 (or N), e.g. `nodetool status`
 #   cassandra.sh wipe                  stop and delete all node data and logs
 #
 # Environment: NUMREP_CASSANDRA_HOME (~/.cache/numrep/cassandra), NUMREP_CASSANDRA_VERSION,
@@ -62,7 +62,7 @@ fetch() {
     JAVA_HOME="$(java_home)" mvn "${args[@]}" >&2 || die "Maven could not resolve cassandra-all $VERSION"
   fi
   [ -f "$LIB.tmp/cassandra-all-$VERSION.jar" ] || die "cassandra-all-$VERSION.jar missing after the Maven run"
-  rm -rf "$LIB" && mv "$LIB.tmp" "$LIB" && touch "$LIB/.complete"
+  rm -rf "$LIB" "$HOME_DIR/cds-$VERSION-"*.jsa* && mv "$LIB.tmp" "$LIB" && touch "$LIB/.complete"
   log "$(ls "$LIB"/*.jar | wc -l) jars in $LIB ($(( $(date +%s) - started ))s)"
 }
 
@@ -131,6 +131,9 @@ commitlog_segment_size: 32MiB
 commitlog_total_space: 1024MiB
 auto_bootstrap: false
 auto_snapshot: false
+# Before opening CQL a node waits for connections to its known peers (default 10 s, the
+# whole 10 s when they are down, e.g. node 1 of a stopped cluster starting first).
+block_for_peers_timeout_in_secs: 2
 # A small (2-core) test machine.
 concurrent_reads: 8
 concurrent_writes: 8
@@ -163,6 +166,24 @@ YAML
   <root level="INFO"><appender-ref ref="FILE"/></root>
 </configuration>
 XML
+}
+
+cds_archive() { # the AppCDS archive of this Cassandra version on this JDK build
+  local jh rel; jh="$(java_home)"
+  rel="$(sed -n 's/^JAVA_RUNTIME_VERSION="\(.*\)"/\1/p' "$jh/release" 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_')"
+  echo "$HOME_DIR/cds-$VERSION-java${rel:-unknown}.jsa"
+}
+
+cds_flags() { # node: use the class-data-sharing archive, or have node 1 write it when it stops
+  [ "${NUMREP_CASSANDRA_CDS:-1}" = 1 ] || return 0
+  local n="$1" jsa; jsa="$(cds_archive)"
+  # jamm is a -javaagent: CDS needs AllowArchivingWithJavaAgent (a diagnostic flag) for it.
+  if [ -s "$jsa" ]; then
+    printf '%s\n' -XX:+UnlockDiagnosticVMOptions -XX:+AllowArchivingWithJavaAgent -XX:SharedArchiveFile="$jsa"
+  elif [ "$n" = 1 ]; then
+    printf '%s\n' -XX:+UnlockDiagnosticVMOptions -XX:+AllowArchivingWithJavaAgent \
+      -XX:ArchiveClassesAtExit="$jsa.tmp" -Xlog:cds=error
+  fi
 }
 
 module_flags() { # Java 17 module access that Cassandra (and its tools) need: conf/jvm17-*.options
@@ -209,10 +230,20 @@ jvm_flags() { # node
     -Dcassandra-foreground=yes
     # faster start of a test node
     -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.unsafesystem=true
-    -Dcassandra.superuser_setup_delay_ms=0
+    # A seed restarted while its known peers are down waits RING_DELAY (30 s) in the gossip
+    # shadow round before it gives up on them; 5 s is plenty on loopback.
+    -Dcassandra.ring_delay_ms=5000
   )
+  # Not -Dcassandra.superuser_setup_delay_ms=0: the role set-up task is rescheduled with that
+  # delay while a peer is down, so 0 makes a busy loop (125,000 log lines a minute, a core).
+  # -Dcassandra.unsafesystem=true (no commit log for system tables) is NOT the default: a node
+  # SIGKILLed after a schema change comes back without that schema and drops the replayed
+  # mutations of its tables. Opt in for throw-away single nodes only.
+  if [ "${NUMREP_CASSANDRA_UNSAFE_SYSTEM:-0}" = 1 ]; then flags+=(-Dcassandra.unsafesystem=true); fi
+  # Extra JVM flags, split on spaces (e.g. NUMREP_CASSANDRA_JVM_OPTS="-Xlog:gc*").
+  if [ -n "${NUMREP_CASSANDRA_JVM_OPTS:-}" ]; then read -r -a extra <<< "$NUMREP_CASSANDRA_JVM_OPTS"; flags+=("${extra[@]}"); fi
   mapfile -t -O "${#flags[@]}" flags < <(module_flags)
+  mapfile -t -O "${#flags[@]}" flags < <(cds_flags "$n")
   printf '%s\n' "${flags[@]}"
 }
 
@@ -240,6 +271,7 @@ start_node() { # node, nodes
     local t0; t0=$(date +%s); wait_ready "$n" "$t0"
     say "node $n ready on $(node_ip "$n"):$PORT after waiting $(( $(date +%s) - t0 ))s"; return
   fi
+  if answers "$n"; then die "$(node_ip "$n"):$PORT already answers but not from this node (another Cassandra? see NUMREP_CASSANDRA_HOME, _NET, _PORT)"; fi
   fetch
   write_config "$n" "$nodes"
   local jh; jh="$(java_home)"
@@ -291,37 +323,40 @@ start() {
   if [ "$nodes" -gt 1 ]; then say "$nodes nodes ready in $(( $(date +%s) - all_started ))s"; fi
 }
 
-stop_node() {
-  local n="$1" pids waited=0
-  pids="$(node_pids "$n" | tr '\n' ' ')"
-  if [ -z "${pids// /}" ]; then rm -f "$(pid_file "$n")"; return 0; fi
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  local p alive=1
-  while [ "$alive" = 1 ]; do
-    alive=0
-    for p in $pids; do if kill -0 "$p" 2>/dev/null; then alive=1; fi; done
-    [ "$alive" = 1 ] || break
-    if [ "$waited" -ge $((STOP_TIMEOUT * 2)) ]; then
-      log "node $n did not stop in ${STOP_TIMEOUT}s: SIGKILL"
-      # shellcheck disable=SC2086
-      kill -KILL $pids 2>/dev/null || true
-    fi
-    sleep 0.5; waited=$((waited + 1))
+stop_nodes() { # node...: SIGTERM all at once (Cassandra drains), SIGKILL after STOP_TIMEOUT
+  local n p pids=() nodes=() waited=0 alive killed=0
+  for n in "$@"; do
+    while read -r p; do if [ -n "$p" ]; then pids+=("$p"); nodes+=("$n"); fi; done < <(node_pids "$n")
   done
-  rm -f "$(pid_file "$n")"
-  log "node $n stopped ($(( waited / 2 ))s)"
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    while :; do
+      alive=()
+      for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive+=("$p"); fi; done
+      [ ${#alive[@]} -gt 0 ] || break
+      if [ "$waited" -ge $((STOP_TIMEOUT * 2)) ]; then
+        log "pid(s) ${alive[*]} did not stop in ${STOP_TIMEOUT}s: SIGKILL"
+        kill -KILL "${alive[@]}" 2>/dev/null || true; killed=1
+      fi
+      sleep 0.5; waited=$((waited + 1))
+    done
+  fi
+  for n in "$@"; do rm -f "$(pid_file "$n")"; done
+  # A node 1 started without a CDS archive wrote one as it exited: keep it if it is whole.
+  local jsa; jsa="$(cds_archive)"
+  if [ "$killed" = 1 ]; then rm -f "$jsa.tmp"
+  elif [ -s "$jsa.tmp" ] && ! node_pids 1 | grep -q .; then mv -f "$jsa.tmp" "$jsa"; log "class-data-sharing archive saved: $jsa"; fi
+  if [ ${#pids[@]} -gt 0 ]; then say "node(s) ${nodes[*]} stopped in $(( waited / 2 ))s"; else say "no node running"; fi
 }
 
 stop() {
-  local n
-  for n in 1 2 3; do stop_node "$n"; done
+  stop_nodes 1 2 3
 }
 
 kill_node() {
   local n="${1:?usage: cassandra.sh kill NODE}" pids p
-  pids="$(node_pids "$n" | tr '\n' ' ')"
-  [ -n "${pids// /}" ] || die "node $n is not running"
+  pids="$(node_pids "$n" | xargs)"
+  [ -n "$pids" ] || die "node $n is not running"
   # shellcheck disable=SC2086
   kill -KILL $pids
   for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
@@ -343,15 +378,16 @@ status() {
   [ "$any" = 0 ] || return 3
 }
 
-nodetool() {
-  local jh; jh="$(java_home)"
+nodetool() { # [--node N] ARGS...
+  local jh node=1; jh="$(java_home)"
+  if [ "${1:-}" = "--node" ]; then node="${2:?--node needs a number}"; shift 2; fi
   [ -f "$LIB/.complete" ] || die "no jars yet: run cassandra.sh fetch"
   mkdir -p "$RUN"
   # JMX local mode listens on 127.0.0.1 whatever the node's address.
   local flags; mapfile -t flags < <(module_flags)
   "$jh/bin/java" "${flags[@]}" -Xmx256m -XX:+UseSerialGC -Dcassandra.storagedir="$RUN" -Dcassandra.logdir="$RUN" \
     -Dlogback.configurationFile="$HERE/nodetool-logback.xml" \
-    -cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$(jmx_port 1)" "$@"
+    -cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$(jmx_port "$node")" "$@"
 }
 
 wipe() {
