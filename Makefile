@@ -7,13 +7,14 @@ DATA_DIR ?= $(CURDIR)/var/demo
 LISTEN ?= 127.0.0.1:50051
 STORE  ?= sqlite
 
-.PHONY: help venv proto run test test-fast bench cassandra cassandra-stop cassandra-cluster clean
+.PHONY: help venv proto run test test-fast bench sim cassandra cassandra-stop cassandra-cluster clean
 
 help:
 	@echo "make run      - set up and run the exchange with a demo federation (embedded store)"
 	@echo "make test     - set up and run every test, starting the services they need"
 	@echo "make proto    - regenerate the protobuf/gRPC code from protos/"
 	@echo "make bench    - run the benchmarks"
+	@echo "make sim      - run the federation simulator (trust engine vs majority vote vs mean)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -47,6 +48,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+sim: $(STAMP)
+	$(PY) -m sim
 
 cassandra:
 	bash infra/cassandra/cassandra.sh start

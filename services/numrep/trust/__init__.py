@@ -9,21 +9,29 @@
 * ``numrep.trust.baselines`` - majority vote and unweighted mean, for comparison;
 * ``numrep.trust.replay`` - ``numrep replay FILE``: run labelled history through an engine.
 
-Pure domain code: no gRPC, no storage (numpy is its one dependency).
+Pure domain code: no gRPC, no storage; numpy is its one dependency. The
+federation simulator that measures it lives in ``sim/`` (``python -m sim``).
 """
 
+from numrep.trust.baselines import MajorityReconciler, MeanReconciler
 from numrep.trust.config import TrustConfig
 from numrep.trust.dawid_skene import ROLE_PRIORS, BetaPrior, EMResult, SourcePrior, fit_em
 from numrep.trust.engine import TrustReconciler
 from numrep.trust.evidence import REASSIGNED_CODE, filter_reassigned
 from numrep.trust.model import SourceReliability, TrustModel, TrustSnapshot
+from numrep.trust.replay import Metrics, ReplayReport, ReplayRow, replay
 from numrep.trust.reporters import ReporterConfig, flags_source
 
 __all__ = [
     "BetaPrior",
     "EMResult",
+    "MajorityReconciler",
+    "MeanReconciler",
+    "Metrics",
     "REASSIGNED_CODE",
     "ROLE_PRIORS",
+    "ReplayReport",
+    "ReplayRow",
     "ReporterConfig",
     "SourcePrior",
     "SourceReliability",
@@ -34,4 +42,5 @@ __all__ = [
     "filter_reassigned",
     "fit_em",
     "flags_source",
+    "replay",
 ]

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from numrep.core.categories import CATEGORIES
 from numrep.core.model import Action, Contribution, Evidence, Flag, Role, Verdict
+from numrep.trust.evidence import is_vote
 
 _TTL = timedelta(minutes=5)
 
@@ -30,7 +31,7 @@ class _Counting:
 
     def reconcile(self, evidence: Evidence, now: datetime, previous_version: int = 0, *, flags: Sequence[Flag] | None = None,
                   reassigned_at: datetime | None = None) -> Verdict:
-        live = [lb for lb in evidence.labels if lb.expires_at > now and lb.category in CATEGORIES
+        live = [lb for lb in evidence.labels if lb.expires_at > now and is_vote(lb.category)
                 and (reassigned_at is None or lb.issued_at >= reassigned_at)]
         votes = self._votes(live, evidence, flags, reassigned_at)  # (voter, category, spam)
         spam_votes = sum(1 for _, _, spam in votes if spam)
@@ -109,7 +110,7 @@ def _flag_counts(evidence: Evidence, flags: Sequence[Flag] | None, reassigned_at
     if flags is not None:
         latest: dict[tuple[str, str], Flag] = {}
         for f in flags:
-            if f.category in CATEGORIES and (reassigned_at is None or f.time >= reassigned_at):
+            if is_vote(f.category) and (reassigned_at is None or f.time >= reassigned_at):
                 held = latest.get((f.app_id, f.reporter))
                 if held is None or (f.time, f.category) > (held.time, held.category):
                     latest[(f.app_id, f.reporter)] = f
@@ -122,7 +123,7 @@ def _flag_counts(evidence: Evidence, flags: Sequence[Flag] | None, reassigned_at
             continue
         by = counts.setdefault(tally.app_id, {})
         for code, n in tally.reporters_by_category:
-            if code in CATEGORIES and n > 0:
+            if is_vote(code) and n > 0:
                 by[code] = by.get(code, 0) + n
     return counts
 

@@ -18,7 +18,8 @@ class TrustConfig:
     class_prior: BetaPrior = BetaPrior(0.2, 10.0)  # P(spam) among reported numbers, before data
     tol: float = 1e-6  # EM stops when no precision moves more than this
     max_iter: int = 200
-    fit_half_life: timedelta = timedelta(days=120)  # older votes weigh less in a refit: quality changes are tracked
+    fit_half_life: timedelta = timedelta(days=90)  # a source's older votes weigh less in judging it: quality changes show
+    silence_delay: timedelta = timedelta(days=7)  # silence about a number counts 1 - exp(-age / this): others need time to report
     reputation_rounds: int = 2  # EM, then reporter reputations, then EM again ...
     # copying: a participant that is almost never among the first to report what
     # it reports (within copy_window of the first report) counts less
@@ -30,6 +31,10 @@ class TrustConfig:
     # --- verdicts (TrustReconciler) --------------------------------------------------------
     base_bounds: tuple[float, float] = (0.02, 0.4)  # the fitted base rate is kept inside these
     label_half_life: timedelta = timedelta(days=180)
+    # the others' silence counts from silence_floor to fully: less while the newest spam
+    # report is fresh (silence_delay) and as the oldest one fades; never below the floor,
+    # so that a fresh report cannot switch the others' silence off
+    silence_floor: float = 0.7
     warn_at: float = 0.5
     block_at: float = 0.9
     block_min_confidence: float = 0.6

@@ -17,10 +17,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable, Iterable, Sequence, TypeVar
 
+from numrep.core.categories import CATEGORIES
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Role
 
 REASSIGNED_CODE = "reassigned"
 MARKER_ROLES = frozenset({Role.CARRIER, Role.REGULATOR})
+
+
+def is_vote(code: str) -> bool:
+    """Whether a label or flag with this category says spam or legitimate (a
+    known category, and not a reassignment marker)."""
+    return code in CATEGORIES and code != REASSIGNED_CODE
+
+
+def spam_codes() -> dict[str, bool]:
+    """Every voting category code: True for spam, False for legitimate."""
+    return {code: cat.is_spam for code, cat in CATEGORIES.items() if code != REASSIGNED_CODE}
 
 T = TypeVar("T", Label, Flag)
 

@@ -11,39 +11,45 @@ counts with its role's prior.
 A refit:
 
 1. turns labels into votes: per (number, participant, polarity) the strongest
-   label counts, weighted by its confidence and a decay with age
-   (``fit_half_life``), so a participant whose quality changes is judged
-   mostly on its recent record;
+   label counts, as much as its confidence says;
 2. drops what predates a number's reassignment (see ``numrep.trust.evidence``);
 3. takes regulator labels as gold (their numbers' truth is fixed during EM),
    explicit ``gold`` overriding;
 4. measures copying: a participant almost never among the first to report
    what it reports counts less (``independence``);
-5. alternates EM (``numrep.trust.dawid_skene``) with reporter reputations
+5. weighs what happened on each number, as the record of its sources, by the
+   number's age (``fit_half_life`` from its newest report), so a participant
+   whose quality changes is judged mostly on its recent record, and lets
+   silence about a number count once it has been around for a while
+   (``silence_delay``);
+6. alternates EM (``numrep.trust.dawid_skene``) with reporter reputations
    (``numrep.trust.reporters``): each app's users enter EM as one pseudo-source
-   ``app-x/flags`` whose vote on a number comes from its reporters' weights.
+   ``app-x/flags`` whose vote on a number comes from its reporters' weights,
+   and each reporter is judged against the fit without its own app's users.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from numrep.core.categories import CATEGORIES
 from numrep.core.model import Participant, Role
 from numrep.trust.config import TrustConfig
-from numrep.trust.dawid_skene import LEGIT, SPAM, SourcePrior, fit_em, llr_table
-from numrep.trust.evidence import MARKER_ROLES, REASSIGNED_CODE
+from numrep.trust.dawid_skene import LEGIT, SILENT, SPAM, SourcePrior, fit_em, item_logits
+from numrep.trust.evidence import MARKER_ROLES, REASSIGNED_CODE, spam_codes
 from numrep.trust.reporters import (
     agreement,
     flags_source,
     is_flags_source,
+    principal_of,
     reporter_weights,
     vote_strengths,
 )
@@ -90,11 +96,14 @@ class SourceReliability:
     legit_precision: float  # P(not spam | it labels legitimate)
     sensitivity: float  # P(it labels spam | spam), over the numbers anyone reported
     specificity: float  # P(it does not label spam | not spam)
-    spam_votes: float  # weighted spam votes it was judged on
+    legit_sensitivity: float  # P(it labels legitimate | not spam)
+    legit_specificity: float  # P(it does not label legitimate | spam)
+    spam_votes: float  # spam votes it was judged on (weighted by confidence)
     legit_votes: float
     independence: float  # 1, or less for a participant that mostly repeats earlier reports
     spam_llr: float  # log-odds one full-weight spam vote adds (>= 0)
     legit_llr: float  # log-odds one full-weight legitimate vote adds (<= 0)
+    silence_llr: float  # log-odds its silence on a number adds (<= 0)
     fitted: bool = True
 
 
@@ -118,16 +127,27 @@ class TrustSnapshot:
         p = self.base_probability
         return math.log(p / (1.0 - p))
 
+    @functools.cached_property
+    def silence_by_principal(self) -> dict[str, float]:
+        """Per participant, the log-odds its sources' silence adds on a fully
+        exposed number (its labels' and its users' flags')."""
+        totals: dict[str, float] = {}
+        for rel in self.sources.values():
+            key = principal_of(rel.source)
+            totals[key] = totals.get(key, 0.0) + rel.silence_llr
+        return totals
+
     def reliability(self, source: str, role: Role | None, config: TrustConfig) -> SourceReliability:
         """The fitted reliability of ``source``, or its role prior's if the model
         has not seen it (a new participant counts as its role is expected to)."""
         found = self.sources.get(source)
         if found is not None:
             return found
-        return prior_reliability(source, config.priors[prior_key(source, role)], prior_key(source, role), self.base_logit)
+        key = prior_key(source, role)
+        return prior_reliability(source, config.priors[key], key, self.class_prior)
 
     def to_json(self) -> str:
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
         body["fitted_at"] = self.fitted_at.isoformat() if self.fitted_at else None
         body["sources"] = [asdict(s) for s in self.sources.values()]
         body["reporters"] = [[app, rep, a, d] for (app, rep), (a, d) in sorted(self.reporters.items())]
@@ -142,11 +162,15 @@ class TrustSnapshot:
         return cls(**body)
 
 
-def prior_reliability(source: str, prior: SourcePrior, key: str, base_logit: float) -> SourceReliability:
+def prior_reliability(source: str, prior: SourcePrior, key: str, class_prior: float) -> SourceReliability:
+    """A source the model has not fitted: its labels move a number from the
+    class prior to its role prior's precision; its silence says nothing."""
     sp, lp = prior.spam_precision.mean, prior.legit_precision.mean
-    table = llr_table(np.array([sp]), np.array([lp]), base_logit)
-    return SourceReliability(source, key, sp, lp, float("nan"), float("nan"), 0.0, 0.0, 1.0,
-                             float(table[0, SPAM]), float(table[0, LEGIT]), fitted=False)
+    base = math.log(class_prior / (1.0 - class_prior))
+    spam_llr = max(0.0, math.log(sp / (1.0 - sp)) - base)
+    legit_llr = min(0.0, -math.log(lp / (1.0 - lp)) - base)
+    nan = float("nan")
+    return SourceReliability(source, key, sp, lp, nan, nan, nan, nan, 0.0, 0.0, 1.0, spam_llr, legit_llr, 0.0, fitted=False)
 
 
 def initial_snapshot(config: TrustConfig) -> TrustSnapshot:
@@ -224,16 +248,16 @@ def fit_snapshot(
 ) -> TrustSnapshot:
     lab = _collect_labels(labels, role_of)
     flg = _collect_flags(flags)
-    now_ts = now.timestamp() if now is not None else max(
-        [float(lab["time"].max()) if len(lab["time"]) else -math.inf, float(flg["time"].max()) if len(flg["time"]) else -math.inf]
-    )
-    if not math.isfinite(now_ts):  # no data at all
+    newest = [float(a.max()) for a in (lab["time"], flg["time"]) if len(a)]
+    if not newest:  # no data at all
         snap = initial_snapshot(config)
         return TrustSnapshot(epoch, now, snap.base_probability, snap.class_prior)
+    now_ts = now.timestamp() if now is not None else max(newest)
     fitted_at = now if now is not None else datetime.fromtimestamp(now_ts, timezone.utc)
+    half_life = config.fit_half_life.total_seconds()
 
     # the universe: every number somebody said something about, in sorted order
-    numbers, inverse = np.unique(np.concatenate([lab["number"], flg["number"]]), return_inverse=True)
+    numbers, inverse = _factorize(lab["number"] + flg["number"])
     n_items = len(numbers)
     lab_item = inverse[: len(lab["number"])]
     flg_item = inverse[len(lab["number"]):]
@@ -243,54 +267,52 @@ def fit_snapshot(
     markers = dict(lab["markers"])
     for number, when in reassigned.items():
         markers[number] = max(markers.get(number, -math.inf), when.timestamp())
-    if markers:
-        where = np.searchsorted(numbers, np.array(sorted(markers), dtype=numbers.dtype))
-        for idx, number in zip(where, sorted(markers)):
-            if idx < n_items and numbers[idx] == number:
-                cutoff[idx] = markers[number]
-    keep_lab = lab["time"] >= cutoff[lab_item]
-    keep_flg = flg["time"] >= cutoff[flg_item]
+    _assign(cutoff, numbers, markers)
+    keep_lab = (lab["time"] >= cutoff[lab_item]) & (lab["time"] <= now_ts)
+    keep_flg = (flg["time"] >= cutoff[flg_item]) & (flg["time"] <= now_ts)
 
-    # sources: participants by id, then app flag pseudo-sources, sorted
-    label_sources = list(lab["sources"])
-    flag_apps = list(flg["apps"])
-    source_names = sorted(set(label_sources) | {flags_source(a) for a in flag_apps})
+    # sources: participants, then app flag pseudo-sources, by name
+    source_names = sorted(set(lab["sources"]) | {flags_source(a) for a in flg["apps"]})
     source_index = {name: i for i, name in enumerate(source_names)}
     n_src = len(source_names)
-    lab_src = np.array([source_index[s] for s in label_sources], dtype=np.int64)[lab["source"]] if label_sources else np.zeros(0, np.int64)
-    flg_src = np.array([source_index[flags_source(a)] for a in flag_apps], dtype=np.int64)[flg["app"]] if flag_apps else np.zeros(0, np.int64)
+    lab_src = _remap(lab["source"], [source_index[s] for s in lab["sources"]])
+    flg_src = _remap(flg["app"], [source_index[flags_source(a)] for a in flg["apps"]])
     roles = [None if is_flags_source(name) else role_of(name) for name in source_names]
     exempt = np.array([r is Role.REGULATOR for r in roles], dtype=bool)
 
-    # label votes: strongest per (number, participant, polarity); as evidence about
-    # the number a vote weighs its confidence, as a record of its source it also
-    # decays with age (fit_half_life)
+    # label votes: strongest per (number, participant, polarity)
     item, src, vote = lab_item[keep_lab], lab_src[keep_lab], lab["vote"][keep_lab]
-    weight = lab["confidence"][keep_lab]
-    when = lab["time"][keep_lab]
+    weight, when = lab["confidence"][keep_lab], lab["time"][keep_lab]
     item, src, vote, weight, when = _strongest(item, src, vote, weight, when, n_src)
     independence = _independence(item, src, vote, when, n_items, n_src, exempt, config)
     weight = weight * independence[src]
     positive = weight > 0
     item, src, vote, weight, when = item[positive], src[positive], vote[positive], weight[positive], when[positive]
-    record = weight * _decay(now_ts - when, config.fit_half_life.total_seconds())
+
+    # silence counts as a number ages: exposure from its first report. As the record
+    # of its sources, what happened on a number decays with its newest report, so
+    # that a source whose quality changes is judged mostly on its recent numbers
+    first = np.full(n_items, np.inf)
+    newest = np.full(n_items, -np.inf)
+    f_times = flg["time"][keep_flg]
+    for at_item, times in ((item, when), (flg_item[keep_flg], f_times)):
+        np.minimum.at(first, at_item, times)
+        np.maximum.at(newest, at_item, times)
+    age = np.where(np.isfinite(first), now_ts - first, 0.0)
+    exposure = -np.expm1(-np.clip(age, 0.0, None) / config.silence_delay.total_seconds())
+    item_record = _decay(np.where(np.isfinite(newest), now_ts - newest, 0.0), half_life)
 
     # gold: the regulator's latest label per number, then explicit gold over it
     gold_map: dict[int, float] = {}
-    if regulator_gold:
-        reg = exempt[src]
-        if reg.any():
-            r_item, r_vote, r_when = item[reg], vote[reg], when[reg]
-            order = np.lexsort((r_vote, r_when, r_item))
-            r_item, r_vote = r_item[order], r_vote[order]
-            last = np.r_[r_item[1:] != r_item[:-1], True]
-            gold_map.update(zip(r_item[last].tolist(), r_vote[last].astype(float).tolist()))
-    if gold:
-        wanted = sorted(gold)
-        where = np.searchsorted(numbers, np.array(wanted, dtype=numbers.dtype))
-        for idx, number in zip(where, wanted):
-            if idx < n_items and numbers[idx] == number:
-                gold_map[int(idx)] = 1.0 if gold[number] else 0.0
+    reg = exempt[src] if regulator_gold else np.zeros(len(src), dtype=bool)
+    if reg.any():
+        order = np.lexsort((vote[reg], when[reg], item[reg]))
+        r_item, r_vote = item[reg][order], vote[reg][order]
+        last = np.r_[r_item[1:] != r_item[:-1], True]
+        gold_map.update(zip(r_item[last].tolist(), r_vote[last].astype(float).tolist()))
+    explicit = np.full(n_items, np.nan)
+    _assign(explicit, numbers, {n: 1.0 if v else 0.0 for n, v in gold.items()})
+    gold_map.update((int(i), float(explicit[i])) for i in np.flatnonzero(~np.isnan(explicit)))
     gold_items = np.array(sorted(gold_map), dtype=np.int64)
     gold_values = np.array([gold_map[i] for i in gold_items.tolist()], dtype=np.float64)
 
@@ -300,26 +322,22 @@ def fit_snapshot(
     legit_a = np.array([p.legit_precision.a for p in priors])
     legit_b = np.array([p.legit_precision.b for p in priors])
 
-    # flags: one vote per (app, number, polarity) from reporters' weights
+    # flags: one vote per (app, number, polarity) from its reporters' weights
     f_item, f_src = flg_item[keep_flg], flg_src[keep_flg]
     f_rep, f_spam = flg["reporter"][keep_flg], flg["spam"][keep_flg]
-    f_decay = _decay(now_ts - flg["time"][keep_flg], config.fit_half_life.total_seconds())
+    f_decay = _decay(now_ts - flg["time"][keep_flg], half_life)
     n_rep = len(flg["reporters"])
-    group_key = (f_src * n_items + f_item) * 2 + f_spam.astype(np.int64)
-    groups, f_group = np.unique(group_key, return_inverse=True)
+    groups, f_group = np.unique((f_src * n_items + f_item) * 2 + f_spam.astype(np.int64), return_inverse=True)
     g_vote = groups % 2
     g_item = (groups // 2) % n_items
     g_src = (groups // 2) // n_items
-    pair, g_pair = np.unique(groups // 2, return_inverse=True)  # (app, number) of each group
-    g_decay = np.zeros(len(groups))
-    np.maximum.at(g_decay, f_group, f_decay)  # a group's record weight decays with its newest flag
+    f_pair = f_src * n_items + f_item
     rep_agree = np.zeros(n_rep)
     rep_disagree = np.zeros(n_rep)
 
-    rounds = max(1, config.reputation_rounds) if len(groups) else 1
     posterior: np.ndarray | None = None
     result = None
-    for _ in range(rounds):
+    for _ in range(max(1, config.reputation_rounds) if len(groups) else 1):
         strength = np.zeros(0)
         if len(groups):
             w_rep, established = reporter_weights(rep_agree, rep_disagree, config.reporters)
@@ -332,48 +350,51 @@ def fit_snapshot(
         o_src = np.concatenate([src, g_src])
         o_vote = np.concatenate([vote, g_vote])
         o_weight = np.concatenate([weight, strength])
-        o_record = np.concatenate([record, strength * g_decay])
+        counted = o_weight > 0
+        o_item, o_src, o_vote, o_weight = (a[counted] for a in (o_item, o_src, o_vote, o_weight))
         result = fit_em(
             o_item, o_src, o_vote, o_weight, n_items, n_src, spam_a, spam_b, legit_a, legit_b,
+            exposure=exposure, item_record=item_record,
             gold_items=gold_items, gold_values=gold_values, class_prior=config.class_prior,
-            tol=config.tol, max_iter=config.max_iter, init_posterior=posterior, record_weights=o_record,
+            tol=config.tol, max_iter=config.max_iter, init_posterior=posterior, silent_sources=~exempt,
         )
         posterior = result.posterior
         if not len(groups):
             break
-        # reputations: each flag against the federation's belief without its own app's users
-        base = result.base_logit()
-        table = llr_table(result.spam_precision, result.legit_precision, base)
-        logits = np.bincount(o_item, weights=o_weight * table[o_src, o_vote], minlength=n_items) + base
-        pair_contrib = np.bincount(g_pair, weights=strength * table[g_src, g_vote], minlength=len(pair))
-        t_without = _sigmoid(logits[f_item] - pair_contrib[g_pair[f_group]])
+        # reputations: each flag against the federation's belief without its app's users
+        table = result.llr()
+        logits, pairs, contrib = item_logits(table, result.class_prior, o_item, o_src, o_vote, o_weight, n_items, n_src, exposure)
+        at = np.searchsorted(pairs, f_pair)
+        found = (at < len(pairs)) & (pairs[np.minimum(at, len(pairs) - 1)] == f_pair)
+        app_term = exposure[f_item] * table[f_src, SILENT] + np.where(found, contrib[np.minimum(at, len(pairs) - 1)], 0.0)
+        t_without = _sigmoid(logits[f_item] - app_term)
         if len(gold_items):
-            fixed = np.full(n_items, np.nan)
-            fixed[gold_items] = gold_values
-            known = ~np.isnan(fixed[f_item])
-            t_without = np.where(known, fixed[f_item], t_without)
+            known = ~np.isnan(_dense(gold_items, gold_values, n_items)[f_item])
+            t_without = np.where(known, posterior[f_item], t_without)
         agree, disagree = agreement(t_without, f_spam)
         rep_agree = np.bincount(f_rep, weights=agree * f_decay, minlength=n_rep)
         rep_disagree = np.bincount(f_rep, weights=disagree * f_decay, minlength=n_rep)
 
     assert result is not None
     base_p = float(np.clip(result.class_prior, *config.base_bounds))
-    base = math.log(base_p / (1.0 - base_p))
-    table = llr_table(result.spam_precision, result.legit_precision, base)
-    sens, spec = result.sensitivity(), result.specificity()
+    table = result.llr()
+    spam_precision, legit_precision = result.spam_precision, result.legit_precision
     sources = {
         name: SourceReliability(
             source=name,
             prior=prior_key(name, roles[i]),
-            spam_precision=float(result.spam_precision[i]),
-            legit_precision=float(result.legit_precision[i]),
-            sensitivity=float(sens[i]),
-            specificity=float(spec[i]),
-            spam_votes=float(result.spam_mass[i]),
-            legit_votes=float(result.legit_mass[i]),
+            spam_precision=float(spam_precision[i]),
+            legit_precision=float(legit_precision[i]),
+            sensitivity=float(result.sensitivity[i]),
+            specificity=float(result.specificity[i]),
+            legit_sensitivity=float(result.legit_sensitivity[i]),
+            legit_specificity=float(1.0 - result.false_legit_rate[i]),
+            spam_votes=float(result.spam_votes[i]),
+            legit_votes=float(result.legit_votes[i]),
             independence=float(independence[i]),
             spam_llr=float(table[i, SPAM]),
             legit_llr=float(table[i, LEGIT]),
+            silence_llr=float(table[i, SILENT]),
         )
         for i, name in enumerate(source_names)
     }
@@ -398,81 +419,90 @@ def fit_snapshot(
     )
 
 
+def _assign(target: np.ndarray, numbers: list[str], values: Mapping[str, float]) -> None:
+    """``target[index of number] = value`` for the numbers of ``values`` in the (sorted) universe."""
+    for number, value in values.items():
+        idx = bisect.bisect_left(numbers, number)
+        if idx < len(numbers) and numbers[idx] == number:
+            target[idx] = value
+
+
+def _remap(codes: np.ndarray, mapping: list[int]) -> np.ndarray:
+    if not mapping:
+        return np.zeros(len(codes), dtype=np.int64)
+    return np.array(mapping, dtype=np.int64)[codes]
+
+
+def _dense(items: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    out[items] = values
+    return out
+
+
+def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct values, the index of each value among them)."""
+    index: dict[str, int] = {}
+    first = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    seen = list(index)
+    order = sorted(range(len(seen)), key=seen.__getitem__)
+    rank = np.empty(len(seen), dtype=np.int64)
+    rank[order] = np.arange(len(seen), dtype=np.int64)
+    return [seen[i] for i in order], rank[first] if len(values) else np.zeros(0, np.int64)
+
+
 def _collect_labels(labels: Iterable[Any], role_of: Callable[[str], Role | None]) -> dict[str, Any]:
-    numbers: list[str] = []
-    issuers: list[str] = []
-    votes: list[int] = []
-    confidences: list[float] = []
-    times: list[float] = []
+    rows = labels if isinstance(labels, (list, tuple)) else list(labels)
+    spam_of = {code: (SPAM if spam else LEGIT) for code, spam in spam_codes().items()}
+    codes = [lb.category for lb in rows]
     markers: dict[str, float] = {}
-    spam_of = {code: cat.is_spam for code, cat in CATEGORIES.items()}
-    marker_ok: dict[str, bool] = {}
-    for label in labels:
-        code = label.category
-        if code == REASSIGNED_CODE:
-            ok = marker_ok.get(label.issuer)
-            if ok is None:
-                ok = marker_ok[label.issuer] = role_of(label.issuer) in MARKER_ROLES
-            if ok:
-                ts = label.issued_at.timestamp()
-                markers[label.number] = max(markers.get(label.number, -math.inf), ts)
-            continue
-        spam = spam_of.get(code)
-        if spam is None:
-            continue
-        numbers.append(label.number)
-        issuers.append(label.issuer)
-        votes.append(SPAM if spam else LEGIT)
-        confidences.append(label.confidence)
-        times.append(label.issued_at.timestamp())
-    sources, source = np.unique(np.array(issuers, dtype=str), return_inverse=True) if issuers else (np.zeros(0, str), np.zeros(0, np.int64))
+    if REASSIGNED_CODE in set(codes):
+        marker_ok: dict[str, bool] = {}
+        for lb in rows:
+            if lb.category == REASSIGNED_CODE:
+                ok = marker_ok.get(lb.issuer)
+                if ok is None:
+                    ok = marker_ok[lb.issuer] = role_of(lb.issuer) in MARKER_ROLES
+                if ok:
+                    markers[lb.number] = max(markers.get(lb.number, -math.inf), lb.issued_at.timestamp())
+    vote = np.fromiter((spam_of.get(c, -1) for c in codes), dtype=np.int64, count=len(codes))
+    keep = vote >= 0
+    if not keep.all():
+        rows = [lb for lb, k in zip(rows, keep.tolist()) if k]
+        vote = vote[keep]
+    sources, source = _factorize([lb.issuer for lb in rows])
     return {
-        "number": np.array(numbers, dtype=str),
-        "sources": sources.tolist(),
-        "source": source.astype(np.int64),
-        "vote": np.array(votes, dtype=np.int64),
-        "confidence": np.clip(np.array(confidences, dtype=np.float64), 0.0, 1.0),
-        "time": np.array(times, dtype=np.float64),
+        "number": [lb.number for lb in rows],
+        "sources": sources,
+        "source": source,
+        "vote": vote,
+        "confidence": np.clip(np.fromiter((lb.confidence for lb in rows), dtype=np.float64, count=len(rows)), 0.0, 1.0),
+        "time": np.fromiter((lb.issued_at.timestamp() for lb in rows), dtype=np.float64, count=len(rows)),
         "markers": markers,
     }
 
 
 def _collect_flags(flags: Iterable[Any]) -> dict[str, Any]:
-    numbers: list[str] = []
-    apps: list[str] = []
-    reporters: list[str] = []
-    spam: list[bool] = []
-    times: list[float] = []
-    spam_of = {code: cat.is_spam for code, cat in CATEGORIES.items()}
-    for flag in flags:
-        is_spam = spam_of.get(flag.category)
-        if is_spam is None:
-            continue
-        numbers.append(flag.number)
-        apps.append(flag.app_id)
-        reporters.append(flag.reporter)
-        spam.append(is_spam)
-        times.append(flag.time.timestamp())
-    if not numbers:
-        return {"number": np.zeros(0, str), "apps": [], "app": np.zeros(0, np.int64), "reporters": [],
+    spam_of = {code: int(spam) for code, spam in spam_codes().items()}
+    rows = [f for f in flags if f.category in spam_of]
+    if not rows:
+        return {"number": [], "apps": [], "app": np.zeros(0, np.int64), "reporters": [],
                 "reporter": np.zeros(0, np.int64), "spam": np.zeros(0, bool), "time": np.zeros(0)}
-    number = np.array(numbers, dtype=str)
-    app_names, app = np.unique(np.array(apps, dtype=str), return_inverse=True)
-    rep_keys, rep = np.unique(np.char.add(np.char.add(np.array(apps, dtype=str), "\x1f"), np.array(reporters, dtype=str)), return_inverse=True)
-    time = np.array(times, dtype=np.float64)
-    is_spam = np.array(spam, dtype=bool)
+    numbers = [f.number for f in rows]
+    apps, app = _factorize([f.app_id for f in rows])
+    rep_keys, rep = _factorize([f"{f.app_id}\x1f{f.reporter}" for f in rows])
+    time = np.fromiter((f.time.timestamp() for f in rows), dtype=np.float64, count=len(rows))
+    is_spam = np.fromiter((spam_of[f.category] for f in rows), dtype=np.int64, count=len(rows)).astype(bool)
     # one flag per reporter and number (the store keeps the latest): newest wins, ties to spam
-    _, num_idx = np.unique(number, return_inverse=True)
+    _, num_idx = _factorize(numbers)
     order = np.lexsort((is_spam, time, num_idx, rep))
     last = np.r_[(rep[order][1:] != rep[order][:-1]) | (num_idx[order][1:] != num_idx[order][:-1]), True]
     pick = order[last]
-    keys = [tuple(k.split("\x1f", 1)) for k in rep_keys.tolist()]
     return {
-        "number": number[pick],
-        "apps": app_names.tolist(),
-        "app": app[pick].astype(np.int64),
-        "reporters": keys,
-        "reporter": rep[pick].astype(np.int64),
+        "number": [numbers[i] for i in pick.tolist()],
+        "apps": apps,
+        "app": app[pick],
+        "reporters": [tuple(k.split("\x1f", 1)) for k in rep_keys],
+        "reporter": rep[pick],
         "spam": is_spam[pick],
         "time": time[pick],
     }

@@ -4,7 +4,9 @@ Input rows (CSV with a header, or JSON Lines): ``number, participant, label,
 time`` and optionally ``truth``, ``reporter`` and ``confidence``.
 
 * ``label`` is a category code (``fraud.one_ring``, ``legitimate`` ...) or
-  ``spam`` (counted as ``marketing``) / ``ham`` (``legitimate``);
+  ``spam`` (counted as ``marketing``) / ``ham`` (``legitimate``), or
+  ``reassigned`` (from a carrier or the regulator: the number went to a new
+  subscriber, forget what was said before);
 * a row with a ``reporter`` is an end user's flag collected by the app named in
   ``participant``; otherwise it is that participant's label;
 * ``time`` is ISO 8601 (UTC if it has no offset) or seconds since the epoch;
@@ -37,6 +39,7 @@ from numrep.core.model import Action, Evidence, Flag, FlagTally, Label, Role, Ve
 from numrep.trust.baselines import MajorityReconciler, MeanReconciler
 from numrep.trust.config import TrustConfig
 from numrep.trust.engine import TrustReconciler
+from numrep.trust.evidence import REASSIGNED_CODE
 from numrep.trust.model import TrustModel, TrustSnapshot
 
 METHODS = ("ds", "majority", "mean")
@@ -118,7 +121,7 @@ def parse_time(value: Any) -> datetime:
 def parse_category(value: str) -> str:
     code = str(value).strip().lower()
     code = SPAM_WORDS.get(code, code)
-    if code not in CATEGORIES:
+    if code not in CATEGORIES and code != REASSIGNED_CODE:
         raise ValueError(f"unknown label {value!r}: a category code, 'spam' or 'ham'")
     return code
 
@@ -273,13 +276,9 @@ def _tallies(flags: Sequence[Flag]) -> tuple[FlagTally, ...]:
 
 
 # --- command line ---------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="numrep replay",
-        description="Run a labelled history (CSV or JSONL: number, participant, label, time[, truth, reporter, confidence]) "
-                    "through the trust engine or a baseline, without a server.",
-    )
-    parser.add_argument("file", help="CSV (with a header) or JSON Lines")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``numrep replay`` (shared with ``numrep.cli``)."""
+    parser.add_argument("file", help="CSV (with a header) or JSON Lines: number, participant, label, time[, truth, reporter, confidence]")
     parser.add_argument("--method", choices=METHODS + ("all",), default="ds",
                         help="ds: learned trust (default); majority: one vote per participant; mean: unweighted mean; all: compare")
     parser.add_argument("--roles", help="JSON file mapping participant ids to roles (carrier, handset_vendor, app_vendor, regulator)")
@@ -287,14 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--default-role", default=Role.APP_VENDOR.value, choices=[r.value for r in Role],
                         help="role of participants named nothing recognisable (default app_vendor)")
     parser.add_argument("--limit", type=int, default=50, help="verdicts to print (0: all, -1: none; default 50)")
-    parser.add_argument("--explain", action="store_true", help="print each verdict's contributions")
+    parser.add_argument("--explain", action="store_true", help="print each verdict's explanation and contributions")
     parser.add_argument("--trust", action="store_true", help="print the learned reliability of every source (ds)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="numrep replay",
+        description="Run a labelled history through the trust engine or a baseline, without a server; "
+                    "where rows carry truth, print accuracy, precision, recall, F1 and the false-block rate.",
+    )
+    add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = sys.stdout
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    """``numrep replay`` with parsed ``args``; 0, or 1 after one line on stderr."""
+    out = out or sys.stdout
     try:
         roles = _roles(args)
         rows, skipped = read_rows(args.file)

@@ -16,9 +16,11 @@ An app's flags on a number are ONE vote of the pseudo-source ``app-x/flags``
 per polarity, whose strength saturates in the weighted reporters:
 ``strength = 1 - exp(-W / saturation)``. Its reliability is then learned by EM
 like any participant's. So a swarm of new reporters adds at most
-``1 - exp(-newcomer_cap / saturation)`` of one vote of one source (about 0.15
-with the defaults), and that source's contribution to a verdict is further
-capped like any single participant's.
+``1 - exp(-newcomer_cap / saturation)`` of one vote of one source (about a
+tenth with the defaults: a thousand new reporters count as one new reporter),
+and that source's contribution to a verdict is further capped like any single
+participant's. Established reporters count fast: one with a clean record of
+a few confirmed flags makes most of a vote.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class ReporterConfig:
     prior_disagree: float = 1.0
     min_history: float = 1.0  # confirmed-flag evidence before a reporter is no longer a newcomer
     weight_cap: float = 1.0  # most one reporter can count
-    newcomer_weight: float = 0.1
-    newcomer_cap: float = 0.5  # most all newcomers of one app can count on one number, together
-    saturation: float = 3.0  # weighted reporters for 63% of a full vote
+    newcomer_weight: float = 0.05
+    newcomer_cap: float = 0.05  # most all newcomers of one app can count on one number, together (= one newcomer)
+    saturation: float = 0.5  # weighted reporters for 63% of a full vote
     half_life: timedelta = timedelta(days=60)  # decay of a flag at verdict time
 
 
