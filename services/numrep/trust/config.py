@@ -16,10 +16,10 @@ class TrustConfig:
     # --- fitting (TrustModel.refit) ---------------------------------------------------
     priors: Mapping[str, SourcePrior] = field(default_factory=lambda: dict(ROLE_PRIORS))
     class_prior: BetaPrior = BetaPrior(0.2, 10.0)  # P(spam) among reported numbers, before data
-    tol: float = 1e-6  # EM stops when no precision moves more than this
+    tol: float = 1e-6  # EM stops when no log-likelihood ratio (nor the class prior) moves more than this
     max_iter: int = 200
     fit_half_life: timedelta = timedelta(days=90)  # a source's older votes weigh less in judging it: quality changes show
-    silence_delay: timedelta = timedelta(days=7)  # silence about a number counts 1 - exp(-age / this): others need time to report
+    silence_delay: timedelta = timedelta(days=7)  # silence counts 1 - exp(-age / this) of a report's age: others need time to report
     reputation_rounds: int = 2  # EM, then reporter reputations, then EM again ...
     # copying: a participant that is almost never among the first to report what
     # it reports (within copy_window of the first report) counts less
