@@ -24,19 +24,7 @@ async def _exchange(conn: Any, spec: dict) -> None:
     )
     running = await start_server(config, telemetry=_telemetry() if spec.get("telemetry") else None)
     conn.send({"address": running.address, "pid": os.getpid()})
-    profiler = Profiler()
-
-    async def handle(message: dict) -> Any:
-        cmd = message["cmd"]
-        if cmd == "profile_start":
-            return {"profiler": profiler.start()}
-        if cmd == "profile_stop":
-            return {"path": profiler.stop(message["path"])}
-        if cmd == "ping":
-            return {"ok": True}
-        raise ValueError(f"unknown command {cmd!r}")
-
-    stop = await serve_commands(conn, handle)
+    stop = await serve_commands(conn, _control(Profiler()))
     await running.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
@@ -84,7 +72,14 @@ async def _baseline(conn: Any, spec: dict) -> None:
     port = server.add_insecure_port(spec.get("listen", "127.0.0.1:0"))
     await server.start()
     conn.send({"address": f"127.0.0.1:{port}", "pid": os.getpid()})
-    profiler = Profiler()
+    stop = await serve_commands(conn, _control(Profiler()))
+    await server.stop(0)
+    if not stop.get("eof"):
+        conn.send({"stopped": True})
+
+
+def _control(profiler: Profiler) -> Any:
+    """The commands every server child answers: profiling and ping."""
 
     async def handle(message: dict) -> Any:
         cmd = message["cmd"]
@@ -96,10 +91,7 @@ async def _baseline(conn: Any, spec: dict) -> None:
             return {"ok": True}
         raise ValueError(f"unknown command {cmd!r}")
 
-    stop = await serve_commands(conn, handle)
-    await server.stop(0)
-    if not stop.get("eof"):
-        conn.send({"stopped": True})
+    return handle
 
 
 def exchange_process(spec: dict, name: str = "bench-exchange") -> Child:
