@@ -110,3 +110,23 @@ def _wait_for_address(server: subprocess.Popen[str]) -> str:
     assert "serving" in line, line + (server.stderr.read() if server.poll() is not None and server.stderr else "")
     # "numrep: serving ... on 127.0.0.1:0" names the requested port; the bound one is logged next.
     return line.split(" on ")[1].split(" ")[0]
+
+
+def test_replay_scores_a_labelled_history_without_a_server(tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "number,participant,label,time,truth\n"
+        "+12025550143,carrier-a,fraud,2026-11-01T00:00:00Z,spam\n"
+        "+12025550143,app-b,fraud,2026-11-02T00:00:00Z,spam\n"
+        "+12025550100,carrier-a,legitimate,2026-11-01T00:00:00Z,ham\n"
+    )
+    result = run_cli("replay", str(history), "--role", "carrier-a=carrier", "--method", "all")
+    assert result.returncode == 0, result.stderr
+    assert "comparison" in result.stdout and "false-block" in result.stdout
+    assert "+12025550143" in result.stdout and "truth=spam" in result.stdout
+
+
+def test_replay_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("replay", str(tmp_path / "missing.csv"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "No such file" in result.stderr

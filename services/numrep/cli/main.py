@@ -30,6 +30,11 @@ class CliError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["replay"]:  # its own parser (and numpy) load only for this command
+        from numrep.trust.replay import main as replay_main
+
+        return replay_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -136,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("migrate", "Create or upgrade the Cassandra schema (infra/schema/*.cql).", cmd_migrate)
     p.add_argument("--store", default=os.environ.get("NUMREP_STORE", ""), help="cassandra://HOST[:PORT][,HOST...]/KEYSPACE[?replication=...]")
+
+    p = sub.add_parser("replay", add_help=False, help="Replay a labelled history (CSV/JSONL) through the trust engine without a server; "
+                       "score it where rows carry truth (see numrep replay --help).")
+    p.add_argument("replay_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_replay)
 
     command("roles", "Print which role may call which RPC.", cmd_roles)
     return parser
@@ -452,6 +462,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         store.close()
     print(f"keyspace {store.keyspace}: applied {', '.join(f'v{v:03d}' for v in applied) if applied else 'nothing (up to date)'}")
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from numrep.trust.replay import main as replay_main
+
+    return replay_main(args.replay_args)
 
 
 def cmd_roles(args: argparse.Namespace) -> int:
