@@ -11,7 +11,9 @@ SCENARIOS = (
     "batch_lookup",
     "sync",
     "publish_ingest",
+    "hot_paths",
     "scale_out",
     "data_scale",
+    "flag_flood",
     "clients",
 )

@@ -489,6 +489,47 @@ class TestVerdicts:
         assert store.get_verdict(NUMBER) == newer
         assert store.get_verdict(OTHER) == verdict(OTHER, Action.WARN)
 
+    def test_get_verdicts_of_no_numbers_is_empty(self, store: Store) -> None:
+        store.put_verdict(verdict(NUMBER))
+
+        assert store.get_verdicts([]) == {}
+
+    def test_get_verdicts_answers_what_get_verdict_answers_for_each_number(self, store: Store) -> None:
+        stored = [verdict(n, action, version=i) for i, (n, action) in enumerate(zip(numbers(4), Action))]
+        store.put_verdicts([(v, ()) for v in stored])
+        asked = [OTHER, *numbers(4), NUMBER]
+
+        got = store.get_verdicts(asked)
+
+        assert got == {v.number: v for v in stored}
+        assert got == {n: store.get_verdict(n) for n in asked if store.get_verdict(n) is not None}
+
+    def test_get_verdicts_reads_a_repeated_number_once_and_returns_it_once(self, store: Store) -> None:
+        store.put_verdict(verdict(NUMBER, Action.WARN))
+
+        assert store.get_verdicts([NUMBER, OTHER, NUMBER, NUMBER]) == {NUMBER: verdict(NUMBER, Action.WARN)}
+
+    def test_get_verdicts_of_the_largest_batch_lookup_finds_every_stored_verdict(self, store: Store) -> None:
+        asked = numbers(1000, start=1000)
+        stored = [verdict(n, Action.BLOCK if i % 3 else Action.ALLOW, version=i) for i, n in enumerate(asked) if i % 4]
+        store.put_verdicts([(v, ()) for v in stored])
+
+        got = store.get_verdicts(asked)
+
+        assert len(got) == 750
+        assert got == {v.number: v for v in stored}
+
+    def test_batch_lookup_through_the_exchange_answers_like_one_lookup_per_number(self, store: Store) -> None:
+        exchange = Exchange(store, Pseudonymizer(b"0" * 32), clock=lambda: NOW)
+        store.put_verdicts([(verdict(NUMBER, Action.BLOCK), ()), (verdict(OTHER, Action.WARN), ())])
+        asked = [OTHER, "not a number", "(202) 555-0143", "+12125550100", NUMBER]
+
+        answers = exchange.batch_lookup(asked)
+
+        assert [type(a).__name__ for a in answers] == ["Verdict", "InvalidNumber", "Verdict", "Verdict", "Verdict"]
+        assert [answers[i] for i in (0, 2, 3, 4)] == [exchange.lookup(asked[i]) for i in (0, 2, 3, 4)]
+        assert [answers[i].action for i in (0, 2, 3, 4)] == [Action.WARN, Action.BLOCK, Action.UNKNOWN, Action.BLOCK]
+
 
 # ==================================================================================
 # the change feed

@@ -33,10 +33,16 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             )
 
     def _record(self, page: "SyncPage") -> None:
+        """Chunk and entry counts (one counter update per kind and chunk: a snapshot
+        streams hundreds of thousands of entries) and the lag of each delta."""
         phase = "snapshot" if page.snapshot else "delta"
         self._telemetry.sync_chunks.add(1, {"phase": phase})
-        now = datetime.now(timezone.utc)
-        for entry in page.entries:
-            self._telemetry.sync_entries.add(1, {"phase": phase, "kind": "tombstone" if entry.tombstone else "upsert"})
-            if not page.snapshot and entry.verdict is not None:
-                self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))
+        tombstones = sum(1 for entry in page.entries if entry.tombstone)
+        for kind, count in (("upsert", len(page.entries) - tombstones), ("tombstone", tombstones)):
+            if count:
+                self._telemetry.sync_entries.add(count, {"phase": phase, "kind": kind})
+        if not page.snapshot:
+            now = datetime.now(timezone.utc)
+            for entry in page.entries:
+                if entry.verdict is not None:
+                    self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))

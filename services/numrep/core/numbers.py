@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 from numrep.core.errors import InvalidNumber
 
 DEFAULT_REGION = "US"
 MAX_NUMBER_LENGTH = 64
+NORMALIZE_CACHE_SIZE = 65_536  # canonical forms remembered; about 10 MB when full
 
 
 def normalize(raw: str, default_region: str = DEFAULT_REGION) -> str:
@@ -16,9 +19,19 @@ def normalize(raw: str, default_region: str = DEFAULT_REGION) -> str:
     Numbers without a leading ``+`` are read in ``default_region``. Numbers that
     cannot exist (wrong length for the country, unassigned prefixes) are refused:
     a reputation for an impossible number is noise that only grows the tables.
+
+    Parsing costs tens of microseconds and the same numbers are asked about
+    again and again, so the canonical forms of recent inputs are remembered
+    (an LRU of ``NORMALIZE_CACHE_SIZE``); refusals are not remembered.
     """
     if not isinstance(raw, str):
         raise InvalidNumber(repr(raw), "not a string")
+    if len(raw) > 2 * MAX_NUMBER_LENGTH:  # never keep a huge input alive as a cache key
+        return _parse(raw, default_region)
+    return _cached_parse(raw, default_region)
+
+
+def _parse(raw: str, default_region: str) -> str:
     text = raw.strip()
     if not text:
         raise InvalidNumber(raw, "empty")
@@ -33,6 +46,9 @@ def normalize(raw: str, default_region: str = DEFAULT_REGION) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidNumber(raw, "not a valid number in its numbering plan")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_cached_parse = functools.lru_cache(maxsize=NORMALIZE_CACHE_SIZE)(_parse)
 
 
 def is_e164(text: str) -> bool:

@@ -1,23 +1,40 @@
 """Verification shared by signed labels and bearer tokens.
 
-Both are compact JWS signed with a participant's registered key. The checks
-run in a fixed order and the first failure names its reason, so a publisher
-can tell "unknown kid" from "bad signature" from "expired".
+Both are compact JWS signed with a participant's registered key. A token is
+read once (three base64url segments, a JSON header, JSON claims), then checked
+in one fixed order where the first failure names its reason, so a publisher
+can tell "unknown kid" from "bad signature" from "expired". The signature is
+checked once, with the participant's public key parsed once and cached.
+
+The reading is strict, as RFC 7515 section 7.1 asks: base64url without
+padding and in its canonical form, a JSON object for the header and another
+for the claims. No critical header extension is honoured except ``b64`` at its
+default (``true``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import jwt
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from numrep.core.model import Participant
 from numrep.signing.keys import SIGNING_ALGORITHMS, load_public_key
 
 ParticipantLookup = Callable[[str], Participant | None]
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# PyJWT's algorithm objects verify with cryptography: ES256 turns the raw r||s
+# signature into DER (a wrong length simply fails), EdDSA verifies as is.
+_VERIFIERS = {"ES256": ECAlgorithm(ECAlgorithm.SHA256), "EdDSA": OKPAlgorithm()}
+_UNDERSTOOD_CRIT = frozenset({"b64"})
 
 
 class JwsRejected(Exception):
@@ -48,10 +65,12 @@ def verify_jws(
     """
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as exc:
-        raise JwsRejected("malformed", f"cannot read the JWS header: {exc}") from None
+    header_part, claims_part, signature_part = token.split(".")
+    header = _json_object(_base64url(header_part, "header", "cannot read the JWS header"), "cannot read the JWS header")
+    claims_bytes = _base64url(claims_part, "payload", "cannot read the claims")
+    signature = _base64url(signature_part, "signature", "cannot read the signature")
+    _check_header_parameters(header)
+
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise JwsRejected("alg_none", "unsigned tokens (alg 'none') are not accepted")
@@ -64,11 +83,9 @@ def verify_jws(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise JwsRejected("missing_kid", "the JWS header has no 'kid'")
-    try:
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError as exc:
-        raise JwsRejected("malformed", f"cannot read the claims: {exc}") from None
-    issuer = unverified.get("iss")
+
+    claims = _json_object(claims_bytes, "cannot read the claims")
+    issuer = claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise JwsRejected("missing_claim", "claim 'iss' is missing")
     if expected_issuer is not None and issuer != expected_issuer:
@@ -84,17 +101,12 @@ def verify_jws(
     key_alg, key = _public_key(record.jwk)
     if key_alg != alg:
         raise JwsRejected("alg_key_mismatch", f"header says {alg} but key {kid!r} is {key_alg}")
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[alg],
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
-        )
-    except jwt.InvalidSignatureError:
-        raise JwsRejected("bad_signature", f"signature does not verify with key {kid!r}") from None
-    except jwt.InvalidTokenError as exc:
-        raise JwsRejected("malformed", f"token cannot be verified: {exc}") from None
+    signing_input = token[: len(header_part) + 1 + len(claims_part)].encode("ascii")
+    if not _VERIFIERS[alg].verify(signing_input, key, signature):
+        raise JwsRejected("bad_signature", f"signature does not verify with key {kid!r}")
+    for name in ("sub", "jti"):  # registered claims that, when present, are strings (RFC 7519 4.1)
+        if name in claims and not isinstance(claims[name], str):
+            raise JwsRejected("malformed", f"token cannot be verified: claim {name!r} must be a string")
     return VerifiedJws(header, claims, participant)
 
 
@@ -115,6 +127,45 @@ def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> st
     if len(value) > max_length:
         raise JwsRejected("bad_claim", f"claim {name!r} is longer than {max_length} characters")
     return value
+
+
+def _base64url(segment: str, name: str, context: str) -> bytes:
+    """The bytes of one unpadded, canonical base64url segment."""
+    if len(segment) % 4 == 1 or _BASE64URL.fullmatch(segment) is None:
+        raise JwsRejected("malformed", f"{context}: the {name} is not unpadded base64url")
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise JwsRejected("malformed", f"{context}: the {name} is not unpadded base64url") from None
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode("ascii"):
+        raise JwsRejected("malformed", f"{context}: the {name} is not canonical base64url (stray bits at its end)")
+    return data
+
+
+def _json_object(data: bytes, context: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise JwsRejected("malformed", f"{context}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise JwsRejected("malformed", f"{context}: must be a JSON object")
+    return value
+
+
+def _check_header_parameters(header: dict[str, Any]) -> None:
+    """What a JWS library refuses to read: a non-string ``kid``, critical
+    extensions it does not implement, an unencoded payload (RFC 7797)."""
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise JwsRejected("malformed", "cannot read the JWS header: 'kid' must be a string")
+    if "crit" in header:
+        crit = header["crit"]
+        if not isinstance(crit, list) or not crit or not all(isinstance(ext, str) for ext in crit):
+            raise JwsRejected("malformed", "cannot read the JWS header: 'crit' must be a non-empty list of strings")
+        for ext in crit:
+            if ext not in _UNDERSTOOD_CRIT or ext not in header:
+                raise JwsRejected("malformed", f"cannot read the JWS header: unsupported critical extension {ext!r}")
+    if header.get("b64", True) is not True:
+        raise JwsRejected("malformed", "cannot read the JWS header: unencoded payloads ('b64' other than true) are not accepted")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,0 +1,152 @@
+"""Scenario: CPU cost per call of the exchange's hot paths, in-process.
+
+No gRPC and no second process: each path is timed with ``time.process_time``
+(CPU seconds of this process), which a loaded, shared machine disturbs far
+less than wall-clock QPS. Baseline: bare signature verification of the same
+tokens (PyJWT's algorithm object on the signing input, what any verifier must
+pay), alternated with the subject round by round; the ratio is the median of
+the per-round ratios of calls per CPU second (subject / baseline).
+
+* ``authenticate``: ``Exchange.authenticate`` of fresh bearer tokens (parse,
+  key, signature, claims, replay cache);
+* ``verify_label``: a label as Publish verifies it;
+* ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``;
+* ``batch_lookup``: ``Exchange.batch_lookup`` of 1,000 stored numbers plus
+  ``verdict_to_pb`` of each (per number);
+* ``sync``: ``Exchange.sync`` snapshot pages plus ``sync_entry_to_pb`` (per label).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from benchmarks._context import Ctx
+from benchmarks._stats import fmt_num, fmt_ratio
+
+NAME = "hot_paths"
+ROUNDS = 5
+LISTED = 2_000
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _cpu_per_call(work: Callable[[], int]) -> float:
+    """CPU seconds per unit of ``work`` (which returns how many units it did)."""
+    started = time.process_time()
+    units = work()
+    return (time.process_time() - started) / max(1, units)
+
+
+def run(ctx: Ctx) -> dict:
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+    from numrep.api.convert import sync_entry_to_pb, verdict_to_pb
+    from numrep.core.model import Role
+    from numrep.core.pseudonym import Pseudonymizer
+    from numrep.exchange import Exchange
+    from numrep.signing.keys import generate_identity
+    from numrep.signing.labels import sign_label, verify_label
+    from numrep.signing.tokens import mint_token
+    from numrep.store.sqlite import SqliteStore
+
+    from benchmarks import _fixtures as fx
+
+    per_round = 300 if not ctx.full else 1500
+    store = SqliteStore(ctx.tmp / "hot_paths" / "db.sqlite3")
+    exchange = Exchange(store, Pseudonymizer(b"h" * 32))
+    identities = {alg: generate_identity(f"carrier-{alg.lower()}", Role.CARRIER, alg) for alg in ("EdDSA", "ES256")}
+    for identity in identities.values():
+        exchange.register_participant(identity.participant_id, Role.CARRIER, "", [json.dumps(identity.public_jwk())])
+    numbers = fx.sample_numbers(ctx.area_codes, LISTED, LISTED, seed=23)
+    publisher = identities["EdDSA"]
+    caller = exchange.get_participant(publisher.participant_id)
+    assert caller is not None
+    ctx.log(f"hot_paths: publishing {LISTED:,} labels (listed verdicts for lookup, batch and sync)")
+    for start in range(0, LISTED, 500):
+        exchange.publish(caller, [sign_label(publisher, n, "fraud") for n in numbers[start:start + 500]])
+    verifiers = {"EdDSA": OKPAlgorithm(), "ES256": ECAlgorithm(ECAlgorithm.SHA256)}
+    keys = {alg: identity.private_key.public_key() for alg, identity in identities.items()}
+
+    def bare(alg: str, tokens: list[str]) -> int:
+        for token in tokens:
+            head, _, signature = token.rpartition(".")
+            assert verifiers[alg].verify(head.encode(), keys[alg], _b64url_decode(signature))
+        return len(tokens)
+
+    def authenticate(tokens: list[str]) -> int:
+        for token in tokens:
+            exchange.authenticate(token)
+        return len(tokens)
+
+    def labels(alg: str, tokens: list[str]) -> int:
+        now = datetime.now(timezone.utc)
+        for token in tokens:
+            verify_label(token, exchange.participant, now, identities[alg].participant_id)
+        return len(tokens)
+
+    def lookups() -> int:
+        for n in numbers[:per_round]:
+            verdict_to_pb(exchange.lookup(n))
+        return per_round
+
+    def batch() -> int:
+        for result in exchange.batch_lookup(numbers[:1000]):
+            verdict_to_pb(result)  # type: ignore[arg-type]
+        return 1000
+
+    def sync() -> int:
+        count = 0
+        for page in exchange.sync(""):
+            count += sum(len(sync_entry_to_pb(e).labels) for e in page.entries)
+        return count
+
+    samples: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    ctx.log(f"hot_paths: {ROUNDS} rounds, subject and bare signature verification alternating")
+    for _ in range(ROUNDS):
+        for alg, identity in identities.items():
+            tokens = [mint_token(identity) for _ in range(per_round)]
+            signed = [sign_label(identity, n, "fraud") for n in numbers[:per_round]]
+            for name, subject, own in ((f"{alg} authenticate", lambda: authenticate(tokens), tokens),
+                                       (f"{alg} verify_label", lambda: labels(alg, signed), signed)):
+                base = _cpu_per_call(lambda: bare(alg, own))
+                cost = _cpu_per_call(subject)
+                samples.setdefault(name, []).append(cost)
+                samples.setdefault(f"{alg} bare signature", []).append(base)
+                ratios.setdefault(name, []).append(base / cost)
+        for name, work in (("lookup + verdict_to_pb", lookups), ("batch_lookup + verdict_to_pb, per number", batch),
+                           ("sync + sync_entry_to_pb, per label", sync)):
+            samples.setdefault(name, []).append(_cpu_per_call(work))
+    store.close()
+
+    results: dict[str, Any] = {
+        "us_cpu": {name: statistics.median(xs) * 1e6 for name, xs in samples.items()},
+        "ratio_vs_bare": {name: statistics.median(xs) for name, xs in ratios.items()},
+        "ratio_range": {name: [min(xs), max(xs)] for name, xs in ratios.items()},
+        "per_round": per_round,
+    }
+    return summarize(results)
+
+
+def summarize(r: dict) -> dict:
+    rows = []
+    for name, us in r["us_cpu"].items():
+        ratio = r["ratio_vs_bare"].get(name)
+        span = r["ratio_range"].get(name)
+        rows.append([name, f"{us:,.1f}", fmt_num(1e6 / us), "" if ratio is None else f"{fmt_ratio(ratio)} [{span[0]:.2f}-{span[1]:.2f}]"])
+    return {
+        "title": "hot_paths: CPU per call in-process (process_time; ratio = calls per CPU second vs bare signature verification)",
+        "header": ["path", "us CPU/call", "calls per CPU s", "vs bare signature"],
+        "rows": rows,
+        "notes": [f"{ROUNDS} rounds of {r['per_round']} calls, subject and baseline alternating; medians.",
+                  "CPU time, not wall time: comparable across runs on a shared machine, unlike QPS."],
+        "targets": [],
+        "data": r,
+    }
