@@ -7,7 +7,7 @@ DATA_DIR ?= $(CURDIR)/var/demo
 LISTEN ?= 127.0.0.1:50051
 STORE  ?= sqlite
 
-.PHONY: help venv proto run test test-fast bench sim cassandra cassandra-stop cassandra-cluster clean
+.PHONY: help venv proto run test test-fast bench sim cassandra cassandra-stop cassandra-cluster clean test-faults
 
 help:
 	@echo "make run      - set up and run the exchange with a demo federation (embedded store)"
@@ -15,6 +15,7 @@ help:
 	@echo "make proto    - regenerate the protobuf/gRPC code from protos/"
 	@echo "make bench    - run the benchmarks"
 	@echo "make sim      - run the federation simulator (trust engine vs majority vote vs mean)"
+	@echo "make test-faults - fault scenarios on dedicated Cassandra nodes (node kill, outage, disk full)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -45,6 +46,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not cassandra"
+
+test-faults: $(STAMP)
+	bash infra/faults.sh
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -10,9 +10,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+import jwt
+
 from numrep.api.convert import ACTION_FROM_PB, ROLE_FROM_PB
-from numrep.core.model import Participant, PublicKeyRecord
-from numrep.signing.jws import JwsRejected
+from numrep.core.model import Label, Participant, PublicKeyRecord
+from numrep.signing.jws import JwsRejected, time_claim
 from numrep.signing.labels import verify_label
 from numrep.v1 import registry_pb2, sync_pb2
 
@@ -27,6 +29,8 @@ class SyncReport:
     tombstones: int = 0
     labels_verified: int = 0
     labels_dropped: list[tuple[str, str]] = field(default_factory=list)  # (number, reason)
+    # (number, label id, kid): kept, but signed with a key its owner revoked after the label was issued
+    labels_with_revoked_key: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class KeyDirectory:
@@ -81,8 +85,11 @@ class HandsetLabelStore:
                 try:
                     label = verify_label(token, keys, when)
                 except JwsRejected as exc:
-                    report.labels_dropped.append((entry.number, exc.reason))
-                    continue
+                    label = _issued_before_revocation(token, keys, when) if exc.reason == "revoked_key" else None
+                    if label is None:
+                        report.labels_dropped.append((entry.number, exc.reason))
+                        continue
+                    report.labels_with_revoked_key.append((entry.number, label.id, jwt.get_unverified_header(token)["kid"]))
                 if label.number != entry.number:
                     report.labels_dropped.append((entry.number, "number_mismatch"))
                     continue
@@ -112,6 +119,19 @@ class HandsetLabelStore:
     def block_list(self) -> list[tuple[str, str, str]]:
         """(number, action, category), sorted by number: what a call-directory extension takes."""
         return sorted((n, v["action"], v["category"]) for n, v in self.numbers.items())
+
+
+def _issued_before_revocation(token: str, keys: KeyDirectory, now: datetime) -> Label | None:
+    """A synced label whose key was revoked after the label was issued. The exchange
+    refuses labels signed with a key that is revoked when they arrive, so this one was
+    accepted before the revocation and stays valid: verified as of its issue time, and
+    still unexpired now."""
+    try:
+        issued = time_claim(jwt.decode(token, options={"verify_signature": False}), "iat")
+        label = verify_label(token, keys, issued)
+    except (jwt.InvalidTokenError, JwsRejected):
+        return None
+    return label if label.expires_at > now else None
 
 
 def sync_handset(client: "ExchangeClient", store: HandsetLabelStore, chunk_size: int = 0) -> SyncReport:

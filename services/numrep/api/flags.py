@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from numrep.api.auth import current_participant, run_blocking
@@ -9,17 +11,25 @@ from numrep.telemetry import Telemetry
 from numrep.v1 import flags_pb2, flags_pb2_grpc
 
 
+# Ingesting a batch recomputes the verdict of every number in it: seconds of worker-thread
+# time for a large batch. Unbounded, a flood of batches takes every worker thread that
+# lookups also run on, and carriers' lookups wait behind it (benchmarks/flag_flood.py).
+MAX_CONCURRENT_FLAG_BATCHES = 1
+
+
 class FlagsServicer(flags_pb2_grpc.FlagsServiceServicer):
     def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
         self._telemetry = telemetry
+        self._ingesting = asyncio.Semaphore(MAX_CONCURRENT_FLAG_BATCHES)
 
     async def SubmitFlags(self, request: flags_pb2.FlagBatch, context: grpc.aio.ServicerContext) -> flags_pb2.FlagBatchResult:
         flags = [
             FlagInput(f.number, f.category, f.reporter_id, from_timestamp(f.time) if f.HasField("time") else None, f.comment)
             for f in request.flags
         ]
-        outcomes, replayed = await run_blocking(self._exchange.submit_flags, current_participant(), request.batch_id, flags)
+        async with self._ingesting:  # waiting here costs no thread
+            outcomes, replayed = await run_blocking(self._exchange.submit_flags, current_participant(), request.batch_id, flags)
         for o in outcomes:
             self._telemetry.flags.add(1, {"status": o.status, "reason": o.reason})
         return flags_pb2.FlagBatchResult(
