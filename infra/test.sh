@@ -20,5 +20,7 @@ if [ "${NUMREP_TEST_CASSANDRA:-auto}" != "off" ] && [ -f infra/cassandra/cassand
   export NUMREP_TEST_CASSANDRA="${NUMREP_CASSANDRA_CONTACT:-127.0.0.1:9042}"
 fi
 
+bash infra/browser.sh  # headless Chromium for tests/web (apt-get, once per machine)
+
 "$PY" -m pytest -q -p no:cacheprovider "$@"
 echo "make test: finished in $(( $(date +%s) - started )) s"

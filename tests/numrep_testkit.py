@@ -23,6 +23,8 @@ from numrep.signing.labels import LABEL_TYPE
 from numrep.signing.tokens import DEFAULT_AUDIENCE, TOKEN_TYPE
 from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+from numrep.v1 import consent_pb2, consent_pb2_grpc
+from numrep.v1 import cases_pb2, cases_pb2_grpc
 
 # --- numbers used across the tests (all valid US numbers) -----------------------
 NUMBER = "+12025550143"
@@ -143,6 +145,8 @@ _MODULES = [
     (flags_pb2, flags_pb2_grpc),
     (sync_pb2, sync_pb2_grpc),
     (registry_pb2, registry_pb2_grpc),
+    (consent_pb2, consent_pb2_grpc),
+    (cases_pb2, cases_pb2_grpc),
 ]
 
 

@@ -97,8 +97,8 @@ def test_lookup_explains_who_contributed_what(federation, connect):
     assert contribution.kind == "label"
     assert contribution.label_id == result.id
     assert contribution.category == "marketing.robocall"
-    assert contribution.weight == pytest.approx(0.8 * 0.9, rel=1e-3)
-    assert "carrier-north" in contribution.explanation
+    assert contribution.weight > 0  # log-odds towards spam
+    assert "carrier-north" in contribution.explanation and "right" in contribution.explanation  # how often it is right
     assert verdict.category == "marketing.robocall"
     assert verdict.label_count == 1
     assert "carrier-north" in verdict.explanation
@@ -229,13 +229,13 @@ def test_publish_of_more_than_1000_labels_is_invalid_argument(federation, connec
 def test_a_label_counts_half_as_much_after_its_180_day_half_life(federation, connect):
     carrier = connect(federation.carrier)
     old = datetime.now(timezone.utc) - timedelta(days=180)
-    publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", issued_at=old, lifetime=timedelta(days=200)))
-    publish_one(carrier, sign_label(federation.carrier, OTHER_NUMBER, "fraud"))
+    # weak labels, so that neither reaches the cap on one participant's influence
+    publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", 0.3, issued_at=old, lifetime=timedelta(days=200)))
+    publish_one(carrier, sign_label(federation.carrier, OTHER_NUMBER, "fraud", 0.3))
 
     aged, fresh = carrier.lookup(NUMBER).contributions[0], carrier.lookup(OTHER_NUMBER).contributions[0]
 
-    assert fresh.weight == pytest.approx(0.8, rel=1e-3)
-    assert aged.weight == pytest.approx(0.4, rel=1e-3)
+    assert aged.weight == pytest.approx(fresh.weight / 2, rel=1e-3)
 
 
 def test_only_a_participants_strongest_spam_label_counts(federation, connect):
@@ -379,14 +379,17 @@ def test_flags_move_the_verdict_of_a_number(federation, connect):
     assert contribution.role == common_pb2.ROLE_APP_VENDOR
 
 
-def test_more_reporters_push_the_verdict_further(federation, connect):
+def test_a_swarm_of_new_reporters_counts_no_more_than_two_new_reporters(federation, connect):
     app = connect(federation.app)
     app.submit_flags(fraud_flags("a", "b"))
-    fewer = app.lookup(NUMBER).spam_probability
+    two = app.lookup(NUMBER)
 
     app.submit_flags(fraud_flags(*(f"user-{i}" for i in range(30))))
 
-    assert app.lookup(NUMBER).spam_probability > fewer
+    swarm = app.lookup(NUMBER)
+    assert swarm.flag_count == 32
+    assert swarm.spam_probability == pytest.approx(two.spam_probability)
+    assert swarm.action == two.action == common_pb2.ACTION_ALLOW
 
 
 def test_a_batch_sent_twice_is_counted_once_and_reported_as_replayed(federation, connect):

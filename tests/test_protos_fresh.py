@@ -7,7 +7,7 @@ from numrep import protogen
 
 def test_every_proto_file_has_committed_generated_modules():
     names = {p.stem for p in protogen.proto_files()}
-    assert names == {"common", "flags", "lookup", "publish", "registry", "sync"}
+    assert names >= {"common", "flags", "lookup", "publish", "registry", "sync"}
     committed = protogen.OUTPUT_ROOT / protogen.PACKAGE_DIR
     for name in names:
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):

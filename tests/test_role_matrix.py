@@ -28,6 +28,20 @@ def test_flags_are_for_apps_sync_is_not_for_carriers_and_only_the_regulator_regi
     assert PERMISSIONS["RegistryService/RegisterParticipant"] == {Role.REGULATOR}
 
 
+def test_carriers_and_the_regulator_register_consent_and_carriers_and_apps_record_refusals():
+    assert PERMISSIONS["ConsentService/RegisterConsent"] == {Role.CARRIER, Role.REGULATOR}
+    assert PERMISSIONS["ConsentService/RecordRefusal"] == {Role.CARRIER, Role.APP_VENDOR}
+    assert PERMISSIONS["ConsentService/RevokeConsent"] == {Role.CARRIER, Role.APP_VENDOR, Role.REGULATOR}
+    assert PERMISSIONS["ConsentService/GetConsentState"] == set(Role)
+
+
+def test_anyone_files_and_asks_a_case_by_id_only_the_regulator_lists_and_resolves():
+    for rpc in ("FileComplaint", "FileDispute", "GetCase", "ListDisputes", "WatchDisputes"):
+        assert PERMISSIONS[f"CaseService/{rpc}"] == set(Role)
+    assert PERMISSIONS["CaseService/ListCases"] == {Role.REGULATOR}
+    assert PERMISSIONS["CaseService/ResolveCase"] == {Role.REGULATOR}
+
+
 def minimal_request(rpc: str, caller_id: str):
     """An empty request, except that key management names the caller itself, so
     that the per-call ownership check cannot be what refuses it."""

@@ -18,6 +18,8 @@ from numrep.signing.keys import Identity
 from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 from numrep.v1 import publish_pb2, publish_pb2_grpc, registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+from numrep.v1 import consent_pb2, consent_pb2_grpc
+from numrep.v1 import cases_pb2, cases_pb2_grpc
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -99,6 +101,8 @@ class ExchangeClient:
         self._flags = flags_pb2_grpc.FlagsServiceStub(self._channel)
         self._sync = sync_pb2_grpc.SyncServiceStub(self._channel)
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        self._consent = consent_pb2_grpc.ConsentServiceStub(self._channel)
+        self._cases = cases_pb2_grpc.CaseServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -119,8 +123,13 @@ class ExchangeClient:
             raise ExchangeError.from_rpc(exc) from None
 
     # --- lookup ------------------------------------------------------------------
-    def lookup(self, number: str) -> common_pb2.Verdict:
-        return self._call(self._lookup.Lookup, lookup_pb2.LookupRequest(number=number))
+    def lookup(self, number: str, callee: str = "", call_time: datetime | None = None, call_category: str = "") -> common_pb2.Verdict:
+        """The verdict on ``number``; with a ``callee``, also for this one call (consent
+        state and calling hours in ``verdict.consent``, BLOCK when they forbid it)."""
+        context = lookup_pb2.CallContext(callee=callee, call_category=call_category)
+        if call_time is not None:
+            context.call_time.CopyFrom(_timestamp(call_time))
+        return self._call(self._lookup.Lookup, lookup_pb2.LookupRequest(number=number, context=context))
 
     def batch_lookup(self, numbers: Sequence[str]) -> list[lookup_pb2.BatchLookupResult]:
         request = lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in numbers])
@@ -168,6 +177,70 @@ class ExchangeClient:
         except grpc.RpcError as exc:
             raise ExchangeError.from_rpc(exc) from None
 
+    # --- consent ledger --------------------------------------------------------------
+    def register_consent(self, records: Sequence[str]) -> list[publish_pb2.ItemResult]:
+        """Signed consent records (``numrep.signing.consent.sign_consent``); one result each."""
+        request = consent_pb2.RegisterConsentRequest(records=list(records))
+        return list(self._call(self._consent.RegisterConsent, request).results)
+
+    def record_refusal(self, refusals: Sequence[str]) -> list[publish_pb2.ItemResult]:
+        """Signed refusals (``numrep.signing.consent.sign_refusal``); one result each."""
+        request = consent_pb2.RecordRefusalRequest(refusals=list(refusals))
+        return list(self._call(self._consent.RecordRefusal, request).results)
+
+    def revoke_consent(self, record_ids: Sequence[str], reason: str = "") -> list[publish_pb2.ItemResult]:
+        request = consent_pb2.RevokeConsentRequest(record_ids=list(record_ids), reason=reason)
+        return list(self._call(self._consent.RevokeConsent, request).results)
+
+    def consent_state(self, caller: str, callee: str, at: datetime | None = None, category: str = "") -> consent_pb2.ConsentCheck:
+        request = consent_pb2.GetConsentStateRequest(caller=caller, callee=callee, category=category)
+        if at is not None:
+            request.time.CopyFrom(_timestamp(at))
+        return self._call(self._consent.GetConsentState, request)
+
+    # --- complaints and disputes -------------------------------------------------------
+    def file_complaint(self, number: str, category: str, text: str, occurred_at: datetime | None = None,
+                       reporter_id: str = "") -> cases_pb2.Case:
+        """File a complaint for a user; keep the returned ``case_id``: it is the only key to the case."""
+        request = cases_pb2.FileComplaintRequest(number=number, category=category, text=text, reporter_id=reporter_id)
+        if occurred_at is not None:
+            request.occurred_at.CopyFrom(_timestamp(occurred_at))
+        return self._call(self._cases.FileComplaint, request)
+
+    def file_dispute(self, number: str, contact: str, evidence: str, reporter_id: str = "") -> cases_pb2.Case:
+        """File a number owner's dispute of the labels behind its verdict."""
+        request = cases_pb2.FileDisputeRequest(number=number, contact=contact, evidence=evidence, reporter_id=reporter_id)
+        return self._call(self._cases.FileDispute, request)
+
+    def get_case(self, case_id: str) -> cases_pb2.Case:
+        return self._call(self._cases.GetCase, cases_pb2.GetCaseRequest(case_id=case_id))
+
+    def list_cases(self, kind: int = 0, status: int = 0, limit: int = 0) -> list[cases_pb2.Case]:
+        """Regulator only; ``kind`` and ``status`` are ``cases_pb2`` enum values (0: any)."""
+        request = cases_pb2.ListCasesRequest(kind=kind, status=status, limit=limit)
+        return list(self._call(self._cases.ListCases, request).cases)
+
+    def resolve_case(self, case_id: str, outcome: int, message: str) -> cases_pb2.Case:
+        """Regulator only; ``outcome`` is a ``cases_pb2.CASE_STATUS_*`` value."""
+        request = cases_pb2.ResolveCaseRequest(case_id=case_id, outcome=outcome, message=message)
+        return self._call(self._cases.ResolveCase, request)
+
+    def list_disputes(self) -> list[cases_pb2.Case]:
+        """The disputes linked to this participant's own labels."""
+        return list(self._call(self._cases.ListDisputes, cases_pb2.ListDisputesRequest()).cases)
+
+    def watch_disputes(self, follow: bool = False) -> Iterator[cases_pb2.Case]:
+        """The disputes of this participant's labels, oldest first; with ``follow``,
+        then each new dispute and each status change as it happens, until the
+        iterator is closed (which cancels the stream)."""
+        stream = self._cases.WatchDisputes(cases_pb2.WatchDisputesRequest(follow=follow), metadata=self._metadata(), timeout=None)
+        try:
+            yield from stream
+        except grpc.RpcError as exc:
+            raise ExchangeError.from_rpc(exc) from None
+        finally:
+            stream.cancel()
+
     # --- registry ----------------------------------------------------------------
     def list_participants(self) -> list[registry_pb2.Participant]:
         return list(self._call(self._registry.ListParticipants, registry_pb2.ListParticipantsRequest()).participants)
@@ -184,6 +257,14 @@ class ExchangeClient:
 
     def revoke_key(self, participant_id: str, kid: str) -> registry_pb2.Participant:
         return self._call(self._registry.RevokeKey, registry_pb2.RevokeKeyRequest(participant_id=participant_id, kid=kid))
+
+    def trust_report(self) -> registry_pb2.TrustReport:
+        """The learned trust per participant (regulator only)."""
+        return self._call(self._registry.GetTrust, registry_pb2.GetTrustRequest())
+
+    def refit_trust(self) -> registry_pb2.TrustReport:
+        """Fit a new trust epoch now (regulator only)."""
+        return self._call(self._registry.RefitTrust, registry_pb2.RefitTrustRequest())
 
 
 def _timestamp(when: datetime) -> Timestamp:

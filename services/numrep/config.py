@@ -9,7 +9,7 @@ from pathlib import Path
 
 from numrep.core.errors import InvalidArgument
 
-SERVICES = ("lookup", "publish", "flags", "sync", "registry")
+SERVICES = ("lookup", "publish", "flags", "sync", "registry", "consent", "cases")
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SECRET_FILE = "pseudonym.key"
@@ -30,11 +30,16 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_seconds: float = 10.0
     health_interval_seconds: float = 5.0
+    reconciler: str = "trust"            # "trust" (learned trust engine) or "v1" (role-weighted)
+    trust_refit_seconds: float = 6 * 3600  # scheduled full refit; 0 = only on demand (numrep trust refit)
+    trust_reload_seconds: float = 60.0     # how often to pick up an epoch another replica stored
     shaken_anchors: Path | None = None      # directory of PEM STI-CA roots
     shaken_cert_cache: Path | None = None   # JSON index {x5u URL: PEM file}, refreshed out of band
     tls_cert: Path | None = None       # PEM certificate chain: serve TLS
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # PEM CA bundle: require client certificates (mutual TLS)
+    http_listen: str = ""  # HOST:PORT of the public web page (numrep.web); "" = no web page
+    calling_hours: str = ""  # default calling window for marketing calls (see numrep.core.consent); "" = 8:00-21:00 every day
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":
@@ -50,8 +55,13 @@ class ServerConfig:
             "tls_cert": _path(env.get("NUMREP_TLS_CERT")),
             "tls_key": _path(env.get("NUMREP_TLS_KEY")),
             "tls_client_ca": _path(env.get("NUMREP_TLS_CLIENT_CA")),
+            "http_listen": env.get("NUMREP_HTTP_LISTEN", ""),
             "shaken_anchors": _path(env.get("NUMREP_SHAKEN_ANCHORS")),
             "shaken_cert_cache": _path(env.get("NUMREP_SHAKEN_CERT_CACHE")),
+            "calling_hours": env.get("NUMREP_CALLING_HOURS", ""),
+            "reconciler": env.get("NUMREP_RECONCILER", "trust"),
+            "trust_refit_seconds": float(env.get("NUMREP_TRUST_REFIT_SECONDS", 6 * 3600)),
+            "trust_reload_seconds": float(env.get("NUMREP_TRUST_RELOAD_SECONDS", 60)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

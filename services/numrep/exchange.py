@@ -16,11 +16,11 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
-    AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     InvalidNumber,
     NotFound,
@@ -35,14 +35,22 @@ from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import ReconcileConfig, Reconciler, RoleWeightedReconciler
+from numrep.core.reassignment import MARKER_ROLES, is_vote
 from numrep.core.roles import allowed
 from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
 from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, risk_adjustment, verify_passport
 from numrep.signing.jws import JwsRejected
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
+from numrep.signing.revocation import mark_revoked_keys
 from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
+from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
+from numrep.trust import TrustConfig, TrustModel, TrustReconciler, TrustSnapshot
+
+if TYPE_CHECKING:
+    from numrep.cases import CaseDesk
+    from numrep.consent import ConsentLedger
 
 Clock = Callable[[], datetime]
 
@@ -75,6 +83,9 @@ class ExchangeConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     shaken_max_age: timedelta = timedelta(seconds=60)
     flag_max_age: timedelta = timedelta(days=365)
+    reconciler: str = "trust"  # "trust": the learned trust engine; "v1": role-weighted reconciliation
+    # The regulator confirms labels: its word is not capped like a competitor's.
+    trust: TrustConfig = field(default_factory=lambda: TrustConfig(exempt_roles=frozenset({Role.REGULATOR})))
 
 
 @dataclass(frozen=True)
@@ -109,12 +120,22 @@ class Exchange:
         self.config = config or ExchangeConfig()
         self.clock = clock
         self.pseudonym = pseudonymizer
+        self.trust: TrustKeeper | None = None
+        if reconciler is None and self.config.reconciler == "trust":
+            model = TrustModel(self.participant, self.config.trust)
+            self.trust = TrustKeeper(store, model)
+            self.trust.load_latest()
+            reconciler = TrustReconciler(self.participant, model, flags_for=store.flags_of)
+        elif reconciler is None and self.config.reconciler != "v1":
+            raise InvalidArgument(f"unknown reconciler {self.config.reconciler!r}; use 'trust' or 'v1'")
         self.reconciler = reconciler or RoleWeightedReconciler(self.participant)
         self._replay = ReplayCache()
         self._participants: dict[str, tuple[float, Participant | None]] = {}
         self._number_locks = [threading.Lock() for _ in range(256)]
         self._buckets = TokenBuckets()
         self.shaken_anchors = shaken_anchors or TrustAnchors()
+        self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
+        self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
 
     # --- identity ----------------------------------------------------------------
     def participant(self, participant_id: str) -> Participant | None:
@@ -153,6 +174,7 @@ class Exchange:
         number = self.normalize(raw_number)
         stored = self.store.get_verdict(number)
         verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
+        verdict = mark_revoked_keys(verdict, self.participant, self.store.get_label)  # keys revoked since: noted
         return self._with_caller_id(verdict, identity_header) if identity_header else verdict
 
     def _with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
@@ -196,13 +218,24 @@ class Exchange:
         return getattr(config, "verdict_ttl", timedelta(minutes=5))
 
     def batch_lookup(self, raw_numbers: Sequence[str]) -> list[Verdict | NumrepError]:
+        """``lookup`` of each number, in order, with one store read for the batch;
+        an invalid number's ``InvalidNumber`` stands in its place."""
         _check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
-        results: list[Verdict | NumrepError] = []
+        normalized: list[str | InvalidNumber] = []
         for raw in raw_numbers:
             try:
-                results.append(self.lookup(raw))
+                normalized.append(self.normalize(raw))
             except InvalidNumber as exc:
-                results.append(exc)
+                normalized.append(exc)
+        stored = self.store.get_verdicts([n for n in normalized if isinstance(n, str)])
+        results: list[Verdict | NumrepError] = []
+        for number in normalized:
+            if isinstance(number, InvalidNumber):
+                results.append(number)
+            else:
+                verdict = stored.get(number)
+                results.append(self.unknown_verdict(number) if verdict is None
+                               else mark_revoked_keys(self._fresh(verdict), self.participant, self.store.get_label))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:
@@ -229,6 +262,10 @@ class Exchange:
                 label = verify_label(token, self.participant, now, caller.id, self.config.label_policy)
             except JwsRejected as exc:
                 outcomes.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
+                continue
+            if not is_vote(label.category) and caller.role not in MARKER_ROLES:
+                outcomes.append(ItemOutcome(index, label.id, "rejected", "category_not_allowed",
+                                            f"only carriers and the regulator may publish {label.category!r}"))
                 continue
             verified.append((index, label))
             outcomes.append(None)
@@ -305,6 +342,8 @@ class Exchange:
         limits = self.config.limits
         number = self.normalize(raw.number)
         parse_category(raw.category)
+        if not is_vote(raw.category):
+            raise InvalidArgument(f"a flag says spam or legitimate; {raw.category!r} is a carrier's notice", "category_not_allowed")
         if not raw.reporter_id or len(raw.reporter_id) > limits.max_reporter_id:
             raise InvalidArgument(f"reporter_id must be 1 to {limits.max_reporter_id} characters", "bad_reporter_id")
         if len(raw.comment) > limits.max_comment:
@@ -420,14 +459,47 @@ class Exchange:
             raise InvalidArgument(f"kid {kid!r} must start with '{participant_id}#' so it names its owner", "bad_kid")
         return PublicKeyRecord(kid, jwk, now)
 
+    # --- learned trust -------------------------------------------------------------
+    def refit_trust(self) -> tuple[TrustSnapshot, int]:
+        """Fit a new trust epoch from everything stored, then bring every stored
+        verdict up to it (only the verdicts it changes are rewritten and fed to
+        handsets). Returns the epoch and how many verdicts changed."""
+        snapshot = self._trust_keeper().refit(self.clock())
+        return snapshot, self.refresh_verdicts()
+
+    def reload_trust(self) -> bool:
+        """Install a newer epoch another replica (or ``numrep trust refit``) stored."""
+        return self.trust.load_latest() if self.trust is not None else False
+
+    def trust_snapshot(self) -> TrustSnapshot:
+        return self._trust_keeper().snapshot
+
+    def _trust_keeper(self) -> TrustKeeper:
+        if self.trust is None:
+            raise FailedPrecondition("this exchange runs reconciliation v1, not the learned trust engine", "no_trust_engine")
+        return self.trust
+
+    def refresh_verdicts(self, batch: int = 500) -> int:
+        """Recompute every stored verdict with the current trust; returns how many changed."""
+        changed = 0
+        pending: set[str] = set()
+        for number in self.store.scan_verdict_numbers():
+            pending.add(number)
+            if len(pending) >= batch:
+                changed += len(self._recompute_many(pending, only_changed=True))
+                pending = set()
+        return changed + len(self._recompute_many(pending, only_changed=True))
+
     # --- verdict maintenance -------------------------------------------------------
     def _recompute(self, number: str, removed: tuple[str, ...] = ()) -> Verdict:
         return self._recompute_many({number}, {number: removed})[0]
 
-    def _recompute_many(self, numbers: set[str], removed: dict[str, tuple[str, ...]] | None = None) -> list[Verdict]:
+    def _recompute_many(self, numbers: set[str], removed: dict[str, tuple[str, ...]] | None = None,
+                        only_changed: bool = False) -> list[Verdict]:
         """Recompute and store the verdicts of ``numbers`` in one store write,
         holding their locks (taken in a fixed order) so that concurrent updates of
-        a number cannot store an older verdict over a newer one."""
+        a number cannot store an older verdict over a newer one. With
+        ``only_changed``, a verdict whose answer stays the same is not rewritten."""
         if not numbers:
             return []
         stripes = sorted({zlib.crc32(n.encode()) % len(self._number_locks) for n in numbers})
@@ -439,8 +511,11 @@ class Exchange:
             for number in sorted(numbers):
                 previous = self.store.get_verdict(number)
                 verdict = self.reconciler.reconcile(self.store.evidence(number), now, previous.version if previous else 0)
+                if only_changed and previous is not None and _same_answer(previous, verdict):
+                    continue
                 updates.append((verdict, (removed or {}).get(number, ())))
-            self.store.put_verdicts(updates)
+            if updates:
+                self.store.put_verdicts(updates)
             return [verdict for verdict, _ in updates]
         finally:
             for stripe in reversed(stripes):
@@ -453,6 +528,10 @@ class Exchange:
 
     def recompute(self, number: str) -> Verdict:
         return self._recompute(self.normalize(number))
+
+
+def _same_answer(old: Verdict, new: Verdict) -> bool:
+    return (old.action, old.category, round(old.spam_probability, 3)) == (new.action, new.category, round(new.spam_probability, 3))
 
 
 def _check_size(what: str, count: int, maximum: int) -> None:

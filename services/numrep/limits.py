@@ -24,6 +24,15 @@ RPC_CLASS = {
     "PublishService/Retract": "write",
     "FlagsService/SubmitFlags": "write",
     "SyncService/Sync": "sync",
+    "ConsentService/RegisterConsent": "write",
+    "ConsentService/RecordRefusal": "write",
+    "ConsentService/RevokeConsent": "write",
+    "ConsentService/GetConsentState": "lookup",
+    "CaseService/FileComplaint": "write",
+    "CaseService/FileDispute": "write",
+    "CaseService/ResolveCase": "write",
+    "CaseService/GetCase": "lookup",
+    "RegistryService/RefitTrust": "write",
 }
 
 

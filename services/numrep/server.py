@@ -13,23 +13,32 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from numrep.api.auth import ExchangeInterceptor
+from numrep.api.auth import IN_FLIGHT, ExchangeInterceptor, run_blocking
+from numrep.api.cases import CaseServicer
+from numrep.api.consent import ConsentServicer
 from numrep.api.flags import FlagsServicer
 from numrep.api.lookup import LookupServicer
 from numrep.api.publish import PublishServicer
 from numrep.api.registry import RegistryServicer
 from numrep.api.sync import SyncServicer
+from numrep.cases import CaseDesk
 from numrep.config import ServerConfig, pseudonym_secret
+from numrep.consent import ConsentLedger
+from numrep.core.consent import CallingHours, ConsentPolicy
 from numrep.core.errors import NumrepError
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
 from numrep.shaken import TrustAnchors
 from numrep.signing.tokens import TokenPolicy
 from numrep.store import Store, open_store
+from numrep.store.factory import open_consent_store
 from numrep.telemetry import Telemetry
 from numrep.telemetry.store import TracedStore
+from numrep.web import WebServer, serve_exchange_page
 from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+from numrep.v1 import consent_pb2, consent_pb2_grpc
+from numrep.v1 import cases_pb2, cases_pb2_grpc
 
 log = logging.getLogger("numrep.server")
 
@@ -39,6 +48,8 @@ _SERVICES = {
     "flags": (flags_pb2, "FlagsService", FlagsServicer, flags_pb2_grpc.add_FlagsServiceServicer_to_server),
     "sync": (sync_pb2, "SyncService", SyncServicer, sync_pb2_grpc.add_SyncServiceServicer_to_server),
     "registry": (registry_pb2, "RegistryService", RegistryServicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server),
+    "consent": (consent_pb2, "ConsentService", ConsentServicer, consent_pb2_grpc.add_ConsentServiceServicer_to_server),
+    "cases": (cases_pb2, "CaseService", CaseServicer, cases_pb2_grpc.add_CaseServiceServicer_to_server),
 }
 
 
@@ -52,24 +63,40 @@ class RunningServer:
     service_names: list[str]
     owns_store: bool = True
     _watch: asyncio.Task[None] | None = None
+    _trust: asyncio.Task[None] | None = None
+    web: WebServer | None = None  # the public web page on its HTTP side-port (config.http_listen)
 
     async def stop(self, grace: float | None = 5.0) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._trust):
+            if task is not None:
+                task.cancel()
+        if self.web is not None:
+            await asyncio.to_thread(self.web.stop)
         await self.server.stop(grace)
         if self.owns_store:
+            if not await IN_FLIGHT.drained(timeout=30.0):
+                log.warning("closing the store while store calls are still running")
             self.store.close()
+            if self.exchange.consent is not None:
+                self.exchange.consent.store.close()
+            CaseDesk.release(self.exchange)
 
 
 def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: Telemetry | None = None) -> Exchange:
     store = store or open_store(config.store, config.data_dir)
     if telemetry is not None:
         store = TracedStore(store, telemetry, "cassandra" if config.store.startswith("cassandra") else "sqlite")
-    exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience))
+    exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience),
+                                     reconciler=config.reconciler)
     anchors = TrustAnchors.from_directory(config.shaken_anchors) if config.shaken_anchors else TrustAnchors()
     if config.shaken_cert_cache:
         anchors.load_cache(config.shaken_cert_cache)
-    return Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config, shaken_anchors=anchors)
+    exchange = Exchange(store, Pseudonymizer(pseudonym_secret(config.data_dir)), exchange_config, shaken_anchors=anchors)
+    policy = ConsentPolicy(default_hours=CallingHours.parse(config.calling_hours)) if config.calling_hours else ConsentPolicy()
+    exchange.consent = ConsentLedger(open_consent_store(store), exchange.pseudonym, exchange.participant, exchange.clock,
+                                     policy, config.default_region)
+    CaseDesk.of(exchange)  # complaints and disputes: one desk for the gRPC service and the web page
+    return exchange
 
 
 async def start_server(
@@ -83,7 +110,9 @@ async def start_server(
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
     ]
-    interceptors = [aio_server_interceptor(tracer_provider=telemetry.tracer_provider), ExchangeInterceptor(exchange, telemetry)]
+    interceptors: list[grpc.aio.ServerInterceptor] = [ExchangeInterceptor(exchange, telemetry)]
+    if telemetry.enabled:  # spans cost ~0.2 ms a call: only when someone collects them
+        interceptors.insert(0, aio_server_interceptor(tracer_provider=telemetry.tracer_provider))
     server = grpc.aio.server(interceptors=interceptors, options=options)
     names = []
     for name in config.services:
@@ -96,11 +125,14 @@ async def start_server(
     port = _add_port(server, config)
     if port == 0:
         raise NumrepError(f"cannot listen on {config.listen}")
+    web = serve_exchange_page(config.http_listen, exchange) if config.http_listen else None
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
-    running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names, owns_store)
+    running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names, owns_store, web=web)
     await _set_health(running)
     running._watch = asyncio.create_task(_watch_store(running, config.health_interval_seconds))
+    if exchange.trust is not None:
+        running._trust = asyncio.create_task(_keep_trust(exchange, config.trust_refit_seconds, config.trust_reload_seconds))
     return running
 
 
@@ -136,6 +168,26 @@ async def _watch_store(running: RunningServer, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await _set_health(running)
+
+
+async def _keep_trust(exchange: Exchange, refit_every: float, reload_every: float) -> None:
+    """Refit the learned trust on a schedule, and meanwhile pick up epochs other
+    replicas (or ``numrep trust refit``) stored. A failed refit is logged and retried
+    at the next tick; the current epoch keeps serving."""
+    loop = asyncio.get_running_loop()
+    next_refit = loop.time() + refit_every if refit_every > 0 else float("inf")
+    while True:
+        await asyncio.sleep(max(0.05, min(reload_every, next_refit - loop.time())))
+        try:
+            if loop.time() >= next_refit:
+                snapshot, changed = await run_blocking(exchange.refit_trust)
+                log.info("trust: refit to epoch %d (%d labels, %d flags; %d verdicts changed)",
+                         snapshot.epoch, snapshot.labels, snapshot.flags, changed)
+                next_refit = loop.time() + refit_every
+            else:
+                await run_blocking(exchange.reload_trust)
+        except NumrepError as exc:
+            log.warning("trust: %s", exc.message)
 
 
 async def serve_forever(

@@ -156,9 +156,10 @@ def test_the_same_batch_id_twice_is_counted_once(federation, connect):
 def test_a_retry_after_a_lost_answer_reuses_the_batch_id_and_counts_once(app, federation, connect, exchange_faults):
     # The first attempt is stored, but its answer is lost (the exchange answers
     # after the client's timeout); the retry must carry the same batch id.
-    exchange_faults.wrap("submit_flags", after=lambda n: time.sleep(1.0) if n == 1 else None)
+    # (a timeout generous enough that the retry itself never times out on a loaded machine)
+    exchange_faults.wrap("submit_flags", after=lambda n: time.sleep(3.0) if n == 1 else None)
     delays: list[float] = []
-    client = app(timeout=0.3, sleep=delays.append, rng=lambda: 0.5, backoff_base=0.2)
+    client = app(timeout=1.5, sleep=delays.append, rng=lambda: 0.5, backoff_base=0.2)
     for user in USERS:
         client.flag(SPAM_NUMBER, "fraud.impersonation", user)
     report = client.flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
@@ -45,6 +46,9 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, exchange: Exchange, telemetry: Telemetry | None = None) -> None:
         self._exchange = exchange
         self._telemetry = telemetry or Telemetry.disabled()
+        # method -> (the servicer's handler, its wrapped form): the server hands out the
+        # same handler for a method on every call, so it is wrapped once, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -55,7 +59,16 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler is None or not method.startswith(_PACKAGE_PREFIX):
             return handler
-        rpc = method[len(_PACKAGE_PREFIX):]  # "LookupService/Lookup"
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method[len(_PACKAGE_PREFIX):], handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, rpc: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` behind authentication, authorisation and error mapping; ``rpc``
+        is the method's name within the package ("LookupService/Lookup")."""
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(rpc, handler.unary_unary),
@@ -126,6 +139,33 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         await getattr(context, "__wrapped__", context).abort(code, exc.message, trailers)
 
 
+class _InFlight:
+    """Store-touching calls still running in worker threads. A cancelled RPC does
+    not stop its thread, so a server waits for these before it closes its store."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            self._count += 1
+        try:
+            return function(*args)
+        finally:
+            with self._lock:
+                self._count -= 1
+
+    async def drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self._count == 0
+
+
+IN_FLIGHT = _InFlight()
+
+
 async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
     """Run a store-touching call off the event loop."""
-    return await asyncio.to_thread(function, *args)
+    return await asyncio.to_thread(IN_FLIGHT.run, function, *args)

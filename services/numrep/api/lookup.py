@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import grpc
 from opentelemetry import trace
 
 from numrep.api.auth import run_blocking
+from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
 from numrep.core.errors import StoreTimeout
 from numrep.core.privacy import number_hash
@@ -26,27 +28,32 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
             raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
         verdict = await run_blocking(self._exchange.lookup, request.number, request.context.identity_header)
+        consent = None
+        if request.context.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)
+            verdict, consent = await run_blocking(consent_for_call, self._exchange, verdict, request.context)
         action = verdict.action.value
         trace.get_current_span().set_attribute("numrep.verdict.action", action)
         self._telemetry.verdicts.add(1, {"action": action})
         self._telemetry.lookup_duration.record((time.perf_counter() - started) * 1000)
-        return verdict_to_pb(verdict)
+        return with_consent(verdict_to_pb(verdict), consent)
 
     async def BatchLookup(
         self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.BatchLookupResponse:
         numbers = [r.number for r in request.requests]
         results = await run_blocking(self._exchange.batch_lookup, numbers)
-        response = lookup_pb2.BatchLookupResponse()
+        items: list[lookup_pb2.BatchLookupResult] = []
+        actions: Counter[str] = Counter()
         for raw, result in zip(numbers, results):
-            item = response.results.add(input=raw)
             if isinstance(result, Exception):
-                item.error_code = code_number(status_for(result))
-                item.error_message = result.message
+                items.append(lookup_pb2.BatchLookupResult(
+                    input=raw, error_code=code_number(status_for(result)), error_message=result.message))
             else:
-                item.verdict.CopyFrom(verdict_to_pb(result))
-                self._telemetry.verdicts.add(1, {"action": result.action.value})
-        return response
+                items.append(lookup_pb2.BatchLookupResult(input=raw, verdict=verdict_to_pb(result)))
+                actions[result.action.value] += 1
+        for action, count in actions.items():  # one counter update per action, not per number
+            self._telemetry.verdicts.add(count, {"action": action})
+        return lookup_pb2.BatchLookupResponse(results=items)
 
     async def PrefixLookup(
         self, request: lookup_pb2.PrefixLookupRequest, context: grpc.aio.ServicerContext

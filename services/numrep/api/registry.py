@@ -3,7 +3,7 @@ from __future__ import annotations
 import grpc
 
 from numrep.api.auth import current_participant, run_blocking
-from numrep.api.convert import ROLE_FROM_PB, participant_to_pb
+from numrep.api.convert import ROLE_FROM_PB, participant_to_pb, trust_report_to_pb
 from numrep.core.errors import InvalidArgument
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -36,6 +36,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def AddKey(self, request: registry_pb2.AddKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
         participant = await run_blocking(self._exchange.add_key, current_participant(), request.participant_id, request.jwk)
         return participant_to_pb(participant)
+
+    async def GetTrust(self, request: registry_pb2.GetTrustRequest, context: grpc.aio.ServicerContext) -> registry_pb2.TrustReport:
+        return trust_report_to_pb(await run_blocking(self._exchange.trust_snapshot))
+
+    async def RefitTrust(self, request: registry_pb2.RefitTrustRequest, context: grpc.aio.ServicerContext) -> registry_pb2.TrustReport:
+        snapshot, changed = await run_blocking(self._exchange.refit_trust)
+        return trust_report_to_pb(snapshot, changed)
 
     async def RevokeKey(self, request: registry_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
         participant = await run_blocking(self._exchange.revoke_key, current_participant(), request.participant_id, request.kid)

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("lookup", "Look numbers up and explain the verdicts.", cmd_lookup)
     _client_flags(p)
     p.add_argument("numbers", nargs="+")
+    p.add_argument("--callee", default="", help="the called number: adds this call's consent state and calling hours")
+    p.add_argument("--at", default="", help="with --callee: the call's time, ISO 8601 with offset (default now)")
+    p.add_argument("--category", default="", help="with --callee: the call's declared category, e.g. marketing.loans")
 
     p = command("flag", "Send an end-user flag (app vendors).", cmd_flag)
     _client_flags(p)
@@ -139,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="local label store (JSON); resumes from its cursor")
     p.add_argument("--chunk-size", type=int, default=0)
 
+    trust = command("trust", "The learned trust engine: each participant's learned reliability, and refits.", _need_subcommand)
+    tsub = trust.add_subparsers(title="actions", metavar="ACTION")
+    for name, help_text, handler in [
+        ("show", "Print what the trust engine has learned about each participant (regulator).", cmd_trust_show),
+        ("refit", "Fit a new trust epoch from everything stored now and update every verdict (regulator).", cmd_trust_refit),
+    ]:
+        p = tsub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        _admin_flags(p)
+        p.add_argument("--store", default=os.environ.get("NUMREP_STORE", "sqlite"),
+                       help="with --data-dir: 'sqlite' (default) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE")
+
     p = command("migrate", "Create or upgrade the Cassandra schema (infra/schema/*.cql).", cmd_migrate)
     p.add_argument("--store", default=os.environ.get("NUMREP_STORE", ""), help="cassandra://HOST[:PORT][,HOST...]/KEYSPACE[?replication=...]")
 
@@ -148,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_replay)
 
     command("roles", "Print which role may call which RPC.", cmd_roles)
+    _consent_commands(command)
+    from numrep.cli.cases import add_case_commands
+
+    add_case_commands(command, _client_flags, _need_subcommand)
     return parser
 
 
@@ -157,6 +176,8 @@ def _need_subcommand(args: argparse.Namespace) -> int:
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default=os.environ.get("NUMREP_LISTEN", "127.0.0.1:50051"), help="HOST:PORT (default 127.0.0.1:50051)")
+    p.add_argument("--http", default=None, metavar="HOST:PORT",
+                   help="also serve the public web page on this HTTP side-port (default $NUMREP_HTTP_LISTEN; none if unset)")
     p.add_argument("--data-dir", type=Path, default=None, help="data directory (default $NUMREP_DATA_DIR or ~/.local/share/numrep)")
     p.add_argument("--store", default=os.environ.get("NUMREP_STORE", "sqlite"),
                    help="'sqlite' (embedded, default) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE")
@@ -227,6 +248,7 @@ def _config(args: argparse.Namespace, services: str | None = None) -> ServerConf
         tls_client_ca=args.tls_client_ca,
         shaken_anchors=args.shaken_anchors,
         shaken_cert_cache=args.shaken_cert_cache,
+        http_listen=args.http,
     )
 
 
@@ -238,6 +260,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def announce(running: Any) -> None:
         print(f"numrep: serving {', '.join(config.services)} on {running.address} (store: {config.store}, data: {config.data_dir})", flush=True)
+        if running.web is not None:
+            print(f"numrep: web page on {running.web.url}", flush=True)
 
     telemetry = _telemetry(args)
     try:
@@ -391,8 +415,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     from numrep.cli.output import as_dict, emit_json, verdict_text
 
     with _client(args) as client:
-        if len(args.numbers) == 1:
-            verdicts = [client.lookup(args.numbers[0])]
+        if len(args.numbers) == 1 or args.callee:
+            verdicts = [client.lookup(n, callee=args.callee, call_time=_when(args.at), call_category=args.category) for n in args.numbers]
             errors: list[str] = []
         else:
             results = client.batch_lookup(args.numbers)
@@ -401,7 +425,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"verdicts": [as_dict(v) for v in verdicts], "errors": errors})
     else:
-        print("\n".join(verdict_text(v) for v in verdicts))
+        print("\n".join(verdict_text(v) + (f"\n  {v.consent.explanation}" if v.HasField("consent") else "") for v in verdicts))
         for e in errors:
             print(f"error: {e}", file=sys.stderr)
     return EXIT_ERROR if errors else 0
@@ -464,10 +488,139 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust_show(args: argparse.Namespace) -> int:
+    from numrep.api.convert import trust_report_to_pb
+
+    _trust(args, lambda c: c.trust_report(), lambda x: trust_report_to_pb(x.trust_snapshot()))
+    return 0
+
+
+def cmd_trust_refit(args: argparse.Namespace) -> int:
+    from numrep.api.convert import trust_report_to_pb
+
+    _trust(args, lambda c: c.refit_trust(), lambda x: trust_report_to_pb(*x.refit_trust()))
+    return 0
+
+
+def _trust(args: argparse.Namespace, remote: Callable[[Any], Any], local: Callable[[Any], Any]) -> None:
+    from numrep.cli.output import as_dict, emit_json, trust_text
+    from numrep.server import build_exchange
+
+    if args.server:
+        with _client(args) as client:
+            report = remote(client)
+    else:
+        exchange = build_exchange(ServerConfig.from_env(data_dir=args.data_dir or default_data_dir(), store=args.store))
+        try:
+            report = local(exchange)
+        finally:
+            exchange.store.close()
+    if args.json:
+        emit_json(as_dict(report))
+    else:
+        print(trust_text(report))
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from numrep.trust.replay import main as replay_main
 
     return replay_main(args.replay_args)
+
+
+def _consent_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    consent = command("consent", "Consent ledger: register consent, record refusals, revoke them, ask the state of a call.", _need_subcommand)
+    csub = consent.add_subparsers(title="actions", metavar="ACTION")
+
+    def action(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = csub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        _client_flags(p)
+        return p
+
+    p = action("register", "Sign and register a consent record (carriers, the regulator).", cmd_consent_register)
+    p.add_argument("caller", help="the caller's number, or several separated by commas (an enterprise's numbers)")
+    p.add_argument("callee")
+    p.add_argument("--scope", required=True, help="marketing categories, comma-separated (e.g. marketing.loans,marketing.insurance)")
+    evidence = p.add_mutually_exclusive_group(required=True)
+    evidence.add_argument("--evidence-file", type=Path, help="the consent proof you keep; only its SHA-256 is sent")
+    evidence.add_argument("--evidence-hash", help="sha256:<64 hex digits> of the consent proof")
+    p.add_argument("--hours", default="", help="allowed hours in the callee's local time, e.g. 'mon-fri 09:00-20:00; sat 10:00-14:00'")
+    p.add_argument("--tz", default="", help="the callee's IANA time zone, when the number does not tell it")
+    p.add_argument("--enterprise", default="", help="enterprise id the caller numbers belong to")
+    p.add_argument("--days", type=int, default=365, help="consent lifetime in days (default 365)")
+
+    p = action("refuse", "Sign and record a callee's refusal (carriers, app vendors).", cmd_consent_refuse)
+    p.add_argument("callee")
+    p.add_argument("--caller", action="append", default=[], help="a refused caller number (repeat); default: every marketing caller")
+    p.add_argument("--days", type=int, default=0, help="refusal lifetime in days (default: no end)")
+
+    p = action("revoke", "Revoke your consent records or refusals by id.", cmd_consent_revoke)
+    p.add_argument("record_ids", nargs="+")
+
+    p = action("state", "The consent state of a call, as a lookup would apply it.", cmd_consent_state)
+    p.add_argument("caller")
+    p.add_argument("callee")
+    p.add_argument("--at", default="", help="the call's time, ISO 8601 with offset (default now)")
+    p.add_argument("--category", default="", help="the call's category (default marketing)")
+
+
+def cmd_consent_register(args: argparse.Namespace) -> int:
+    from numrep.signing.consent import evidence_hash, sign_consent
+
+    proof = evidence_hash(_read_bytes(args.evidence_file)) if args.evidence_file else args.evidence_hash
+    callers = [_e164(c) for c in args.caller.split(",") if c.strip()]
+    scope = [s.strip() for s in args.scope.split(",") if s.strip()]
+    with _client(args) as client:
+        token = sign_consent(client.identity, callers, _e164(args.callee), scope, proof, hours=args.hours, tz=args.tz,
+                             enterprise=args.enterprise, lifetime=timedelta(days=args.days))
+        results = client.register_consent([token])
+    return _report_items(results, args.json)
+
+
+def cmd_consent_refuse(args: argparse.Namespace) -> int:
+    from numrep.signing.consent import sign_refusal
+
+    callers = [_e164(c) for c in args.caller] or "*"
+    with _client(args) as client:
+        token = sign_refusal(client.identity, _e164(args.callee), callers, lifetime=timedelta(days=args.days) if args.days else None)
+        results = client.record_refusal([token])
+    return _report_items(results, args.json)
+
+
+def cmd_consent_revoke(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        results = client.revoke_consent(args.record_ids)
+    return _report_items(results, args.json)
+
+
+def cmd_consent_state(args: argparse.Namespace) -> int:
+    from numrep.cli.output import as_dict, emit_json
+
+    with _client(args) as client:
+        check = client.consent_state(args.caller, args.callee, _when(args.at), args.category)
+    if args.json:
+        emit_json(as_dict(check))
+    else:
+        print(check.explanation + (f" Decided by {check.record_id}." if check.record_id else ""))
+    return 0
+
+
+def _when(text: str) -> Any:
+    """An aware datetime from ISO 8601 text, or None for empty text."""
+    from datetime import datetime
+
+    if not text:
+        return None
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise CliError(f"time {text!r} needs a UTC offset, e.g. 2026-11-29T18:30:00+00:00")
+    return at
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise CliError(f"file {path} not found")
+    return path.read_bytes()
 
 
 def cmd_roles(args: argparse.Namespace) -> int:

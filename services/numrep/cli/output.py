@@ -47,3 +47,16 @@ def participant_text(p: registry_pb2.Participant) -> str:
     keys = ", ".join(k.kid + (" (revoked)" if k.HasField("revoked_at") else "") for k in p.keys)
     name = f" - {p.display_name}" if p.display_name else ""
     return f"{p.id} [{ROLE_FROM_PB[p.role].value}]{name}\n  keys: {keys or 'none'}"
+
+
+def trust_text(report: registry_pb2.TrustReport) -> str:
+    if report.epoch == 0:
+        head = "trust epoch 0: nothing fitted yet; every participant counts by its role's prior"
+    else:
+        head = (f"trust epoch {report.epoch}, fitted {report.fitted_at.ToDatetime():%Y-%m-%d %H:%M:%S} UTC from "
+                f"{report.labels} labels and {report.flags} flags on {report.numbers} numbers ({report.gold} of known truth); "
+                f"base rate {report.base_probability:.0%}" + ("" if report.converged else "; EM did not converge"))
+    if report.verdicts_changed:
+        head += f"\n{report.verdicts_changed} stored verdicts changed"
+    rows = [f"  {s.summary}" for s in report.sources]
+    return "\n".join([head, *rows])

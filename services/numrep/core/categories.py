@@ -1,5 +1,7 @@
 """The label taxonomy: the campaign's three kinds of unwanted call, their
-sub-categories, and ``legitimate`` for labels that say a number is not spam."""
+sub-categories, ``legitimate`` for labels that say a number is not spam, and
+``reassigned``: a carrier's (or the regulator's) notice that a number has a new
+subscriber, so its history starts afresh. A notice is not a vote."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ class Kind(enum.Enum):
     HARASSMENT = "harassment"
     FRAUD = "fraud"
     LEGITIMATE = "legitimate"
+    ADMINISTRATIVE = "administrative"
+
+SPAM_KINDS = frozenset({Kind.MARKETING, Kind.HARASSMENT, Kind.FRAUD})
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,12 @@ class Category:
 
     @property
     def is_spam(self) -> bool:
-        return self.kind is not Kind.LEGITIMATE
+        return self.kind in SPAM_KINDS
+
+    @property
+    def is_vote(self) -> bool:
+        """Whether a label of this category says spam or legitimate."""
+        return self.kind is not Kind.ADMINISTRATIVE
 
 
 _ALL = [
@@ -49,10 +59,13 @@ _ALL = [
     Category("fraud.one_ring", Kind.FRAUD, "One-ring (wangiri) callback fraud"),
     Category("fraud.investment", Kind.FRAUD, "Investment scam"),
     Category("legitimate", Kind.LEGITIMATE, "Legitimate caller"),
+    Category("reassigned", Kind.ADMINISTRATIVE, "Number reassigned to a new subscriber"),
 ]
 
 CATEGORIES: dict[str, Category] = {c.code: c for c in _ALL}
 LEGITIMATE = CATEGORIES["legitimate"]
+REASSIGNED = CATEGORIES["reassigned"]
+VOTING_CATEGORIES: dict[str, Category] = {c.code: c for c in _ALL if c.is_vote}
 
 
 def category(code: str) -> Category:

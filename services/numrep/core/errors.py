@@ -39,6 +39,11 @@ class AlreadyExists(NumrepError):
     """Creating something that exists already."""
 
 
+class FailedPrecondition(NumrepError):
+    """The request is well formed but the thing it acts on is not in a state that
+    allows it (resolving a case that is closed already)."""
+
+
 class TooLarge(NumrepError):
     """A request exceeds a configured maximum."""
 

@@ -122,6 +122,7 @@ class Verdict:
     valid_until: datetime | None = None  # when the first label behind it expires: recompute then
     caller_id_authentication: str = ""   # per call, never stored: see numrep.shaken
     caller_id_risk: float = 0.0
+    trust_epoch: int = 0  # which learned-trust epoch produced it (0: role priors only)
 
     def is_stale(self, now: datetime) -> bool:
         return self.valid_until is not None and self.valid_until <= now

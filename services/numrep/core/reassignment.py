@@ -1,15 +1,14 @@
 """Evidence filters shared by fitting and verdicts: number reassignment.
 
 When a number is reassigned to a new subscriber, what was said about the old
-one must stop counting. The taxonomy has no "reassigned" category yet; this
-module provides the mechanism:
+one must stop counting. Both reconcilers and the trust fit use these filters:
 
 * an explicit ``reassigned_at`` (from wherever the exchange learns it: a
   carrier's porting/reassignment feed, the regulator's reassigned-numbers
   database) drops every label issued and every flag made before it;
-* a label whose category is ``REASSIGNED_CODE`` (once ``numrep.core.categories``
-  has it) published by a carrier or the regulator is such a marker itself; the
-  latest marker wins. It is not a spam or legitimate vote.
+* a label whose category is ``reassigned`` published by a carrier or the
+  regulator is such a marker itself; the latest marker wins. It is not a spam or
+  legitimate vote (the exchange refuses the category from other roles).
 """
 
 from __future__ import annotations
@@ -17,22 +16,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from numrep.core.categories import CATEGORIES
+from numrep.core.categories import REASSIGNED, VOTING_CATEGORIES
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Role
 
-REASSIGNED_CODE = "reassigned"
+REASSIGNED_CODE = REASSIGNED.code
 MARKER_ROLES = frozenset({Role.CARRIER, Role.REGULATOR})
 
 
 def is_vote(code: str) -> bool:
     """Whether a label or flag with this category says spam or legitimate (a
     known category, and not a reassignment marker)."""
-    return code in CATEGORIES and code != REASSIGNED_CODE
+    return code in VOTING_CATEGORIES
 
 
 def spam_codes() -> dict[str, bool]:
     """Every voting category code: True for spam, False for legitimate."""
-    return {code: cat.is_spam for code, cat in CATEGORIES.items() if code != REASSIGNED_CODE}
+    return {code: cat.is_spam for code, cat in VOTING_CATEGORIES.items()}
 
 T = TypeVar("T", Label, Flag)
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
 from numrep.core.categories import CATEGORIES, category
+from numrep.core.reassignment import filter_reassigned, is_vote, reassignment_marker
 from numrep.core.model import (
     Action,
     Contribution,
@@ -79,6 +80,8 @@ class RoleWeightedReconciler:
     def reconcile(self, evidence: Evidence, now: datetime, previous_version: int = 0) -> Verdict:
         cfg = self.config
         live = [lb for lb in evidence.labels if lb.expires_at > now]
+        evidence = filter_reassigned(evidence, reassignment_marker(live, self._role))  # a new subscriber starts afresh
+        live = [lb for lb in evidence.labels if lb.expires_at > now]
         votes = self._label_votes(live, now) + self._flag_votes(evidence, now)
         spam = _strongest_per_participant([v for v in votes if category(v.category).is_spam])
         legit = _strongest_per_participant([v for v in votes if not category(v.category).is_spam])
@@ -120,6 +123,10 @@ class RoleWeightedReconciler:
             valid_until=valid_until,
         )
 
+    def _role(self, participant_id: str) -> Role | None:
+        participant = self._participants(participant_id)
+        return None if participant is None else participant.role
+
     def _trust(self, participant_id: str) -> tuple[Role, float]:
         participant = self._participants(participant_id)
         if participant is None:
@@ -129,6 +136,8 @@ class RoleWeightedReconciler:
     def _label_votes(self, labels: list[Label], now: datetime) -> list[_Vote]:
         votes = []
         for label in labels:
+            if not is_vote(label.category):
+                continue
             role, trust = self._trust(label.issuer)
             decay = _decay(now - label.issued_at, self.config.label_half_life)
             votes.append(_Vote(label.issuer, role, label.category, trust * label.confidence * decay, "label", label_id=label.id))
@@ -144,7 +153,7 @@ class RoleWeightedReconciler:
             strength = trust * (1 - math.exp(-total / self.config.flag_saturation))
             strength *= _decay(now - tally.latest, self.config.flag_half_life)
             for code, count in sorted(tally.reporters_by_category):
-                if code in CATEGORIES and count > 0:
+                if is_vote(code) and count > 0:
                     votes.append(_Vote(tally.app_id, role, code, strength * count / total, "flags", reporters=count))
         return votes
 

@@ -21,6 +21,27 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Any participant manages its own keys; the regulator anyone's (checked per call).
     "RegistryService/AddKey": ALL_ROLES,
     "RegistryService/RevokeKey": ALL_ROLES,
+    # What the learned trust believes about each participant: the regulator's view only
+    # (participants are competitors; each one's reliability is sensitive).
+    "RegistryService/GetTrust": frozenset({Role.REGULATOR}),
+    "RegistryService/RefitTrust": frozenset({Role.REGULATOR}),
+    # Consent ledger: carriers register consent for their enterprise customers (and the
+    # regulator); refusals come from carriers and apps; revocation is of one's own records
+    # (the regulator: any; checked per call).
+    "ConsentService/RegisterConsent": frozenset({Role.CARRIER, Role.REGULATOR}),
+    "ConsentService/RecordRefusal": frozenset({Role.CARRIER, Role.APP_VENDOR}),
+    "ConsentService/RevokeConsent": frozenset({Role.CARRIER, Role.APP_VENDOR, Role.REGULATOR}),
+    "ConsentService/GetConsentState": ALL_ROLES,
+    # Complaints and disputes: any participant files for its users and asks a case's
+    # status by its id; only the regulator lists and resolves cases (and reads their
+    # personal data); a publisher lists the disputes of its own labels.
+    "CaseService/FileComplaint": ALL_ROLES,
+    "CaseService/FileDispute": ALL_ROLES,
+    "CaseService/GetCase": ALL_ROLES,
+    "CaseService/ListCases": frozenset({Role.REGULATOR}),
+    "CaseService/ResolveCase": frozenset({Role.REGULATOR}),
+    "CaseService/ListDisputes": ALL_ROLES,
+    "CaseService/WatchDisputes": ALL_ROLES,
 }
 
 

@@ -4,6 +4,7 @@ complaints through the real RPCs, then left serving for the CLI."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import shutil
@@ -14,11 +15,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from numrep.api.convert import ROLE_TO_PB
-from numrep.cli.output import verdict_text
+from numrep.cli.output import trust_text, verdict_text
 from numrep.config import ServerConfig
 from numrep.core.errors import AlreadyExists
 from numrep.core.model import Role
 from numrep.demo.complaints import ComplaintSet, load
+from numrep.demo.consent import show_consent
 from numrep.server import RunningServer, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
@@ -36,6 +38,10 @@ FEDERATION = [
 # Fictional numbers (555-01xx is reserved for fiction) standing for legitimate callers.
 LEGITIMATE = ["+12025550100", "+12025550101", "+12025550102", "+13125550103", "+14155550104"]
 BATCH = 500
+CONFIRMED = 300  # of the most complained-about numbers, the regulator confirms this many
+# Businesses' lines (the fictional 555-01XX ranges): carriers vouch for them, careless apps flag some.
+BUSINESSES = [f"+1{area}555{line:04d}" for area in ("202", "312", "415", "617", "212", "305") for line in range(110, 200)]
+DEMO_HTTP_LISTEN = "127.0.0.1:8080"  # the web page, unless --http / NUMREP_HTTP_LISTEN says otherwise
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Federation:
 def run_demo(config: ServerConfig, fresh: bool, numbers: int, keep_serving: bool, telemetry: Telemetry | None = None) -> int:
     if fresh and config.data_dir.exists():
         shutil.rmtree(config.data_dir)
+    if keep_serving and not config.http_listen:  # the demo shows the public web page too
+        config = dataclasses.replace(config, http_listen=DEMO_HTTP_LISTEN)
     return asyncio.run(_run(config, numbers, keep_serving, telemetry))
 
 
@@ -60,6 +68,8 @@ async def _run(config: ServerConfig, numbers: int, keep_serving: bool, telemetry
         await asyncio.to_thread(_walkthrough, federation, config.data_dir, numbers)
         if keep_serving:
             _print_try_it(federation, config.data_dir)
+            if running.web is not None:
+                print(f"  Or open the public web page (lookup, complaints, disputes): {running.web.url}", flush=True)
             await _wait_for_signal()
     finally:
         await running.stop(5)
@@ -98,7 +108,9 @@ def _walkthrough(federation: Federation, data_dir: Path, count: int) -> None:
     seeded = _seed(federation, complaints, count)
     _a_call_arrives(federation, seeded)
     _handset_sync(federation, data_dir)
+    _trust_is_learned(federation, seeded)
     _flags_move_a_verdict(federation, seeded)
+    show_consent(federation.client, federation.identities, _heading)
 
 
 def _seed(federation: Federation, complaints: ComplaintSet, count: int) -> dict[str, list]:
@@ -121,7 +133,8 @@ def _seed(federation: Federation, complaints: ComplaintSet, count: int) -> dict[
             plan["carrier-east"].append(sign_label(east, number, top, min(1.0, 0.5 + 0.1 * len(group)), evidence=f"{len(group)} complaints"))
         if any(c.robocall for c in group):  # carrier-west detects recorded-message traffic
             plan["carrier-west"].append(sign_label(west, number, top, 0.7, evidence="robocall traffic pattern"))
-    plan["carrier-east"] += [sign_label(east, n, "legitimate", 0.9, evidence="verified business line") for n in LEGITIMATE]
+    plan["carrier-east"] += [sign_label(east, n, "legitimate", 0.9, evidence="verified business line") for n in LEGITIMATE + BUSINESSES]
+    plan["carrier-west"] += [sign_label(west, n, "legitimate", 0.8, evidence="registered enterprise trunk") for n in BUSINESSES[::2]]
     for pid, tokens in plan.items():
         if tokens:
             with federation.client(pid) as client:
@@ -131,7 +144,7 @@ def _seed(federation: Federation, complaints: ComplaintSet, count: int) -> dict[
     flags = [FlagToSend(c.number, c.category, "u-" + c.consumer, c.when + shift) for n in chosen for c in grouped[n]]
     _send_flags(federation, "app-callguard", flags)
     rng = random.Random(7)  # the careless app flags at random, legitimate numbers included
-    noisy = [FlagToSend(rng.choice(LEGITIMATE + chosen[:50]), rng.choice(["fraud", "marketing"]), f"n-{i}") for i in range(40)]
+    noisy = [FlagToSend(rng.choice(LEGITIMATE + BUSINESSES + chosen[:50]), rng.choice(["fraud", "marketing"]), f"n-{i}") for i in range(200)]
     _send_flags(federation, "app-noisy", noisy)
     print(f"  seeded in {time.monotonic() - started:.1f} s")
     return {"chosen": chosen, "grouped": grouped}
@@ -178,18 +191,39 @@ def _handset_sync(federation: Federation, data_dir: Path) -> None:
     print(f"  the handset's block list holds {len(blocks)} numbers, e.g. {', '.join(n for n, _, _ in blocks[:3])}")
 
 
+def _trust_is_learned(federation: Federation, seeded: dict[str, list]) -> None:
+    _heading("5. The regulator confirms numbers; the trust engine learns whom to believe")
+    grouped, chosen = seeded["grouped"], seeded["chosen"]
+    regulator = federation.identities["regulator"]
+    confirmed = chosen[:CONFIRMED]
+    seeded["confirmed"] = confirmed
+    tokens = [sign_label(regulator, n, ComplaintSet.top_category(grouped[n]), 1.0, evidence="confirmed by investigation") for n in confirmed]
+    legitimate = LEGITIMATE + BUSINESSES[::3]
+    tokens += [sign_label(regulator, n, "legitimate", 1.0, evidence="registered business line") for n in legitimate]
+    with federation.client("regulator") as client:
+        for i in range(0, len(tokens), BATCH):
+            client.publish(tokens[i:i + BATCH])
+        print(f"  the regulator confirms {len(confirmed)} numbers as spam and {len(legitimate)} as legitimate (gold evidence)")
+        started = time.monotonic()
+        report = client.refit_trust()
+    print(f"  refit in {time.monotonic() - started:.1f} s:")
+    print(_indent(trust_text(report)))
+
+
 def _flags_move_a_verdict(federation: Federation, seeded: dict[str, list]) -> None:
-    _heading("5. App users' flags move a verdict")
+    _heading("6. A swarm of new app accounts cannot move a number; a second participant can")
     grouped = seeded["grouped"]
     # A number only one consumer complained about and no carrier labelled (or a fresh one).
     quiet = next((n for n in reversed(seeded["chosen"]) if len(grouped[n]) == 1 and not grouped[n][0].robocall), "+16175550106")
     with federation.client("carrier-east") as carrier, federation.client("app-callguard") as app:
-        before = carrier.lookup(quiet)
-        print("  before:\n" + _indent(verdict_text(before)))
-        flags = [FlagToSend(quiet, "fraud.impersonation", f"demo-user-{i}") for i in range(40)]
-        app.submit_flags(flags, batch_id=f"demo-burst-{quiet}")
-        after = carrier.lookup(quiet)
-        print("  after 40 CallGuard users flag it as impersonation:\n" + _indent(verdict_text(after)))
+        print("  before:\n" + _indent(verdict_text(carrier.lookup(quiet))))
+        swarm = [FlagToSend(quiet, "fraud.impersonation", f"new-account-{i}") for i in range(40)]
+        app.submit_flags(swarm, batch_id=f"demo-swarm-{quiet}")
+        print("  after 40 brand-new CallGuard accounts flag it (together they count as one new reporter):\n"
+              + _indent(verdict_text(carrier.lookup(quiet))))
+        carrier.publish([sign_label(federation.identities["carrier-east"], quiet, "fraud.impersonation", 0.9,
+                                    evidence="spoofed-caller traffic pattern")])
+        print("  after carrier-east's network sees it too and labels it:\n" + _indent(verdict_text(carrier.lookup(quiet))))
 
 
 def _print_try_it(federation: Federation, data_dir: Path) -> None:

@@ -18,7 +18,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Verdict
 
@@ -91,6 +91,12 @@ class Store(ABC):
         """The stored verdict: the per-call lookup is this one read."""
 
     @abstractmethod
+    def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:
+        """The stored verdicts of ``numbers`` by number, read together (a batch
+        lookup's one query); numbers without a verdict are left out, duplicates
+        are read once. Same answers as ``get_verdict`` per number."""
+
+    @abstractmethod
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         """Store new verdicts atomically and append one change per number to the
         feed, carrying the label ids retracted with it."""
@@ -117,6 +123,38 @@ class Store(ABC):
     def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
         """Listed verdicts whose ``numrep.core.privacy.hash32`` of the number lies
         in [low, high], at most ``limit``, in hash order (privacy-preserving lookup)."""
+
+    # --- learned trust -----------------------------------------------------------
+    @abstractmethod
+    def flags_of(self, number: str) -> list[Flag]:
+        """The number's individual flags (reporters already pseudonymised), one per
+        (app, reporter): the input of a reporter-aware verdict."""
+
+    @abstractmethod
+    def label_as_published(self, label_id: str) -> Label | None:
+        """The label, retracted or not (a refit judges its publisher by labels a
+        decided dispute overturned too)."""
+
+    @abstractmethod
+    def scan_labels(self) -> Iterator[Label]:
+        """Every live (unretracted, stored) label, in no particular order: a refit's input."""
+
+    @abstractmethod
+    def scan_flags(self) -> Iterator[Flag]:
+        """Every stored flag, in no particular order."""
+
+    @abstractmethod
+    def scan_verdict_numbers(self) -> Iterator[str]:
+        """Every number that has a stored verdict (to recompute them after a refit)."""
+
+    @abstractmethod
+    def put_trust_snapshot(self, epoch: int, body: str, at: datetime) -> bool:
+        """Store a trust epoch's snapshot (JSON). False when that epoch exists
+        already (another replica fitted it first); nothing is overwritten."""
+
+    @abstractmethod
+    def latest_trust_snapshot(self) -> tuple[int, str] | None:
+        """The newest stored trust epoch and its snapshot, if any."""
 
     # --- lifecycle -------------------------------------------------------------
     def ping(self) -> None:

@@ -10,18 +10,19 @@ See ``infra/schema/`` for the tables and why each exists.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from cassandra.util import max_uuid_from_time, uuid_from_time
 
@@ -37,10 +38,13 @@ DEFAULT_DC = "datacenter1"
 LISTED_BUCKETS = 64
 FEED_SHARD = 0
 CONCURRENCY = 64
+RECONNECT_BASE_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 2.0
 # Change ids are taken when a write starts; one that lands later than a newer one
 # must still be seen by a reader that already passed it. Readers therefore stop
 # this far behind the clock (the write timeout plus margin).
 DEFAULT_FEED_SAFETY_LAG_SECONDS = 6.0
+SCAN_PAGE = 5000  # rows per page of a full-table scan
 T = TypeVar("T")
 
 
@@ -49,14 +53,20 @@ def _mapped(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
+        with _driver_errors():
             return method(*args, **kwargs)
-        except (OperationTimedOut, ReadTimeout, WriteTimeout) as exc:
-            raise StoreTimeout(f"Cassandra did not answer in time: {type(exc).__name__}") from exc
-        except (NoHostAvailable, Unavailable) as exc:
-            raise StoreUnavailable(f"Cassandra is unavailable: {type(exc).__name__}") from exc
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _driver_errors() -> Iterator[None]:
+    try:
+        yield
+    except (OperationTimedOut, ReadTimeout, WriteTimeout) as exc:
+        raise StoreTimeout(f"Cassandra did not answer in time: {type(exc).__name__}") from exc
+    except (NoHostAvailable, Unavailable) as exc:
+        raise StoreUnavailable(f"Cassandra is unavailable: {type(exc).__name__}") from exc
 
 
 class CassandraStore(Store):
@@ -107,6 +117,10 @@ class CassandraStore(Store):
             protocol_version=5,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=request_timeout,
+            # The driver's default backs off to 10 minutes between attempts on a down node;
+            # capped, a restarted node (or a whole cluster back from an outage) is used again
+            # within seconds, without restarting the exchange.
+            reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE_SECONDS, RECONNECT_MAX_SECONDS),
         )
         try:
             session = cluster.connect()
@@ -174,6 +188,12 @@ class CassandraStore(Store):
         self._batch_done = prep("UPDATE {ks}.flag_batches SET state = 'done' WHERE app_id = ? AND batch_id = ?")
         self._flag_upsert = prep("INSERT INTO {ks}.flags_by_number (number, app_id, reporter, category, time, comment) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._flags_of_number = prep("SELECT app_id, category, time FROM {ks}.flags_by_number WHERE number = ?")
+        self._flag_rows_of_number = prep("SELECT number, app_id, reporter, category, time, comment FROM {ks}.flags_by_number WHERE number = ?")
+        self._all_flags = prep("SELECT number, app_id, reporter, category, time, comment FROM {ks}.flags_by_number")
+        self._all_labels = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number")
+        self._all_verdict_numbers = prep("SELECT number FROM {ks}.verdict_by_number")
+        self._trust_insert = prep("INSERT INTO {ks}.trust_snapshots (shard, epoch, fitted_at, body) VALUES (0, ?, ?, ?) IF NOT EXISTS", False)
+        self._trust_latest = prep("SELECT epoch, body FROM {ks}.trust_snapshots WHERE shard = 0 LIMIT 1")
 
         self._verdict_select = prep("SELECT body FROM {ks}.verdict_by_number WHERE number = ?")
         self._verdict_upsert = prep("INSERT INTO {ks}.verdict_by_number (number, listed, body) VALUES (?, ?, ?)")
@@ -314,6 +334,14 @@ class CassandraStore(Store):
         return None if row is None else verdict_from_json(row.body)
 
     @_mapped
+    def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:
+        # One single-partition read per number, all in flight together: token-aware
+        # routing sends each to its replica, which an "IN" over partitions would not.
+        wanted = list(dict.fromkeys(numbers))
+        rows = self._concurrently(self._verdict_select, [(number,) for number in wanted])
+        return {number: verdict_from_json(row.body) for number, row in zip(wanted, rows) if row is not None}
+
+    @_mapped
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         batches = []
         for verdict, removed in updates:
@@ -393,6 +421,42 @@ class CassandraStore(Store):
         verdicts = [self.get_verdict(n) for n in numbers]
         return [v for v in verdicts if v is not None and v.is_listed]
 
+    # --- learned trust -----------------------------------------------------------
+    @_mapped
+    def flags_of(self, number: str) -> list[Flag]:
+        return sorted((_flag(row) for row in self._session.execute(self._flag_rows_of_number, (number,))),
+                      key=lambda f: (f.app_id, f.reporter))
+
+    @_mapped
+    def label_as_published(self, label_id: str) -> Label | None:
+        row = self._session.execute(self._label_by_id, (label_id,)).one()
+        return None if row is None else _label(row)
+
+    def scan_labels(self) -> Iterator[Label]:
+        return (_label(row) for row in self._scan(self._all_labels))
+
+    def scan_flags(self) -> Iterator[Flag]:
+        return (_flag(row) for row in self._scan(self._all_flags))
+
+    def scan_verdict_numbers(self) -> Iterator[str]:
+        return (row.number for row in self._scan(self._all_verdict_numbers))
+
+    def _scan(self, statement: PreparedStatement) -> Iterator[Any]:
+        """A full-table read, paged by the driver (a batch job's read, never on the call path)."""
+        bound = statement.bind(())
+        bound.fetch_size = SCAN_PAGE
+        with _driver_errors():
+            yield from self._session.execute(bound, timeout=60)
+
+    @_mapped
+    def put_trust_snapshot(self, epoch: int, body: str, at: datetime) -> bool:
+        return bool(self._session.execute(self._trust_insert, (epoch, at, body)).was_applied)
+
+    @_mapped
+    def latest_trust_snapshot(self) -> tuple[int, str] | None:
+        row = self._session.execute(self._trust_latest).one()
+        return None if row is None else (row.epoch, row.body)
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MIN_UUID = uuid_from_time(0, node=0, clock_seq=0)
@@ -441,6 +505,10 @@ def _write_time(label: Label) -> int:
 def _label(row: Any, label_id: str | None = None) -> Label:
     return Label(label_id or row.label_id, row.issuer, row.number, row.category, row.confidence, _utc(row.issued_at),
                  _utc(row.expires_at), row.jws, row.evidence or "")
+
+
+def _flag(row: Any) -> Flag:
+    return Flag(row.number, row.app_id, row.reporter, row.category, _utc(row.time), row.comment or "")
 
 
 def _participants(rows: Iterable[Any]) -> list[Participant]:

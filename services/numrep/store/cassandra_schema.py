@@ -48,14 +48,18 @@ def statements(text: str, keyspace: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+SCHEMA_TIMEOUT = 60.0  # schema changes wait for every node's agreement: slow on a loaded or multi-node ring
+
+
 def migrate(session: Any, keyspace: str, replication: str = "SimpleStrategy:1") -> list[int]:
     """Create the keyspace if needed and apply the migrations not yet applied.
     Returns the versions applied now."""
     if not _KEYSPACE.match(keyspace):
         raise ValueError(f"invalid keyspace name {keyspace!r}")
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication_cql(replication)}")
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication_cql(replication)}", timeout=SCHEMA_TIMEOUT)
     session.execute(
-        f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)"
+        f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)",
+        timeout=SCHEMA_TIMEOUT,
     )
     done = {row.version for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}
     applied = []
@@ -63,7 +67,7 @@ def migrate(session: Any, keyspace: str, replication: str = "SimpleStrategy:1") 
         if version in done:
             continue
         for statement in statements(path.read_text(), keyspace):
-            session.execute(statement)
+            session.execute(statement, timeout=SCHEMA_TIMEOUT)
         session.execute(
             f"INSERT INTO {keyspace}.schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
             (version, name, datetime.now(timezone.utc)),

@@ -31,6 +31,7 @@ def verdict_to_json(verdict: Verdict) -> str:
         "lc": verdict.label_count,
         "fc": verdict.flag_count,
         "u": None if verdict.valid_until is None else to_epoch_ms(verdict.valid_until),
+        "te": verdict.trust_epoch,
         "k": [
             [c.participant_id, c.role.value, c.category, c.weight, c.kind, c.label_id, c.reporter_count, c.explanation]
             for c in verdict.contributions
@@ -39,16 +40,20 @@ def verdict_to_json(verdict: Verdict) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
+_ACTIONS = {action.value: action for action in Action}  # a dict lookup costs a quarter of Enum(value)
+_ROLES = {role.value: role for role in Role}
+
+
 def verdict_from_json(text: str) -> Verdict:
     d = json.loads(text)
     return Verdict(
         number=d["n"],
-        action=Action(d["a"]),
+        action=_ACTIONS[d["a"]],
         category=d["c"],
         spam_probability=d["p"],
         confidence=d["f"],
         contributions=tuple(
-            Contribution(pid, Role(role), cat, weight, kind, lid, count, text)
+            Contribution(pid, _ROLES[role], cat, weight, kind, lid, count, text)
             for pid, role, cat, weight, kind, lid, count, text in d["k"]
         ),
         computed_at=from_epoch_ms(d["t"]),
@@ -58,4 +63,5 @@ def verdict_from_json(text: str) -> Verdict:
         label_count=d["lc"],
         flag_count=d["fc"],
         valid_until=None if d.get("u") is None else from_epoch_ms(d["u"]),
+        trust_epoch=d.get("te", 0),
     )

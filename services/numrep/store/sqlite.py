@@ -9,17 +9,17 @@ connection; writes are serialised by one lock and ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from contextlib import contextmanager
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import ContextManager, Iterable, Iterator, Sequence
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.privacy import hash32
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.codec import from_epoch_ms, to_epoch_ms, verdict_from_json, verdict_to_json
+from numrep.store.sqlite_db import SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (
@@ -47,21 +47,18 @@ CREATE INDEX IF NOT EXISTS listed_by_hash ON verdicts(hash32) WHERE listed = 1;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL,
     removed_label_id TEXT NOT NULL DEFAULT '', at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS trust_snapshots (
+    epoch INTEGER PRIMARY KEY, fitted_at INTEGER NOT NULL, body TEXT NOT NULL);
 """
 
 DB_FILE = "numrep.sqlite3"
+_IN_CHUNK = 500  # numbers per "IN (...)" query, well below SQLite's limit on bound parameters
 
 
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        with self._write_lock:
-            self._db().executescript(SCHEMA)
+        self._database = SqliteDatabase(path, SCHEMA, "store")
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> "SqliteStore":
@@ -69,34 +66,10 @@ class SqliteStore(Store):
 
     # --- connections -----------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
-            self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
-        return db
+        return self._database.connection()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        with self._write_lock:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"store is not writable: {exc}") from exc
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+    def _write(self) -> ContextManager[sqlite3.Connection]:
+        return self._database.write()
 
     def ping(self) -> None:
         if not self.path.exists():  # the volume went away under open connections
@@ -107,11 +80,7 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"store does not answer: {exc}") from exc
 
     def close(self) -> None:
-        with self._connections_lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._database.close()
 
     # --- registry --------------------------------------------------------------
     def add_participant(self, participant: Participant) -> None:
@@ -255,6 +224,16 @@ class SqliteStore(Store):
         row = self._db().execute("SELECT body FROM verdicts WHERE number = ?", (number,)).fetchone()
         return None if row is None else verdict_from_json(row[0])
 
+    def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:
+        wanted = list(dict.fromkeys(numbers))
+        db = self._db()
+        found: dict[str, Verdict] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start:start + _IN_CHUNK]
+            rows = db.execute(f"SELECT number, body FROM verdicts WHERE number IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((number, verdict_from_json(body)) for number, body in rows)
+        return found
+
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         with self._write() as db:
             for verdict, removed_label_ids in updates:
@@ -307,8 +286,51 @@ class SqliteStore(Store):
         ).fetchall()
         return [verdict_from_json(body) for (body,) in rows]
 
+    # --- learned trust -----------------------------------------------------------
+    def flags_of(self, number: str) -> list[Flag]:
+        rows = self._db().execute(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE number = ? ORDER BY app_id, reporter", (number,))
+        return [_flag(row) for row in rows]
+
+    def label_as_published(self, label_id: str) -> Label | None:
+        row = self._db().execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE id = ?", (label_id,)).fetchone()
+        return None if row is None else _label(row)
+
+    def scan_labels(self) -> Iterator[Label]:
+        # Its own connection: a long scan must not hold the thread's connection in a read transaction.
+        with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:
+            for row in db.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE retracted_at IS NULL"):
+                yield _label(row)
+
+    def scan_flags(self) -> Iterator[Flag]:
+        with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:
+            for row in db.execute(f"SELECT {_FLAG_COLUMNS} FROM flags"):
+                yield _flag(row)
+
+    def scan_verdict_numbers(self) -> Iterator[str]:
+        with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:
+            for (number,) in db.execute("SELECT number FROM verdicts"):
+                yield number
+
+    def put_trust_snapshot(self, epoch: int, body: str, at: datetime) -> bool:
+        with self._write() as db:
+            cur = db.execute("INSERT OR IGNORE INTO trust_snapshots (epoch, fitted_at, body) VALUES (?, ?, ?)",
+                             (epoch, to_epoch_ms(at), body))
+            return cur.rowcount == 1
+
+    def latest_trust_snapshot(self) -> tuple[int, str] | None:
+        row = self._db().execute("SELECT epoch, body FROM trust_snapshots ORDER BY epoch DESC LIMIT 1").fetchone()
+        return None if row is None else (row[0], row[1])
+
 
 _LABEL_COLUMNS = "id, issuer, number, category, confidence, issued_at, expires_at, token, evidence"
+
+
+_FLAG_COLUMNS = "number, app_id, reporter, category, time, comment"
+
+
+def _flag(row: tuple) -> Flag:
+    number, app_id, reporter, code, when, comment = row
+    return Flag(number, app_id, reporter, code, from_epoch_ms(when), comment)
 
 
 def _label(row: tuple) -> Label:

@@ -17,7 +17,7 @@ from numrep.trust.baselines import MajorityReconciler, MeanReconciler
 from numrep.trust.config import TrustConfig
 from numrep.trust.dawid_skene import ROLE_PRIORS, BetaPrior, EMResult, SourcePrior, fit_em
 from numrep.trust.engine import TrustReconciler
-from numrep.trust.evidence import REASSIGNED_CODE, filter_reassigned
+from numrep.core.reassignment import REASSIGNED_CODE, filter_reassigned
 from numrep.trust.model import SourceReliability, TrustModel, TrustSnapshot
 from numrep.trust.replay import Metrics, ReplayReport, ReplayRow, replay
 from numrep.trust.reporters import ReporterConfig, flags_source

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from numrep.core.categories import CATEGORIES
 from numrep.core.model import Action, Contribution, Evidence, Flag, Role, Verdict
-from numrep.trust.evidence import is_vote
+from numrep.core.reassignment import is_vote
 
 _TTL = timedelta(minutes=5)
 

@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 from numrep.core.categories import CATEGORIES
 from numrep.core.model import Action, Contribution, Evidence, Flag, FlagTally, Label, Role, Verdict
 from numrep.trust.config import TrustConfig
-from numrep.trust.evidence import after_reassignment, flags_after, is_vote, latest_of, reassignment_marker
+from numrep.core.reassignment import after_reassignment, flags_after, is_vote, latest_of, reassignment_marker
 from numrep.trust.model import Participants, TrustModel, TrustSnapshot, role_resolver
 from numrep.trust.reporters import flags_source, reporter_weight, vote_strength
 
@@ -88,6 +88,7 @@ class TrustReconciler:
         self.model = model or TrustModel(participants, config)
         self.config = config or self.model.config
         self.role_of = role_resolver(participants) if participants is not None else self.model.role_of
+        self._roles = _Roles(self.role_of)
         self._flags_for = flags_for
         self._reassigned_at = reassigned_at
         self._silent: tuple[TrustSnapshot, dict[str, float]] | None = None
@@ -107,7 +108,7 @@ class TrustReconciler:
         tallies); ``reassigned_at`` drops evidence older than it."""
         cfg = self.config
         snap = self.model.snapshot
-        role_of = _Roles(self.role_of)  # one registry look-up per participant and verdict
+        role_of = self._roles
         live = list({lb.id: lb for lb in sorted(evidence.labels, key=lambda lb: lb.id) if lb.expires_at > now}.values())
         cutoff = latest_of(
             reassignment_marker(live, role_of),
@@ -177,6 +178,7 @@ class TrustReconciler:
             label_count=len(live),
             flag_count=flag_count,
             valid_until=valid_until,
+            trust_epoch=snap.epoch,
         )
 
     def _combine(self, votes: list[_Vote], now: datetime, snap: TrustSnapshot, role_of: Callable[[str], Role | None]) -> "_Combined":
@@ -185,7 +187,8 @@ class TrustReconciler:
         voters = sorted({v.principal for v in votes if v.registered and v.raw != 0})
         if not voters:  # nobody reported it: everyone is silent
             silence = self._silence(1.0, snap, role_of)
-            counted = {p: self._bounded(p, v, self._cap(snap), role_of) for p, v in silence.items()}
+            cap = self._cap(snap)
+            counted = {p: self._bounded(p, v, cap, role_of) for p, v in silence.items()}
             return _Combined(silence, counted, snap.base_logit + math.fsum(sorted(counted.values())), [])
         exposure = self._exposure(votes, now)
         parts: dict[str, list[float]] = {p: [v] for p, v in self._silence(exposure, snap, role_of).items()}
@@ -204,7 +207,8 @@ class TrustReconciler:
             spoke = min(presence.get((source, True), 0.0) + presence.get((source, False), 0.0), 1.0)
             parts[principal].append(-spoke * exposure * silence)  # that much of it is not silent
         raw = {p: math.fsum(sorted(values)) for p, values in parts.items()}
-        counted = {p: self._bounded(p, value, self._cap(snap), role_of) for p, value in raw.items()}
+        cap = self._cap(snap)
+        counted = {p: self._bounded(p, value, cap, role_of) for p, value in raw.items()}
         return _Combined(raw, counted, snap.base_logit + math.fsum(sorted(counted.values())), voters)
 
     def _cap(self, snap: TrustSnapshot) -> float:
@@ -229,7 +233,7 @@ class TrustReconciler:
     def unreported_probability(self, snap: TrustSnapshot | None = None) -> float:
         """P(spam) of a number nobody has reported: every participant silent."""
         snap = snap or self.model.snapshot
-        return _sigmoid(self._combine([], datetime.min, snap, _Roles(self.role_of)).logit)
+        return _sigmoid(self._combine([], datetime.min, snap, self._roles).logit)
 
     def _silence(self, exposure: float, snap: TrustSnapshot, role_of: Callable[[str], Role | None]) -> dict[str, float]:
         """Per registered participant, what its silence counts on this number."""
@@ -380,14 +384,17 @@ def _share(part: float, whole: float) -> float:
 
 
 class _Roles(dict):
-    """A memo of participant roles for one verdict."""
+    """A memo of registered participants' roles (a role never changes and nobody
+    is unregistered); an unknown id is asked again next time (it may register)."""
 
     def __init__(self, lookup: Callable[[str], Role | None]) -> None:
         super().__init__()
         self._lookup = lookup
 
     def __missing__(self, key: str) -> Role | None:
-        value = self[key] = self._lookup(key)
+        value = self._lookup(key)
+        if value is not None:
+            self[key] = value
         return value
 
     def __call__(self, key: str) -> Role | None:

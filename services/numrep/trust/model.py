@@ -12,7 +12,7 @@ A refit:
 
 1. turns labels into votes: per (number, participant, polarity) the strongest
    label counts, as much as its confidence says;
-2. drops what predates a number's reassignment (see ``numrep.trust.evidence``);
+2. drops what predates a number's reassignment (see ``numrep.core.reassignment``);
 3. takes regulator labels as gold (their numbers' truth is fixed during EM),
    explicit ``gold`` overriding;
 4. measures copying: a participant almost never among the first to report
@@ -44,7 +44,7 @@ import numpy as np
 from numrep.core.model import Participant, Role
 from numrep.trust.config import TrustConfig
 from numrep.trust.dawid_skene import LEGIT, SILENT, SPAM, SourcePrior, fit_em, item_logits
-from numrep.trust.evidence import MARKER_ROLES, REASSIGNED_CODE, spam_codes
+from numrep.core.reassignment import MARKER_ROLES, REASSIGNED_CODE, spam_codes
 from numrep.trust.reporters import (
     agreement,
     flags_source,

@@ -39,7 +39,7 @@ from numrep.core.model import Action, Evidence, Flag, FlagTally, Label, Role, Ve
 from numrep.trust.baselines import MajorityReconciler, MeanReconciler
 from numrep.trust.config import TrustConfig
 from numrep.trust.engine import TrustReconciler
-from numrep.trust.evidence import REASSIGNED_CODE
+from numrep.core.reassignment import REASSIGNED_CODE
 from numrep.trust.model import TrustModel, TrustSnapshot
 
 METHODS = ("ds", "majority", "mean")

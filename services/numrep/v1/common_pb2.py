@@ -23,21 +23,22 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from numrep.v1 import consent_pb2 as numrep_dot_v1_dot_consent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/common.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x0c\x43ontribution\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.numrep.v1.Role\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08label_id\x18\x06 \x01(\t\x12\x16\n\x0ereporter_count\x18\x07 \x01(\x05\x12\x13\n\x0b\x65xplanation\x18\x08 \x01(\t\"\x96\x03\n\x07Verdict\x12\x0e\n\x06number\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12.\n\rcontributions\x18\x06 \x03(\x0b\x32\x17.numrep.v1.Contribution\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12/\n\x0b\x63omputed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\n \x01(\t\x12\x13\n\x0blabel_count\x18\x0b \x01(\x05\x12\x12\n\nflag_count\x18\x0c \x01(\x05\x12 \n\x18\x63\x61ller_id_authentication\x18\r \x01(\t\x12\x16\n\x0e\x63\x61ller_id_risk\x18\x0e \x01(\x01*p\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0cROLE_CARRIER\x10\x01\x12\x17\n\x13ROLE_HANDSET_VENDOR\x10\x02\x12\x13\n\x0fROLE_APP_VENDOR\x10\x03\x12\x12\n\x0eROLE_REGULATOR\x10\x04*Q\n\x06\x41\x63tion\x12\x12\n\x0e\x41\x43TION_UNKNOWN\x10\x00\x12\x10\n\x0c\x41\x43TION_ALLOW\x10\x01\x12\x0f\n\x0b\x41\x43TION_WARN\x10\x02\x12\x10\n\x0c\x41\x43TION_BLOCK\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/common.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17numrep/v1/consent.proto\"\xb4\x01\n\x0c\x43ontribution\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.numrep.v1.Role\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08label_id\x18\x06 \x01(\t\x12\x16\n\x0ereporter_count\x18\x07 \x01(\x05\x12\x13\n\x0b\x65xplanation\x18\x08 \x01(\t\"\xd5\x03\n\x07Verdict\x12\x0e\n\x06number\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12.\n\rcontributions\x18\x06 \x03(\x0b\x32\x17.numrep.v1.Contribution\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12/\n\x0b\x63omputed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\n \x01(\t\x12\x13\n\x0blabel_count\x18\x0b \x01(\x05\x12\x12\n\nflag_count\x18\x0c \x01(\x05\x12 \n\x18\x63\x61ller_id_authentication\x18\r \x01(\t\x12\x16\n\x0e\x63\x61ller_id_risk\x18\x0e \x01(\x01\x12\x13\n\x0btrust_epoch\x18\x0f \x01(\x03\x12(\n\x07\x63onsent\x18\x14 \x01(\x0b\x32\x17.numrep.v1.ConsentCheck*p\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0cROLE_CARRIER\x10\x01\x12\x17\n\x13ROLE_HANDSET_VENDOR\x10\x02\x12\x13\n\x0fROLE_APP_VENDOR\x10\x03\x12\x12\n\x0eROLE_REGULATOR\x10\x04*Q\n\x06\x41\x63tion\x12\x12\n\x0e\x41\x43TION_UNKNOWN\x10\x00\x12\x10\n\x0c\x41\x43TION_ALLOW\x10\x01\x12\x0f\n\x0b\x41\x43TION_WARN\x10\x02\x12\x10\n\x0c\x41\x43TION_BLOCK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'numrep.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=662
-  _globals['_ROLE']._serialized_end=774
-  _globals['_ACTION']._serialized_start=776
-  _globals['_ACTION']._serialized_end=857
-  _globals['_CONTRIBUTION']._serialized_start=71
-  _globals['_CONTRIBUTION']._serialized_end=251
-  _globals['_VERDICT']._serialized_start=254
-  _globals['_VERDICT']._serialized_end=660
+  _globals['_ROLE']._serialized_start=750
+  _globals['_ROLE']._serialized_end=862
+  _globals['_ACTION']._serialized_start=864
+  _globals['_ACTION']._serialized_end=945
+  _globals['_CONTRIBUTION']._serialized_start=96
+  _globals['_CONTRIBUTION']._serialized_end=276
+  _globals['_VERDICT']._serialized_start=279
+  _globals['_VERDICT']._serialized_end=748
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from numrep.v1 import consent_pb2 as _consent_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -55,7 +56,7 @@ class Contribution(_message.Message):
     def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., category: _Optional[str] = ..., weight: _Optional[float] = ..., kind: _Optional[str] = ..., label_id: _Optional[str] = ..., reporter_count: _Optional[int] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("number", "action", "category", "spam_probability", "confidence", "contributions", "version", "computed_at", "expires_at", "explanation", "label_count", "flag_count", "caller_id_authentication", "caller_id_risk")
+    __slots__ = ("number", "action", "category", "spam_probability", "confidence", "contributions", "version", "computed_at", "expires_at", "explanation", "label_count", "flag_count", "caller_id_authentication", "caller_id_risk", "trust_epoch", "consent")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +71,8 @@ class Verdict(_message.Message):
     FLAG_COUNT_FIELD_NUMBER: _ClassVar[int]
     CALLER_ID_AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
     CALLER_ID_RISK_FIELD_NUMBER: _ClassVar[int]
+    TRUST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
     number: str
     action: Action
     category: str
@@ -84,4 +87,6 @@ class Verdict(_message.Message):
     flag_count: int
     caller_id_authentication: str
     caller_id_risk: float
-    def __init__(self, number: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., category: _Optional[str] = ..., spam_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., version: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ..., label_count: _Optional[int] = ..., flag_count: _Optional[int] = ..., caller_id_authentication: _Optional[str] = ..., caller_id_risk: _Optional[float] = ...) -> None: ...
+    trust_epoch: int
+    consent: _consent_pb2.ConsentCheck
+    def __init__(self, number: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., category: _Optional[str] = ..., spam_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., version: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ..., label_count: _Optional[int] = ..., flag_count: _Optional[int] = ..., caller_id_authentication: _Optional[str] = ..., caller_id_risk: _Optional[float] = ..., trust_epoch: _Optional[int] = ..., consent: _Optional[_Union[_consent_pb2.ConsentCheck, _Mapping]] = ...) -> None: ...

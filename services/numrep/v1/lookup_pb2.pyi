@@ -11,14 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CallContext(_message.Message):
-    __slots__ = ("callee", "call_time", "identity_header")
+    __slots__ = ("callee", "call_time", "identity_header", "call_category")
     CALLEE_FIELD_NUMBER: _ClassVar[int]
     CALL_TIME_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_HEADER_FIELD_NUMBER: _ClassVar[int]
+    CALL_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     callee: str
     call_time: _timestamp_pb2.Timestamp
     identity_header: str
-    def __init__(self, callee: _Optional[str] = ..., call_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity_header: _Optional[str] = ...) -> None: ...
+    call_category: str
+    def __init__(self, callee: _Optional[str] = ..., call_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity_header: _Optional[str] = ..., call_category: _Optional[str] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
     __slots__ = ("number", "context")

@@ -77,3 +77,65 @@ class RevokeKeyRequest(_message.Message):
     participant_id: str
     kid: str
     def __init__(self, participant_id: _Optional[str] = ..., kid: _Optional[str] = ...) -> None: ...
+
+class GetTrustRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RefitTrustRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SourceTrust(_message.Message):
+    __slots__ = ("source", "participant_id", "prior", "fitted", "spam_precision", "legit_precision", "sensitivity", "specificity", "spam_votes", "legit_votes", "independence", "summary")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FIELD_NUMBER: _ClassVar[int]
+    SPAM_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    LEGIT_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
+    SPECIFICITY_FIELD_NUMBER: _ClassVar[int]
+    SPAM_VOTES_FIELD_NUMBER: _ClassVar[int]
+    LEGIT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    INDEPENDENCE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    participant_id: str
+    prior: str
+    fitted: bool
+    spam_precision: float
+    legit_precision: float
+    sensitivity: float
+    specificity: float
+    spam_votes: float
+    legit_votes: float
+    independence: float
+    summary: str
+    def __init__(self, source: _Optional[str] = ..., participant_id: _Optional[str] = ..., prior: _Optional[str] = ..., fitted: _Optional[bool] = ..., spam_precision: _Optional[float] = ..., legit_precision: _Optional[float] = ..., sensitivity: _Optional[float] = ..., specificity: _Optional[float] = ..., spam_votes: _Optional[float] = ..., legit_votes: _Optional[float] = ..., independence: _Optional[float] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class TrustReport(_message.Message):
+    __slots__ = ("epoch", "fitted_at", "base_probability", "numbers", "labels", "flags", "gold", "iterations", "converged", "sources", "verdicts_changed")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    BASE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGED_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    fitted_at: _timestamp_pb2.Timestamp
+    base_probability: float
+    numbers: int
+    labels: int
+    flags: int
+    gold: int
+    iterations: int
+    converged: bool
+    sources: _containers.RepeatedCompositeFieldContainer[SourceTrust]
+    verdicts_changed: int
+    def __init__(self, epoch: _Optional[int] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., base_probability: _Optional[float] = ..., numbers: _Optional[int] = ..., labels: _Optional[int] = ..., flags: _Optional[int] = ..., gold: _Optional[int] = ..., iterations: _Optional[int] = ..., converged: _Optional[bool] = ..., sources: _Optional[_Iterable[_Union[SourceTrust, _Mapping]]] = ..., verdicts_changed: _Optional[int] = ...) -> None: ...

@@ -61,6 +61,16 @@ class RegistryServiceStub:
                 request_serializer=numrep_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=numrep_dot_v1_dot_registry__pb2.Participant.FromString,
                 _registered_method=True)
+        self.GetTrust = channel.unary_unary(
+                '/numrep.v1.RegistryService/GetTrust',
+                request_serializer=numrep_dot_v1_dot_registry__pb2.GetTrustRequest.SerializeToString,
+                response_deserializer=numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
+                _registered_method=True)
+        self.RefitTrust = channel.unary_unary(
+                '/numrep.v1.RegistryService/RefitTrust',
+                request_serializer=numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.SerializeToString,
+                response_deserializer=numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -101,6 +111,20 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTrust(self, request, context):
+        """Regulator only: what the learned trust engine believes about each participant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefitTrust(self, request, context):
+        """Regulator only: fit a new trust epoch now and bring every verdict up to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +152,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RevokeKey,
                     request_deserializer=numrep_dot_v1_dot_registry__pb2.RevokeKeyRequest.FromString,
                     response_serializer=numrep_dot_v1_dot_registry__pb2.Participant.SerializeToString,
+            ),
+            'GetTrust': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrust,
+                    request_deserializer=numrep_dot_v1_dot_registry__pb2.GetTrustRequest.FromString,
+                    response_serializer=numrep_dot_v1_dot_registry__pb2.TrustReport.SerializeToString,
+            ),
+            'RefitTrust': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefitTrust,
+                    request_deserializer=numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.FromString,
+                    response_serializer=numrep_dot_v1_dot_registry__pb2.TrustReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +301,60 @@ class RegistryService:
             '/numrep.v1.RegistryService/RevokeKey',
             numrep_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
             numrep_dot_v1_dot_registry__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrust(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/numrep.v1.RegistryService/GetTrust',
+            numrep_dot_v1_dot_registry__pb2.GetTrustRequest.SerializeToString,
+            numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefitTrust(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/numrep.v1.RegistryService/RefitTrust',
+            numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.SerializeToString,
+            numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,79 @@
+"""The store contract's learned-trust part: what a refit reads (every live label,
+every flag, every number with a verdict), a number's individual flags, and the
+trust snapshots each epoch leaves behind. Runs against every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from numrep.core.model import Action
+from numrep.store.base import Store
+
+from test_conformance import NOW, NUMBER, OTHER, by_id, flag, label, numbers, verdict
+
+
+def test_a_numbers_flags_come_back_one_per_app_and_reporter(store: Store) -> None:
+    early, late = NOW - timedelta(hours=2), NOW - timedelta(minutes=5)
+    store.add_flags("app-a", "b1", [flag("r1", "fraud", early), flag("r2", "marketing", early, comment="loans")], NOW)
+    store.add_flags("app-a", "b2", [flag("r1", "legitimate", late)], NOW)  # a reporter's newer flag replaces its older one
+    store.add_flags("app-b", "b1", [flag("r1", "fraud", late, app="app-b"), flag("r9", "fraud", late, number=OTHER)], NOW)
+
+    got = store.flags_of(NUMBER)
+
+    assert [(f.app_id, f.reporter, f.category, f.time, f.comment) for f in got] == [
+        ("app-a", "r1", "legitimate", late, ""),
+        ("app-a", "r2", "marketing", early, "loans"),
+        ("app-b", "r1", "fraud", late, ""),
+    ]
+    assert store.flags_of("+12025550000") == []
+
+
+def test_a_label_scan_returns_every_live_label_once(store: Store) -> None:
+    stored = [label(f"carrier-north/{i}", number=n) for i, n in enumerate(numbers(7))]
+    store.add_labels(stored)
+    store.retract_label("carrier-north/3", NOW)
+
+    assert by_id(store.scan_labels()) == by_id(lb for lb in stored if lb.id != "carrier-north/3")
+
+
+def test_a_flag_scan_returns_every_flag(store: Store) -> None:
+    store.add_flags("app-a", "b1", [flag(f"r{i}", number=n) for i, n in enumerate(numbers(5))], NOW)
+    store.add_flags("app-b", "b1", [flag("r0", "marketing", app="app-b")], NOW)
+
+    got = sorted((f.app_id, f.reporter, f.number, f.category) for f in store.scan_flags())
+
+    assert got == sorted([("app-a", f"r{i}", n, "fraud") for i, n in enumerate(numbers(5))] + [("app-b", "r0", NUMBER, "marketing")])
+
+
+def test_scans_of_an_empty_store_are_empty(store: Store) -> None:
+    assert list(store.scan_labels()) == []
+    assert list(store.scan_flags()) == []
+    assert list(store.scan_verdict_numbers()) == []
+
+
+def test_every_number_with_a_verdict_is_scanned_listed_or_not(store: Store) -> None:
+    listed, allowed = numbers(4), numbers(3, start=500)
+    store.put_verdicts([(verdict(n), ()) for n in listed])
+    store.put_verdicts([(verdict(n, Action.ALLOW), ()) for n in allowed])
+
+    assert sorted(store.scan_verdict_numbers()) == sorted(listed + allowed)
+
+
+def test_a_trust_epoch_is_written_once_and_the_newest_is_read(store: Store) -> None:
+    assert store.latest_trust_snapshot() is None
+
+    assert store.put_trust_snapshot(1, '{"epoch": 1}', NOW) is True
+    assert store.put_trust_snapshot(2, '{"epoch": 2}', NOW + timedelta(hours=1)) is True
+    assert store.put_trust_snapshot(2, '{"epoch": 2, "other": "replica"}', NOW) is False
+
+    assert store.latest_trust_snapshot() == (2, '{"epoch": 2}')
+
+
+def test_a_label_is_found_as_published_even_after_its_retraction(store: Store) -> None:
+    published = label("carrier-north/7")
+    store.add_labels([published])
+    store.retract_label(published.id, NOW)
+
+    assert store.get_label(published.id) is None
+    assert store.label_as_published(published.id) == published
+    assert store.label_as_published("carrier-north/unknown") is None
