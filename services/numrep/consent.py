@@ -14,10 +14,11 @@ from typing import Callable, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.consent import CallFacts, ConsentCheck, ConsentPolicy, ConsentRecord, RecordKind, decide
-from numrep.core.errors import InvalidArgument, TooLarge
+from numrep.core.errors import InvalidArgument
 from numrep.core.model import Action, Participant, Role, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.pseudonym import Pseudonymizer
+from numrep.exchange import ItemOutcome, check_size
 from numrep.signing.consent import verify_record
 from numrep.signing.jws import JwsRejected, ParticipantLookup
 from numrep.store.consent_base import ConsentStore, RecordOutcome
@@ -25,17 +26,6 @@ from numrep.store.consent_base import ConsentStore, RecordOutcome
 Clock = Callable[[], datetime]
 MAX_BATCH = 1000
 MARKETING = "marketing"  # the category of a call that declares none
-
-
-@dataclasses.dataclass(frozen=True)
-class ItemResult:
-    """One item of a batch: ``status`` accepted | duplicate | rejected."""
-
-    index: int
-    id: str
-    status: str
-    reason: str = ""
-    message: str = ""
 
 
 class ConsentLedger:
@@ -60,22 +50,22 @@ class ConsentLedger:
         return self._pseudonym("callee", e164)
 
     # --- writes ------------------------------------------------------------------------
-    def register(self, sender: Participant, tokens: Sequence[str]) -> list[ItemResult]:
+    def register(self, sender: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
         return self._add(sender, tokens, RecordKind.CONSENT)
 
-    def refuse(self, sender: Participant, tokens: Sequence[str]) -> list[ItemResult]:
+    def refuse(self, sender: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
         return self._add(sender, tokens, RecordKind.REFUSAL)
 
-    def _add(self, sender: Participant, tokens: Sequence[str], kind: RecordKind) -> list[ItemResult]:
-        _check_size(f"{kind.value} records", len(tokens))
+    def _add(self, sender: Participant, tokens: Sequence[str], kind: RecordKind) -> list[ItemOutcome]:
+        check_size(f"{kind.value} records", len(tokens), MAX_BATCH)
         now = self._clock()
-        results: list[ItemResult | None] = []
+        results: list[ItemOutcome | None] = []
         verified: list[tuple[int, ConsentRecord]] = []
         for index, token in enumerate(tokens):
             try:
                 record = verify_record(token, kind, self._participants, now, self.callee_hash, sender.id, self.policy)
             except JwsRejected as exc:
-                results.append(ItemResult(index, "", "rejected", exc.reason, exc.message))
+                results.append(ItemOutcome(index, "", "rejected", exc.reason, exc.message))
                 continue
             verified.append((index, record))
             results.append(None)
@@ -84,19 +74,19 @@ class ConsentLedger:
             results[index] = _result(index, record.id, outcome)
         return [r for r in results if r is not None]
 
-    def revoke(self, sender: Participant, record_ids: Sequence[str]) -> list[ItemResult]:
-        _check_size("record ids", len(record_ids))
+    def revoke(self, sender: Participant, record_ids: Sequence[str]) -> list[ItemOutcome]:
+        check_size("record ids", len(record_ids), MAX_BATCH)
         results = []
         for index, record_id in enumerate(record_ids):
             record = self.store.get_record(record_id)
             if record is None:
-                results.append(ItemResult(index, record_id, "rejected", "not_found", f"no consent record or refusal {record_id!r}"))
+                results.append(ItemOutcome(index, record_id, "rejected", "not_found", f"no consent record or refusal {record_id!r}"))
             elif record.issuer != sender.id and sender.role is not Role.REGULATOR:
-                results.append(ItemResult(index, record_id, "rejected", "not_owner", f"{record_id!r} was registered by another participant"))
+                results.append(ItemOutcome(index, record_id, "rejected", "not_owner", f"{record_id!r} was registered by another participant"))
             elif not self.store.revoke_record(record_id, self._clock()):
-                results.append(ItemResult(index, record_id, "duplicate", "already_revoked", "record already revoked"))
+                results.append(ItemOutcome(index, record_id, "duplicate", "already_revoked", "record already revoked"))
             else:
-                results.append(ItemResult(index, record_id, "accepted"))
+                results.append(ItemOutcome(index, record_id, "accepted"))
         return results
 
     # --- reads -------------------------------------------------------------------------
@@ -132,18 +122,13 @@ class ConsentLedger:
         return normalize(raw, self._region)
 
 
-def _result(index: int, record_id: str, outcome: RecordOutcome) -> ItemResult:
+def _result(index: int, record_id: str, outcome: RecordOutcome) -> ItemOutcome:
     if outcome is RecordOutcome.ADDED:
-        return ItemResult(index, record_id, "accepted")
+        return ItemOutcome(index, record_id, "accepted")
     if outcome is RecordOutcome.DUPLICATE:
-        return ItemResult(index, record_id, "duplicate", "duplicate", "record already stored")
+        return ItemOutcome(index, record_id, "duplicate", "duplicate", "record already stored")
     if outcome is RecordOutcome.REVOKED:
-        return ItemResult(index, record_id, "rejected", "revoked", "record id was revoked and cannot be registered again")
-    return ItemResult(index, record_id, "rejected", "replayed_id", "record id is taken by a different signed record")
+        return ItemOutcome(index, record_id, "rejected", "revoked", "record id was revoked and cannot be registered again")
+    return ItemOutcome(index, record_id, "rejected", "replayed_id", "record id is taken by a different signed record")
 
 
-def _check_size(what: str, count: int) -> None:
-    if count == 0:
-        raise InvalidArgument(f"no {what} in the request", "empty_batch")
-    if count > MAX_BATCH:
-        raise TooLarge(f"{count} {what} in one request; the maximum is {MAX_BATCH}", "batch_too_large")

@@ -220,7 +220,7 @@ class Exchange:
     def batch_lookup(self, raw_numbers: Sequence[str]) -> list[Verdict | NumrepError]:
         """``lookup`` of each number, in order, with one store read for the batch;
         an invalid number's ``InvalidNumber`` stands in its place."""
-        _check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
+        check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
         normalized: list[str | InvalidNumber] = []
         for raw in raw_numbers:
             try:
@@ -253,7 +253,7 @@ class Exchange:
 
     # --- publish -----------------------------------------------------------------
     def publish(self, caller: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:
-        _check_size("labels", len(tokens), self.config.limits.max_publish)
+        check_size("labels", len(tokens), self.config.limits.max_publish)
         now = self.clock()
         outcomes: list[ItemOutcome | None] = []
         verified: list[tuple[int, Label]] = []
@@ -285,7 +285,7 @@ class Exchange:
         return [o for o in outcomes if o is not None]
 
     def retract(self, caller: Participant, label_ids: Sequence[str]) -> list[ItemOutcome]:
-        _check_size("label ids", len(label_ids), self.config.limits.max_retract)
+        check_size("label ids", len(label_ids), self.config.limits.max_retract)
         outcomes = []
         for index, label_id in enumerate(label_ids):
             label = self.store.get_label(label_id)
@@ -307,7 +307,7 @@ class Exchange:
         limits = self.config.limits
         if not batch_id or len(batch_id) > limits.max_batch_id:
             raise InvalidArgument(f"batch_id must be 1 to {limits.max_batch_id} characters (it makes retries idempotent)", "bad_batch_id")
-        _check_size("flags", len(flags), limits.max_flags)
+        check_size("flags", len(flags), limits.max_flags)
         flag_rate = self.config.rate_limits.flags_per_app
         wait = self._buckets.take((caller.id, "flags"), flag_rate, len(flags))
         if wait == float("inf"):
@@ -534,7 +534,8 @@ def _same_answer(old: Verdict, new: Verdict) -> bool:
     return (old.action, old.category, round(old.spam_probability, 3)) == (new.action, new.category, round(new.spam_probability, 3))
 
 
-def _check_size(what: str, count: int, maximum: int) -> None:
+def check_size(what: str, count: int, maximum: int) -> None:
+    """Refuse an empty batch, or one larger than ``maximum``."""
     if count == 0:
         raise InvalidArgument(f"no {what} in the request", "empty_batch")
     if count > maximum:

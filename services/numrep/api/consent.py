@@ -6,24 +6,19 @@ from __future__ import annotations
 import grpc
 
 from numrep.api.auth import current_participant, run_blocking
-from numrep.api.convert import from_timestamp
-from numrep.consent import ConsentLedger, ItemResult
+from numrep.api.convert import from_timestamp, outcome_to_pb
+from numrep.consent import ConsentLedger
 from numrep.core.consent import ConsentCheck, ConsentState
 from numrep.core.errors import StoreUnavailable
 from numrep.core.model import Verdict
-from numrep.exchange import Exchange
+from numrep.exchange import Exchange, ItemOutcome
 from numrep.telemetry import Telemetry
-from numrep.v1 import common_pb2, consent_pb2, consent_pb2_grpc, lookup_pb2, publish_pb2
+from numrep.v1 import common_pb2, consent_pb2, consent_pb2_grpc, lookup_pb2
 
 STATE_TO_PB = {
     ConsentState.NONE: consent_pb2.CONSENT_STATE_NONE,
     ConsentState.CONSENTED: consent_pb2.CONSENT_STATE_CONSENTED,
     ConsentState.REFUSED: consent_pb2.CONSENT_STATE_REFUSED,
-}
-_STATUS = {
-    "accepted": publish_pb2.ITEM_STATUS_ACCEPTED,
-    "duplicate": publish_pb2.ITEM_STATUS_DUPLICATE,
-    "rejected": publish_pb2.ITEM_STATUS_REJECTED,
 }
 
 
@@ -43,11 +38,8 @@ def check_to_pb(check: ConsentCheck) -> consent_pb2.ConsentCheck:
     )
 
 
-def _items(results: list[ItemResult]) -> consent_pb2.ConsentItemsResponse:
-    return consent_pb2.ConsentItemsResponse(results=[
-        publish_pb2.ItemResult(index=r.index, id=r.id, status=_STATUS[r.status], reason=r.reason, message=r.message)
-        for r in results
-    ])
+def _items(results: list[ItemOutcome]) -> consent_pb2.ConsentItemsResponse:
+    return consent_pb2.ConsentItemsResponse(results=[outcome_to_pb(r) for r in results])
 
 
 def ledger_of(exchange: Exchange) -> ConsentLedger:
