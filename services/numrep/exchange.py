@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -42,7 +43,7 @@ from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, r
 from numrep.signing.jws import JwsRejected
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
-from numrep.signing.revocation import mark_revoked_keys
+from numrep.signing.revocation import mark_revoked_keys, signing_kid
 from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
@@ -136,6 +137,7 @@ class Exchange:
         self.shaken_anchors = shaken_anchors or TrustAnchors()
         self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
         self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
+        self._kid_of = functools.lru_cache(maxsize=65_536)(self._label_kid)
 
     # --- identity ----------------------------------------------------------------
     def participant(self, participant_id: str) -> Participant | None:
@@ -166,6 +168,10 @@ class Exchange:
             if wait:
                 raise RateLimited(f"{caller.id} is over its {kind} rate of {rate.per_second:g}/s; retry in {wait:.3f} s", wait)
 
+    def _label_kid(self, label_id: str) -> str | None:
+        label = self.store.get_label(label_id)
+        return None if label is None else signing_kid(label)
+
     # --- lookup ------------------------------------------------------------------
     def normalize(self, raw: str) -> str:
         return normalize(raw, self.config.default_region)
@@ -174,7 +180,7 @@ class Exchange:
         number = self.normalize(raw_number)
         stored = self.store.get_verdict(number)
         verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
-        verdict = mark_revoked_keys(verdict, self.participant, self.store.get_label)  # keys revoked since: noted
+        verdict = mark_revoked_keys(verdict, self.participant, self._kid_of)  # keys revoked since: noted
         return self._with_caller_id(verdict, identity_header) if identity_header else verdict
 
     def _with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
@@ -235,7 +241,7 @@ class Exchange:
             else:
                 verdict = stored.get(number)
                 results.append(self.unknown_verdict(number) if verdict is None
-                               else mark_revoked_keys(self._fresh(verdict), self.participant, self.store.get_label))
+                               else mark_revoked_keys(self._fresh(verdict), self.participant, self._kid_of))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:
