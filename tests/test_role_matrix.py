@@ -80,3 +80,12 @@ def test_every_rpc_with_a_garbage_token_is_unauthenticated(federation, raw, rpc)
 
     assert outcome.code == grpc.StatusCode.UNAUTHENTICATED
     assert "(malformed)" in outcome.details
+
+
+def test_the_readme_shows_the_role_matrix_as_numrep_roles_prints_it():
+    from pathlib import Path
+
+    from numrep.core.roles import matrix_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert matrix_markdown() in readme, "README's role matrix is stale: paste the output of `numrep roles`"
