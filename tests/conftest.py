@@ -18,7 +18,7 @@ from numrep.server import RunningServer, build_exchange, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep_client import ExchangeClient
 
-from numrep_testkit import ROLE_PB, RawCaller, public_jwk_text
+from numrep_testkit import ROLE_PB, RawCaller, empty_keyspace, public_jwk_text
 
 
 class LoopThread:
@@ -78,16 +78,7 @@ def e2e_cassandra() -> Iterator[Any]:
 
 
 def _truncate(store: Any) -> None:
-    """Empty the tables the last test wrote to. A TRUNCATE costs ~0.2 s whatever the
-    table holds, so look first (one row each, all at once) and truncate only those in use."""
-    session, keyspace = store._session, store.keyspace
-    tables = [row.table_name for row in session.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
-        if row.table_name != "schema_migrations"]
-    probes = [(table, session.execute_async(f"SELECT * FROM {keyspace}.{table} LIMIT 1", timeout=60)) for table in tables]
-    used = [table for table, probe in probes if probe.result().one() is not None]
-    for truncation in [session.execute_async(f"TRUNCATE {keyspace}.{table}", timeout=60) for table in used]:
-        truncation.result()
+    empty_keyspace(store._session, store.keyspace)
 
 
 @pytest.fixture(params=[pytest.param("sqlite"), pytest.param("cassandra", marks=pytest.mark.cassandra)])

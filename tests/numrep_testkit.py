@@ -219,3 +219,16 @@ ROLE_PB = {
     Role.APP_VENDOR: common_pb2.ROLE_APP_VENDOR,
     Role.REGULATOR: common_pb2.ROLE_REGULATOR,
 }
+
+
+def empty_keyspace(session: Any, keyspace: str) -> None:
+    """Empty every table of a Cassandra test keyspace (but its migration record).
+    A TRUNCATE costs ~0.2 s whatever the table holds, so look first (one row each,
+    all at once) and truncate only the tables in use."""
+    tables = [row.table_name for row in session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
+        if row.table_name != "schema_migrations"]
+    probes = [(table, session.execute_async(f"SELECT * FROM {keyspace}.{table} LIMIT 1", timeout=60)) for table in tables]
+    used = [table for table, probe in probes if probe.result().one() is not None]
+    for truncation in [session.execute_async(f"TRUNCATE {keyspace}.{table}", timeout=60) for table in used]:
+        truncation.result()

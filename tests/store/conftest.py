@@ -3,8 +3,9 @@
 ``store`` is a fresh, empty store of the backend the test is parametrised with:
 
 * ``sqlite``: ``SqliteStore`` in ``tmp_path``.
-* ``cassandra``: ``CassandraStore`` in a keyspace of its own
-  (``numrep_test_<hex>``), dropped again after the test. It runs only when
+* ``cassandra``: ``CassandraStore`` in a keyspace no other running test uses
+  (``numrep_test_<hex>``), emptied before the test; the keyspaces are pooled and
+  dropped at the end of the session. It runs only when
   ``NUMREP_TEST_CASSANDRA`` names a node as ``host[,host...]:port`` (``make
   test`` starts one and sets it). Unset (or ``off``): the Cassandra half is
   skipped. Set: the Cassandra half must run, so a failing import or connection
@@ -28,6 +29,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from numrep.store.base import Store
+
+from numrep_testkit import empty_keyspace
 
 BACKENDS = ["sqlite", "cassandra"]
 CASSANDRA_ENV = "NUMREP_TEST_CASSANDRA"
@@ -71,9 +74,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 class CassandraAdmin:
+    """Test keyspaces: a test leases one (a pooled keyspace, emptied, or a new
+    name) and gives it back; they are all dropped at the end of the session.
+    Creating a keyspace with every migration costs several seconds; emptying a
+    used one, a fraction of that."""
+
     def __init__(self, session: Any) -> None:
         self.session = session
         self.pending: list[tuple[str, Any]] = []
+        self.free: list[str] = []
+
+    def lease(self) -> str:
+        if self.free:
+            keyspace = self.free.pop()
+            empty_keyspace(self.session, keyspace)
+            return keyspace
+        return f"{KEYSPACE_PREFIX}{uuid.uuid4().hex[:16]}"
+
+    def give_back(self, keyspace: str) -> None:
+        self.free.append(keyspace)
 
     def drop(self, keyspace: str) -> None:
         self.pending.append((keyspace, self.session.execute_async(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)))
@@ -100,6 +119,8 @@ def cassandra_admin() -> Iterator[CassandraAdmin]:
         pytest.fail(f"{CASSANDRA_ENV}={os.environ[CASSANDRA_ENV]} but Cassandra does not answer: {exc!r}", pytrace=False)
     admin = CassandraAdmin(session)
     yield admin
+    for keyspace in admin.free:
+        admin.drop(keyspace)
     errors = []
     for keyspace, future in admin.pending:
         try:
@@ -136,7 +157,7 @@ def make_store(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> I
             pytest.fail(f"{CASSANDRA_ENV} is set but numrep.store.cassandra cannot be imported: {exc!r}", pytrace=False)
         admin = request.getfixturevalue("cassandra_admin")
         hosts, port = target
-        keyspace = f"{KEYSPACE_PREFIX}{uuid.uuid4().hex[:16]}"
+        keyspace = admin.lease()
         try:
             store = CassandraStore.connect(hosts, port, keyspace, **options)
         except Exception as exc:
@@ -149,7 +170,7 @@ def make_store(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> I
     for store, keyspace, admin in reversed(opened):
         store.close()
         if keyspace:
-            admin.drop(keyspace)
+            admin.give_back(keyspace)
 
 
 @pytest.fixture
