@@ -40,7 +40,7 @@ def rejection(token: str, identity: Identity) -> JwsRejected:
 
 
 def test_a_label_read_once_verifies_and_keeps_its_token_verbatim(carrier):
-    token = sign_label(carrier, NUMBER, "fraud", 0.75)
+    token = sign_label(carrier, NUMBER, "fraud", 0.75, issued_at=NOW)  # NOW is this module's clock, taken at import
 
     label = verify_label(token, registry(carrier), NOW, sender="carrier-north")
 
