@@ -4,6 +4,7 @@ and the web page, on a real exchange with each store (SQLite and Cassandra)."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -129,7 +130,9 @@ def test_an_oversized_reporter_id_is_refused(desk, member):
 # --- the regulator's view and resolution ------------------------------------------------------
 def test_the_regulator_lists_open_cases_first_oldest_first(desk, member):
     first = desk.file_complaint(NUMBER, "fraud", None, TEXT)
+    time.sleep(0.002)  # filing times are kept to the millisecond: make "oldest" well defined
     second = desk.file_dispute(OTHER_NUMBER, CONTACT, EVIDENCE)
+    time.sleep(0.002)
     third = desk.file_complaint(OTHER_NUMBER, "marketing", None, TEXT)
     desk.resolve(member("regulator"), first.case_id, CaseStatus.REJECTED, "Not enough detail to act on.")
 
