@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shutil
 import sqlite3
 from contextlib import closing
@@ -16,9 +17,9 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,23 +68,33 @@ class Browser:
     def keys(self, *keys: str, loads_page: bool = False) -> None:
         """Type at whatever has the focus, as a keyboard user does; with
         ``loads_page``, wait for the page the keys submit."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        marker = self._mark_page() if loads_page else ""
         ActionChains(self.driver).send_keys(*keys).perform()
         if loads_page:
-            self._wait_for_new_page(old)
+            self._wait_for_new_page(marker)
         self._note()
 
     def submit(self, button_id: str) -> None:
         """Click a form's button and wait until the answer page has loaded."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        marker = self._mark_page()
         self.find(button_id).click()
-        self._wait_for_new_page(old)
+        self._wait_for_new_page(marker)
         self._note()
 
-    def _wait_for_new_page(self, old: WebElement) -> None:
-        wait = WebDriverWait(self.driver, 20)
-        wait.until(expected_conditions.staleness_of(old))
-        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    def _mark_page(self) -> str:
+        """Tag the current document so the next one can be told apart from it."""
+        marker = secrets.token_hex(8)
+        self.driver.execute_script("window.__numrepPage = arguments[0]", marker)
+        return marker
+
+    def _wait_for_new_page(self, marker: str) -> None:
+        # Asking about the old page while Chromium swaps documents can fail in
+        # several ways (stale element, "node does not belong to the document",
+        # a destroyed JS context): all of them mean "not loaded yet", so retry.
+        # A tag on the old window object is what tells the new page apart.
+        wait = WebDriverWait(self.driver, 20, ignored_exceptions=(WebDriverException,))
+        wait.until(lambda d: d.execute_script(
+            "return window.__numrepPage !== arguments[0] && document.readyState === 'complete'", marker))
 
     def find(self, element_id: str) -> WebElement:
         return self.driver.find_element(By.ID, element_id)
