@@ -37,6 +37,11 @@ class Change:
 
 
 class Store(ABC):
+    #: True when a read is a short local call (an embedded file with its page
+    #: cache) that may run on the server's event loop; a networked store's reads
+    #: wait on the network and must stay in worker threads.
+    reads_are_local: bool = False
+
     # --- registry -------------------------------------------------------
     @abstractmethod
     def add_participant(self, participant: Participant) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -44,6 +45,14 @@ _ACTIONS = {action.value: action for action in Action}  # a dict lookup costs a 
 _ROLES = {role.value: role for role in Role}
 
 
+# Decoding is most of what reading a stored verdict costs (JSON, datetimes, frozen
+# dataclasses). Verdicts are immutable and a number's stored text changes only
+# when its verdict does, so the same text may share one decoded object: hot
+# numbers (a robocaller dials thousands of people a minute) decode once.
+VERDICT_MEMO = 16_384
+
+
+@functools.lru_cache(maxsize=VERDICT_MEMO)
 def verdict_from_json(text: str) -> Verdict:
     d = json.loads(text)
     return Verdict(

@@ -56,6 +56,8 @@ _IN_CHUNK = 500  # numbers per "IN (...)" query, well below SQLite's limit on bo
 
 
 class SqliteStore(Store):
+    reads_are_local = True  # WAL: readers never wait for the writer
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._database = SqliteDatabase(path, SCHEMA, "store")

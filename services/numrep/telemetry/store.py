@@ -14,6 +14,7 @@ from numrep.telemetry.instruments import Telemetry
 class TracedStore(Store):
     def __init__(self, inner: Store, telemetry: Telemetry, system: str) -> None:
         self.inner = inner
+        self.reads_are_local = inner.reads_are_local
         self._telemetry = telemetry
         self._attributes = {"db.system": system}
 
