@@ -400,14 +400,18 @@ class _CarrierCore:
         self._hold_until = 0.0  # time.monotonic() before which the exchange asked us not to call
 
     # --- before the network ------------------------------------------------------------
-    def prepare(self, raw: str) -> CallDecision | _Pending:
+    def prepare(self, raw: str, per_call: bool = False) -> CallDecision | _Pending:
         """An answer from local knowledge (invalid number, cache hit), or the
-        normalised number to ask the exchange about."""
+        normalised number to ask the exchange about. A ``per_call`` check (one
+        with a callee or a caller-ID header) skips the cache: its answer depends
+        on this call, not only on the number."""
         try:
             number = normalize(raw, self.default_region)
         except InvalidNumber as exc:
             return CallDecision(raw if isinstance(raw, str) else repr(raw), "unknown", "", 0.0, SOURCE_INVALID,
                                 "invalid_number", None, 0.0, exc.message)
+        if per_call:
+            return _Pending(raw, number)
         verdict = self.cache.get(number)
         with self._lock:
             if verdict is None:
@@ -638,6 +642,12 @@ def retry_after(exc: grpc.RpcError) -> float | None:
     return None
 
 
+def _per_call(context: lookup_pb2.CallContext | None) -> bool:
+    """Whether the exchange's answer is about this one call (consent to the callee,
+    calling hours, caller-ID authentication) rather than about the number alone."""
+    return context is not None and bool(context.callee or context.identity_header)
+
+
 def _held(core: _CarrierCore, number: str) -> CallDecision | None:
     wait = core.held()
     if wait <= 0:
@@ -767,12 +777,15 @@ class CarrierClient:
               deadline: float | None = None) -> CallDecision:
         """The decision for a call from ``number``, within ``deadline`` seconds
         (default: the client's). Never raises for network trouble: see the module
-        docstring for fail-open reasons. ``context`` (callee, call time) is sent
-        to the exchange on a cache miss; verdicts do not depend on it."""
+        docstring for fail-open reasons. A ``context`` with a callee (consent,
+        refusals, calling hours) or a SIP Identity header (caller-ID
+        authentication) makes the answer about this one call: it is always asked
+        of the exchange and never cached. Otherwise the context goes along on a
+        cache miss."""
         started = time.perf_counter()
         core = self._core
         budget = core.budget(deadline)
-        first = core.prepare(number)
+        first = core.prepare(number, _per_call(context))
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first
@@ -1001,7 +1014,7 @@ class AsyncCarrierClient:
         started = time.perf_counter()
         core = self._core
         budget = core.budget(deadline)
-        first = core.prepare(number)
+        first = core.prepare(number, _per_call(context))
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first

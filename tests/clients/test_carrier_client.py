@@ -13,7 +13,8 @@ import pytest
 from numrep.core.errors import StoreUnavailable
 from numrep.core.model import Role
 from numrep.signing.keys import generate_identity
-from numrep.v1 import lookup_pb2
+from numrep.signing.consent import sign_refusal
+from numrep.v1 import consent_pb2, lookup_pb2, publish_pb2
 from numrep_client import AsyncCarrierClient, CarrierClient, CircuitBreaker, InvalidNumberError, NullBreaker
 
 from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock, best_of
@@ -72,6 +73,34 @@ def test_check_answers_from_the_exchange_then_from_the_cache(carrier, federation
     assert stats.latency_by_source["cache"].count == 1
     assert stats.latency_by_source["exchange"].count == 1
     assert stats.token_mint.count == 1  # one signed bearer token per RPC
+
+
+def test_a_check_with_a_callee_asks_the_exchange_each_time_and_is_not_cached(carrier, connect, federation, server):
+    """Consent and refusals are about one call: a cached verdict on the number
+    must not answer for a callee who said "do not call me again"."""
+    callee = "+12025550188"
+    client = carrier()
+    assert client.check(CLEAN_NUMBER).action == "unknown"  # the number's verdict, cached
+    [refused] = connect(federation.app).record_refusal([sign_refusal(federation.app, callee, CLEAN_NUMBER)])
+    assert refused.status == publish_pb2.ITEM_STATUS_ACCEPTED, refused.message
+    marketing = lookup_pb2.CallContext(callee=callee, call_category="marketing.loans")
+
+    for attempt in range(2):
+        decision = client.check(CLEAN_NUMBER, marketing)
+        assert (decision.source, decision.action) == ("exchange", "block"), attempt
+        assert decision.verdict.consent.state == consent_pb2.CONSENT_STATE_REFUSED
+
+    assert client.check(CLEAN_NUMBER).source == "cache", "the number's own verdict stays cached"
+    stats = client.stats()
+    assert (stats.hits, stats.misses, stats.rpcs) == (1, 1, 3)
+
+    async def the_async_client() -> list[tuple[str, str]]:
+        async with AsyncCarrierClient(server.address, federation.carrier, deadline=RELAXED) as async_client:
+            plain = await async_client.check(CLEAN_NUMBER)
+            per_call = await async_client.check(CLEAN_NUMBER, marketing)
+            return [(plain.source, plain.action), (per_call.source, per_call.action)]
+
+    assert run_async(the_async_client()) == [("exchange", "unknown"), ("exchange", "block")]
 
 
 def test_unknown_numbers_are_answered_and_cached(carrier):
