@@ -194,9 +194,9 @@ class Exchange:
     def _answer(self, number: str, stored: Verdict | None, identity_header: str) -> Verdict:
         verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
         verdict = mark_revoked_keys(verdict, self.participant, self._kid_of)  # keys revoked since: noted
-        return self._with_caller_id(verdict, identity_header) if identity_header else verdict
+        return self.with_caller_id(verdict, identity_header) if identity_header else verdict
 
-    def _with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
+    def with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
         """Apply this call's caller-ID authentication (STIR/SHAKEN) to the verdict.
 
         The adjustment is for this one call and never stored: otherwise anyone could

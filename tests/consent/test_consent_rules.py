@@ -11,7 +11,8 @@ from consent_testkit import (
 )
 from numrep.signing.consent import sign_consent, sign_refusal
 from numrep.signing.labels import sign_label
-from numrep.v1 import common_pb2
+from numrep.api.convert import timestamp
+from numrep.v1 import common_pb2, lookup_pb2
 
 
 def consent(ledger, scope=("marketing",), **options):
@@ -28,6 +29,22 @@ def refusal(ledger, callers=CALLER, **options):
 
 
 # --- refusals ------------------------------------------------------------------------
+def test_batch_lookup_answers_each_call_context_as_lookup_does(ledger):
+    refusal(ledger)
+    marketing = lookup_pb2.CallContext(callee=CALLEE, call_category="marketing.loans", call_time=timestamp(daytime()))
+    bad_callee = lookup_pb2.CallContext(callee="555", call_category="marketing.loans")
+    carrier = ledger.client(ledger.federation.carrier)
+
+    plain, to_refuser, to_nobody = carrier.batch_lookup([CALLER, CALLER, CALLER], [None, marketing, bad_callee])
+
+    assert plain.verdict.action != BLOCK and not plain.verdict.HasField("consent")
+    assert to_refuser.verdict.action == BLOCK
+    assert to_refuser.verdict.consent.state == REFUSED and to_refuser.verdict.consent.block_reason == "callee_refused"
+    single = ledger.lookup(category="marketing.loans")
+    assert (to_refuser.verdict.consent, to_refuser.verdict.explanation) == (single.consent, single.explanation), "as Lookup answers"
+    assert to_nobody.error_code == 3 and "'555'" in to_nobody.error_message  # INVALID_ARGUMENT for that entry only
+
+
 def test_a_marketing_call_to_a_callee_who_refused_is_blocked(ledger):
     refused = refusal(ledger)
 

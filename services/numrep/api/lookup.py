@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Sequence
 
 import grpc
 from opentelemetry import trace
@@ -9,7 +10,9 @@ from opentelemetry import trace
 from numrep.api.auth import run_blocking
 from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
-from numrep.core.errors import StoreTimeout
+from numrep.core.errors import NumrepError, StoreTimeout
+from numrep.core.model import Verdict
+from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
 from numrep.exchange import Exchange
@@ -45,7 +48,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.BatchLookupResponse:
         numbers = [r.number for r in request.requests]
-        results = await run_blocking(self._exchange.batch_lookup, numbers)
+        results = await run_blocking(self._batch_lookup, request.requests)
         items: list[lookup_pb2.BatchLookupResult] = []
         actions: Counter[str] = Counter()
         for raw, result in zip(numbers, results):
@@ -53,11 +56,29 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
                 items.append(lookup_pb2.BatchLookupResult(
                     input=raw, error_code=code_number(status_for(result)), error_message=result.message))
             else:
-                items.append(lookup_pb2.BatchLookupResult(input=raw, verdict=verdict_to_pb(result)))
-                actions[result.action.value] += 1
+                verdict, consent = result
+                items.append(lookup_pb2.BatchLookupResult(input=raw, verdict=with_consent(verdict_to_pb(verdict), consent)))
+                actions[verdict.action.value] += 1
         for action, count in actions.items():  # one counter update per action, not per number
             self._telemetry.verdicts.add(count, {"action": action})
         return lookup_pb2.BatchLookupResponse(results=items)
+
+    def _batch_lookup(self, requests: Sequence[lookup_pb2.LookupRequest]) -> list[tuple[Verdict, ConsentCheck | None] | NumrepError]:
+        """The batch's verdicts with one store read, then, for each request whose
+        call context names a callee or carries a caller-ID header, the answer for
+        that one call (as Lookup gives it); a per-call error stands in its place."""
+        results: list[tuple[Verdict, ConsentCheck | None] | NumrepError] = []
+        for request, found in zip(requests, self._exchange.batch_lookup([r.number for r in requests])):
+            if isinstance(found, NumrepError):
+                results.append(found)
+                continue
+            call = request.context
+            try:
+                verdict = self._exchange.with_caller_id(found, call.identity_header) if call.identity_header else found
+                results.append(consent_for_call(self._exchange, verdict, call) if call.callee else (verdict, None))
+            except NumrepError as exc:
+                results.append(exc)
+        return results
 
     async def PrefixLookup(
         self, request: lookup_pb2.PrefixLookupRequest, context: grpc.aio.ServicerContext
