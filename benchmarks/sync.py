@@ -85,7 +85,7 @@ def inprocess_sync(data_dir: Path, cap_seconds: float) -> dict:
                 break
             _ = [sync_entry_to_pb(e) for e in page.entries]
             in_pb += time.perf_counter() - t1
-            labels += sum(len(e.labels) for e in page.entries)
+            labels += sum(len(e.tokens) for e in page.entries)
             if time.perf_counter() - started > cap_seconds:
                 complete = False
                 break

@@ -31,7 +31,7 @@ from numrep.core.errors import (
     TooLarge,
     Unauthenticated,
 )
-from numrep.core.model import Action, Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.model import Action, Evidence, Flag, Label, Listing, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
@@ -394,7 +394,8 @@ class Exchange:
                 page, after = self.store.listed_page(after, size)
                 done = after == ""
                 next_state = {"phase": "delta", "pos": state["head"]} if done else {**state, "after": after}
-                refreshed = (self._snapshot_entry(v, labels) for v, labels in page)
+                now = self.clock()
+                refreshed = (self._snapshot_entry(listing, now) for listing in page)
                 entries = tuple(e for e in refreshed if not e.tombstone)  # a snapshot holds only listed numbers
                 if entries or done:
                     yield SyncPage(entries, _encode_cursor(next_state), snapshot=True, caught_up=False)
@@ -416,17 +417,17 @@ class Exchange:
             position = changes[-1].position
             yield SyncPage(entries, _encode_cursor({"phase": "delta", "pos": position}), snapshot=False, caught_up=False)
 
-    def _snapshot_entry(self, verdict: Verdict, labels: list[Label]) -> SyncEntry:
-        if verdict.is_stale(self.clock()):
-            return self._entry(verdict.number, ())
-        return SyncEntry(verdict.number, verdict, tuple(labels))
+    def _snapshot_entry(self, listing: Listing, now: datetime) -> SyncEntry:
+        if listing.is_stale(now):
+            return self._entry(listing.number, ())
+        return SyncEntry(listing.number, listing, listing.tokens)
 
     def _entry(self, number: str, removed: tuple[str, ...]) -> SyncEntry:
         verdict = self.store.get_verdict(number)
         if verdict is not None and verdict.is_stale(self.clock()):
             verdict = self._recompute(number)
         labels = self.store.evidence(number).labels if verdict is not None and verdict.is_listed else ()
-        return SyncEntry(number, verdict, labels, removed)
+        return SyncEntry(number, verdict, tuple(label.token for label in labels), removed)
 
     # --- registry ----------------------------------------------------------------
     def list_participants(self) -> list[Participant]:

@@ -73,9 +73,13 @@ class ExchangeFaults:
         """Around ``exchange.<name>``: ``before(n)`` runs before the n-th call
         (1-based; it may raise a NumrepError or sleep), ``after(n)`` after it
         completed (the work is done and stored; raise to lose the answer)."""
-        original = self.originals.setdefault(name, getattr(self.exchange, name))
         lock = threading.Lock()
+        for method in ENTRY_POINTS.get(name, (name,)):
+            original = self.originals.setdefault(method, getattr(self.exchange, method))
+            self.monkeypatch.setattr(self.exchange, method, self._wrapped(name, original, lock, before, after))
 
+    def _wrapped(self, name: str, original: Callable[..., Any], lock: threading.Lock,
+                 before: Callable[[int], None] | None, after: Callable[[int], None] | None) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             with lock:
                 self.calls[name] = self.calls.get(name, 0) + 1
@@ -87,14 +91,21 @@ class ExchangeFaults:
                 after(n)
             return result
 
-        self.monkeypatch.setattr(self.exchange, name, wrapped)
+        return wrapped
 
     def stall(self, name: str, seconds: float) -> None:
         self.wrap(name, before=lambda n: time.sleep(seconds))
 
     def restore(self, name: str) -> None:
         """Put the real method back (the fault ends)."""
-        self.monkeypatch.setattr(self.exchange, name, self.originals.pop(name))
+        for method in ENTRY_POINTS.get(name, (name,)):
+            self.monkeypatch.setattr(self.exchange, method, self.originals.pop(method))
+
+
+# A Lookup on the embedded store is answered by ``lookup_read_only`` on the
+# server's event loop when it needs no write, else by ``lookup``: a fault in
+# "lookup" is a fault in both.
+ENTRY_POINTS = {"lookup": ("lookup", "lookup_read_only")}
 
 
 @pytest.fixture

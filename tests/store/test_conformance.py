@@ -14,13 +14,13 @@ from typing import Any, Callable
 import pytest
 
 from numrep.core.errors import AlreadyExists, NotFound
-from numrep.core.model import Action, Contribution, Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.model import Action, Contribution, Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, FlagInput
 from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
 from numrep.store.base import AddOutcome, Change, Store
-from numrep.store.codec import verdict_from_json, verdict_to_json
+from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
 
 NUMBER = "+12025550143"
 OTHER = "+12025550188"
@@ -131,9 +131,9 @@ def page_through_changes(store: Store, position: str, limit: int) -> list[Change
     raise AssertionError("the change feed never ran dry")
 
 
-def walk_listing(store: Store, limit: int) -> list[tuple[Verdict, list[Label]]]:
+def walk_listing(store: Store, limit: int) -> list[Listing]:
     """The whole snapshot, ``limit`` numbers at a time."""
-    seen: list[tuple[Verdict, list[Label]]] = []
+    seen: list[Listing] = []
     after = ""
     for _ in range(10_000):
         page, after = store.listed_page(after, limit)
@@ -703,10 +703,10 @@ class TestListedPage:
         page, after = store.listed_page("", 100)
 
         assert after == ""
-        assert sorted(v.number for v, _ in page) == sorted([blocked, warned])
-        for v, labels in page:
-            assert v == verdicts[v.number]
-            assert by_id(labels) == (by_id(live) if v.number == blocked else [])
+        assert sorted(listing.number for listing in page) == sorted([blocked, warned])
+        for listing in page:
+            assert listing == listing_of(verdicts[listing.number], listing.tokens), "the stored verdict's summary"
+            assert list(listing.tokens) == ([lb.token for lb in sorted(live, key=lambda lb: lb.id)] if listing.number == blocked else [])
 
     def test_an_empty_store_lists_nothing(self, store: Store) -> None:
         assert store.listed_page("", 10) == ([], "")
@@ -717,29 +717,31 @@ class TestListedPage:
         actions = [Action.BLOCK, Action.WARN, Action.ALLOW, Action.WARN, Action.UNKNOWN]
         stored = [verdict(n, actions[i % len(actions)]) for i, n in enumerate(all_numbers)]
         store.put_verdicts([(v, ()) for v in stored])
-        store.add_labels([label(f"carrier/{n}", n) for n in all_numbers[::3]])
+        labelled = [label(f"carrier/{n}", n) for n in all_numbers[::3]]
+        store.add_labels(labelled)
         listed = {v.number: v for v in stored if v.is_listed}
         assert len(listed) == 24
 
         walked = walk_listing(store, limit)
 
-        assert sorted(v.number for v, _ in walked) == sorted(listed)
+        assert sorted(listing.number for listing in walked) == sorted(listed)
         assert len(walked) == len(listed)
-        for v, labels in walked:
-            assert v == listed[v.number]
-            assert [lb.id for lb in labels] == ([f"carrier/{v.number}"] if v.number in all_numbers[::3] else [])
-        assert [v.number for v, _ in walk_listing(store, limit)] == [v.number for v, _ in walked], "order is not stable"
+        tokens = {lb.number: lb.token for lb in labelled}
+        for listing in walked:
+            assert listing == listing_of(listed[listing.number], listing.tokens)
+            assert listing.tokens == ((tokens[listing.number],) if listing.number in tokens else ())
+        assert [listing.number for listing in walk_listing(store, limit)] == [listing.number for listing in walked], "order is not stable"
 
     def test_a_number_that_becomes_allow_leaves_the_listing(self, store: Store) -> None:
         a, b, c = numbers(3)
         store.put_verdicts([(verdict(a, Action.BLOCK), ()), (verdict(b, Action.WARN), ()), (verdict(c, Action.ALLOW), ())])
-        assert sorted(v.number for v, _ in walk_listing(store, 100)) == [a, b]
+        assert sorted(listing.number for listing in walk_listing(store, 100)) == [a, b]
 
         store.put_verdict(verdict(a, Action.ALLOW, version=2))
         store.put_verdict(verdict(c, Action.WARN, version=2))
 
-        assert sorted(v.number for v, _ in walk_listing(store, 100)) == [b, c]
-        assert sorted(v.number for v, _ in walk_listing(store, 1)) == [b, c]
+        assert sorted(listing.number for listing in walk_listing(store, 100)) == [b, c]
+        assert sorted(listing.number for listing in walk_listing(store, 1)) == [b, c]
 
 
 # ==================================================================================

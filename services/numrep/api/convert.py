@@ -113,7 +113,7 @@ def sync_entry_to_pb(entry: SyncEntry) -> sync_pb2.SyncEntry:
         action=ACTION_TO_PB[verdict.action],
         category=verdict.category,
         spam_probability=verdict.spam_probability,
-        labels=[label.token for label in entry.labels],
+        labels=entry.tokens,
         removed_label_ids=entry.removed_label_ids,
         version=verdict.version,
     )

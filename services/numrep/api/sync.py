@@ -7,7 +7,7 @@ import grpc
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import sync_entry_to_pb
-from numrep.core.model import SyncPage
+from numrep.core.model import SyncPage, Verdict
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import sync_pb2, sync_pb2_grpc
@@ -44,5 +44,5 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         if not page.snapshot:
             now = datetime.now(timezone.utc)
             for entry in page.entries:
-                if entry.verdict is not None:
+                if isinstance(entry.verdict, Verdict):  # deltas carry whole verdicts
                     self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))

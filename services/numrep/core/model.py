@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 class Role(enum.Enum):
@@ -141,13 +142,36 @@ class Verdict:
         return self.action in (Action.WARN, Action.BLOCK)
 
 
-@dataclass(frozen=True)
-class SyncEntry:
-    """What a handset should now hold for one number."""
+class Listing(NamedTuple):
+    """A listed number as a Sync snapshot carries it: the verdict's summary (a
+    handset gets no contributions or explanation) and the signed tokens of its
+    live labels, in label-id order. A named tuple, not a dataclass: a snapshot
+    makes millions of them."""
 
     number: str
-    verdict: Verdict | None
-    labels: tuple[Label, ...] = ()
+    action: Action
+    category: str
+    spam_probability: float
+    version: int
+    valid_until: datetime | None
+    tokens: tuple[str, ...]
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.valid_until is not None and self.valid_until <= now
+
+    @property
+    def is_listed(self) -> bool:
+        return self.action in (Action.WARN, Action.BLOCK)
+
+
+@dataclass(frozen=True)
+class SyncEntry:
+    """What a handset should now hold for one number: the verdict (or, in a
+    snapshot, its listing) and the live labels' signed tokens, verbatim."""
+
+    number: str
+    verdict: Verdict | Listing | None
+    tokens: tuple[str, ...] = ()
     removed_label_ids: tuple[str, ...] = ()
 
     @property

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
-from numrep.core.model import Evidence, Flag, Label, Participant, PublicKeyRecord, Verdict
+from numrep.core.model import Evidence, Flag, Label, Listing, Participant, PublicKeyRecord, Verdict
 
 
 class AddOutcome(enum.Enum):
@@ -118,9 +118,10 @@ class Store(ABC):
         """Up to ``limit`` changes after ``position`` (``""`` = the beginning), oldest first."""
 
     @abstractmethod
-    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+    def listed_page(self, after: str, limit: int) -> tuple[list[Listing], str]:
         """A page of the snapshot: numbers a handset should hold (verdict WARN or
-        BLOCK) with their live labels, in a stable order, after the opaque
+        BLOCK), each as a ``Listing`` (the stored verdict's summary and its live
+        labels' tokens in label-id order), in a stable order, after the opaque
         position ``after`` (``""`` = first page). Returns the page and the position
         to continue from, ``""`` when there is nothing more."""
 

@@ -27,11 +27,11 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from cassandra.util import max_uuid_from_time, uuid_from_time
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
-from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.core.privacy import hash32
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_schema import migrate
-from numrep.store.codec import verdict_from_json, verdict_to_json
+from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
 
 DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
@@ -181,6 +181,7 @@ class CassandraStore(Store):
         self._label_number_upsert = prep(
             f"INSERT INTO {{ks}}.labels_by_number (label_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?")
         self._labels_of_number = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number WHERE number = ?")
+        self._tokens_of_number = prep("SELECT jws FROM {ks}.labels_by_number WHERE number = ?")  # label_id order
         self._label_retract = prep("UPDATE {ks}.labels_by_id SET retracted_at = ? WHERE label_id = ? IF retracted_at = null", False)
         self._label_number_delete = prep("DELETE FROM {ks}.labels_by_number WHERE number = ? AND label_id = ?")
 
@@ -278,6 +279,13 @@ class CassandraStore(Store):
             return []
         results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
         return [result.result_or_exc.one() if hasattr(result.result_or_exc, "one") else None for result in results]
+
+    def _concurrently_all(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Execute ``statement`` for each row in parallel; every row of each result, in order."""
+        if not rows:
+            return []
+        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
+        return [list(result.result_or_exc) for result in results]
 
     @_mapped
     def get_label(self, label_id: str) -> Label | None:
@@ -391,7 +399,7 @@ class CassandraStore(Store):
         return changes
 
     @_mapped
-    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+    def listed_page(self, after: str, limit: int) -> tuple[list[Listing], str]:
         bucket, last = (0, "") if not after else (int(after.split(":", 1)[0]), after.split(":", 1)[1])
         numbers: list[tuple[int, str]] = []
         while bucket < LISTED_BUCKETS and len(numbers) < limit:
@@ -399,16 +407,19 @@ class CassandraStore(Store):
             numbers += [(bucket, r.number) for r in rows]
             if len(numbers) < limit:
                 bucket, last = bucket + 1, ""
+        # The page's verdicts and label tokens: single-partition reads, all in flight together.
+        wanted = [(number,) for _, number in numbers]
+        verdicts = self._concurrently(self._verdict_select, wanted)
+        tokens = self._concurrently_all(self._tokens_of_number, wanted)
         page = []
-        for _, number in numbers:
-            verdict = self.get_verdict(number)
+        for row, jws in zip(verdicts, tokens):
+            verdict = None if row is None else verdict_from_json(row.body)
             if verdict is not None and verdict.is_listed:
-                page.append((verdict, list(self.evidence(number).labels)))
+                page.append(listing_of(verdict, tuple(r.jws for r in jws)))
         if len(numbers) < limit:
             return page, ""
         last_bucket, last_number = numbers[-1]
         return page, f"{last_bucket}:{last_number}"
-
 
     @_mapped
     def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:

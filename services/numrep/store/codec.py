@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from numrep.core.model import Action, Contribution, Role, Verdict
+from numrep.core.model import Action, Contribution, Listing, Role, Verdict
 
 
 def to_epoch_ms(when: datetime) -> int:
@@ -74,3 +74,20 @@ def verdict_from_json(text: str) -> Verdict:
         valid_until=None if d.get("u") is None else from_epoch_ms(d["u"]),
         trust_epoch=d.get("te", 0),
     )
+
+
+# Where a listing's fields sit in the stored verdict text (see ``verdict_to_json``),
+# for stores that can read them without decoding the rest (SQLite's json_extract).
+LISTING_PATHS = ("$.a", "$.c", "$.p", "$.v", "$.u")
+
+
+def listing(number: str, action: str, category: str, probability: float, version: int, valid_until_ms: int | None,
+            tokens: tuple[str, ...]) -> Listing:
+    """A ``Listing`` from the fields at ``LISTING_PATHS``."""
+    return Listing(number, _ACTIONS[action], category, probability, version,
+                   None if valid_until_ms is None else from_epoch_ms(valid_until_ms), tokens)
+
+
+def listing_of(verdict: Verdict, tokens: tuple[str, ...]) -> Listing:
+    return Listing(verdict.number, verdict.action, verdict.category, verdict.spam_probability, verdict.version,
+                   verdict.valid_until, tokens)

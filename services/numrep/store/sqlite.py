@@ -16,9 +16,9 @@ from typing import ContextManager, Iterable, Iterator, Sequence
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.privacy import hash32
-from numrep.core.model import Evidence, Flag, FlagTally, Label, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.store.base import AddOutcome, Change, Store
-from numrep.store.codec import from_epoch_ms, to_epoch_ms, verdict_from_json, verdict_to_json
+from numrep.store.codec import LISTING_PATHS, from_epoch_ms, listing, to_epoch_ms, verdict_from_json, verdict_to_json
 from numrep.store.sqlite_db import SqliteDatabase
 
 SCHEMA = """
@@ -263,23 +263,25 @@ class SqliteStore(Store):
         ).fetchall()
         return [Change(str(seq), number, removed) for seq, number, removed in rows]
 
-    def listed_page(self, after: str, limit: int) -> tuple[list[tuple[Verdict, list[Label]]], str]:
+    def listed_page(self, after: str, limit: int) -> tuple[list[Listing], str]:
         db = self._db()
+        # The listing's fields straight out of the stored text (json_extract runs in
+        # SQLite's C code): a snapshot never decodes a whole verdict.
+        fields = ", ".join(f"json_extract(body, '{path}')" for path in LISTING_PATHS)
         rows = db.execute(
-            "SELECT number, body FROM verdicts WHERE listed = 1 AND number > ? ORDER BY number LIMIT ?", (after, limit)
+            f"SELECT number, {fields} FROM verdicts WHERE listed = 1 AND number > ? ORDER BY number LIMIT ?", (after, limit)
         ).fetchall()
         # The page's live labels in one query (not two queries per number: the flags
         # that evidence() also reads are not part of a sync entry).
-        labels: dict[str, list[Label]] = {}
-        for row in db.execute(
-            f"SELECT {_LABEL_COLUMNS} FROM labels WHERE retracted_at IS NULL AND number IN"
+        tokens: dict[str, list[str]] = {}
+        for number, token in db.execute(
+            "SELECT number, token FROM labels WHERE retracted_at IS NULL AND number IN"
             " (SELECT number FROM verdicts WHERE listed = 1 AND number > ? ORDER BY number LIMIT ?) ORDER BY number, id",
             (after, limit),
         ):
-            labels.setdefault(row[2], []).append(_label(row))
-        page = [(verdict_from_json(body), labels.get(number, [])) for number, body in rows]
+            tokens.setdefault(number, []).append(token)
+        page = [listing(number, *summary, tuple(tokens.get(number, ()))) for number, *summary in rows]
         return page, (rows[-1][0] if len(rows) == limit else "")
-
 
     def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
         rows = self._db().execute(
