@@ -39,9 +39,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def timestamp(when: datetime) -> Timestamp:
     """``Timestamp.FromDatetime`` in exact integer arithmetic, at a fraction of its
-    cost (two per verdict on every lookup); a naive ``when`` is read as UTC."""
+    cost; a naive ``when`` is read as UTC."""
+    return set_timestamp(Timestamp(), when)
+
+
+def set_timestamp(message: Timestamp, when: datetime) -> Timestamp:
+    """Set ``message`` (a Timestamp, possibly a field of another message) to ``when``."""
     since = (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)) - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+    message.seconds = since.days * 86_400 + since.seconds
+    message.nanos = since.microseconds * 1000
+    return message
 
 
 def from_timestamp(ts: Timestamp) -> datetime:
@@ -49,35 +56,33 @@ def from_timestamp(ts: Timestamp) -> datetime:
 
 
 def verdict_to_pb(verdict: Verdict) -> common_pb2.Verdict:
-    return common_pb2.Verdict(
-        number=verdict.number,
-        action=ACTION_TO_PB[verdict.action],
-        category=verdict.category,
-        spam_probability=verdict.spam_probability,
-        confidence=verdict.confidence,
-        contributions=[
-            common_pb2.Contribution(
-                participant_id=c.participant_id,
-                role=ROLE_TO_PB[c.role],
-                category=c.category,
-                weight=c.weight,
-                kind=c.kind,
-                label_id=c.label_id,
-                reporter_count=c.reporter_count,
-                explanation=c.explanation,
-            )
-            for c in verdict.contributions
-        ],
-        version=verdict.version,
-        computed_at=timestamp(verdict.computed_at),
-        expires_at=timestamp(verdict.expires_at),
-        explanation=verdict.explanation,
-        label_count=verdict.label_count,
-        flag_count=verdict.flag_count,
-        caller_id_authentication=verdict.caller_id_authentication,
-        caller_id_risk=verdict.caller_id_risk,
-        trust_epoch=verdict.trust_epoch,
-    )
+    return fill_verdict(common_pb2.Verdict(), verdict)
+
+
+def fill_verdict(message: common_pb2.Verdict, verdict: Verdict) -> common_pb2.Verdict:
+    """Write ``verdict`` into an empty ``message`` in place: a field of a larger
+    message (a BatchLookup result) is filled where it lies instead of being built
+    and then copied in, and field by field is cheaper than one constructor call
+    with nested messages (every lookup pays this)."""
+    message.number = verdict.number
+    message.action = ACTION_TO_PB[verdict.action]
+    message.category = verdict.category
+    message.spam_probability = verdict.spam_probability
+    message.confidence = verdict.confidence
+    add = message.contributions.add
+    for c in verdict.contributions:
+        add(participant_id=c.participant_id, role=ROLE_TO_PB[c.role], category=c.category, weight=c.weight, kind=c.kind,
+            label_id=c.label_id, reporter_count=c.reporter_count, explanation=c.explanation)
+    message.version = verdict.version
+    set_timestamp(message.computed_at, verdict.computed_at)
+    set_timestamp(message.expires_at, verdict.expires_at)
+    message.explanation = verdict.explanation
+    message.label_count = verdict.label_count
+    message.flag_count = verdict.flag_count
+    message.caller_id_authentication = verdict.caller_id_authentication
+    message.caller_id_risk = verdict.caller_id_risk
+    message.trust_epoch = verdict.trust_epoch
+    return message
 
 
 def outcome_to_pb(outcome: ItemOutcome) -> publish_pb2.ItemResult:

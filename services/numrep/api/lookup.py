@@ -9,7 +9,7 @@ from opentelemetry import trace
 
 from numrep.api.auth import run_blocking
 from numrep.api.consent import consent_for_call, with_consent
-from numrep.api.convert import ACTION_TO_PB, timestamp, verdict_to_pb
+from numrep.api.convert import ACTION_TO_PB, fill_verdict, timestamp, verdict_to_pb
 from numrep.core.errors import NumrepError, StoreTimeout
 from numrep.core.model import Verdict
 from numrep.core.consent import ConsentCheck
@@ -47,21 +47,20 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
     async def BatchLookup(
         self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.BatchLookupResponse:
-        numbers = [r.number for r in request.requests]
         results = await run_blocking(self._batch_lookup, request.requests)
-        items: list[lookup_pb2.BatchLookupResult] = []
+        response = lookup_pb2.BatchLookupResponse()
+        add = response.results.add
         actions: Counter[str] = Counter()
-        for raw, result in zip(numbers, results):
+        for asked, result in zip(request.requests, results):
             if isinstance(result, Exception):
-                items.append(lookup_pb2.BatchLookupResult(
-                    input=raw, error_code=code_number(status_for(result)), error_message=result.message))
+                add(input=asked.number, error_code=code_number(status_for(result)), error_message=result.message)
             else:
                 verdict, consent = result
-                items.append(lookup_pb2.BatchLookupResult(input=raw, verdict=with_consent(verdict_to_pb(verdict), consent)))
+                with_consent(fill_verdict(add(input=asked.number).verdict, verdict), consent)
                 actions[verdict.action.value] += 1
         for action, count in actions.items():  # one counter update per action, not per number
             self._telemetry.verdicts.add(count, {"action": action})
-        return lookup_pb2.BatchLookupResponse(results=items)
+        return response
 
     def _batch_lookup(self, requests: Sequence[lookup_pb2.LookupRequest]) -> list[tuple[Verdict, ConsentCheck | None] | NumrepError]:
         """The batch's verdicts with one store read, then, for each request whose
