@@ -4,6 +4,8 @@ clients sign their bearer tokens at that clock's time."""
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -129,20 +131,20 @@ def test_a_label_past_its_expiry_no_longer_counts_in_lookup(federation, connect,
 
 
 def test_a_lookup_that_meets_an_expired_label_stores_the_recomputed_verdict(federation, connect, clock, server):
-    """On the embedded store most lookups are answered on the server's event loop,
-    read-only; one that must recompute goes to a worker thread and writes."""
+    """Most lookups are answered on the server's event loop, read-only; one that
+    must recompute goes to a worker thread and writes."""
     carrier = connect(federation.carrier)
     publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", issued_at=clock(), lifetime=timedelta(days=1)))
     exchange = server.exchange
-    assert exchange.lookup_read_only(NUMBER) is not None, "a fresh verdict needs no write"
+    assert asyncio.run(exchange.lookup_async(NUMBER)) is not None, "a fresh verdict needs no write"
 
     clock.advance(days=2)
-    assert exchange.lookup_read_only(NUMBER) is None, "an expired label means a recompute"
+    assert asyncio.run(exchange.lookup_async(NUMBER)) is None, "an expired label means a recompute"
     assert carrier.lookup(NUMBER).action == common_pb2.ACTION_UNKNOWN
 
     stored = exchange.store.get_verdict(NUMBER)
     assert stored is not None and stored.label_count == 0 and not stored.is_stale(clock())
-    assert exchange.lookup_read_only(NUMBER) is not None
+    assert asyncio.run(exchange.lookup_async(NUMBER)) is not None
 
 
 def test_lookup_never_answers_with_a_verdict_already_past_its_expiry(federation, connect, clock):

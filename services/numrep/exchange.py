@@ -181,12 +181,13 @@ class Exchange:
         stored = self.store.get_verdict(number)
         return self._answer(number, stored, identity_header)
 
-    def lookup_read_only(self, raw_number: str, identity_header: str = "") -> Verdict | None:
-        """``lookup`` when it needs no write, else None: a verdict whose labels
-        expired is recomputed and stored by ``lookup``. Lets a server answer most
-        lookups of a local store on its event loop, without a thread hop."""
+    async def lookup_async(self, raw_number: str, identity_header: str = "") -> Verdict | None:
+        """``lookup`` on a server's event loop when it needs no write, else None
+        (a verdict whose labels expired is recomputed and stored by ``lookup``, in
+        a worker thread). Most lookups need none: the store read waits without a
+        thread (``Store.get_verdict_async``) and the rest is computation."""
         number = self.normalize(raw_number)
-        stored = self.store.get_verdict(number)
+        stored = await self.store.get_verdict_async(number)
         if stored is not None and stored.is_stale(self.clock()):
             return None
         return self._answer(number, stored, identity_header)

@@ -102,10 +102,9 @@ class ExchangeFaults:
             self.monkeypatch.setattr(self.exchange, method, self.originals.pop(method))
 
 
-# A Lookup on the embedded store is answered by ``lookup_read_only`` on the
-# server's event loop when it needs no write, else by ``lookup``: a fault in
-# "lookup" is a fault in both.
-ENTRY_POINTS = {"lookup": ("lookup", "lookup_read_only")}
+# A Lookup is answered by ``lookup_async`` on the server's event loop when it
+# needs no write, else by ``lookup``: a fault in "lookup" is a fault in both.
+ENTRY_POINTS = {"lookup": ("lookup", "lookup_async")}
 
 
 @pytest.fixture

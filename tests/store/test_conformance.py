@@ -4,6 +4,7 @@ on a fresh, empty store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -488,6 +489,15 @@ class TestVerdicts:
 
         assert store.get_verdict(NUMBER) == newer
         assert store.get_verdict(OTHER) == verdict(OTHER, Action.WARN)
+
+    def test_get_verdict_async_answers_what_get_verdict_answers(self, store: Store) -> None:
+        stored = verdict(NUMBER, Action.BLOCK, version=3)
+        store.put_verdict(stored)
+
+        async def both() -> list[Verdict | None]:
+            return list(await asyncio.gather(store.get_verdict_async(NUMBER), store.get_verdict_async(OTHER)))
+
+        assert asyncio.run(both()) == [stored, None]
 
     def test_get_verdicts_of_no_numbers_is_empty(self, store: Store) -> None:
         store.put_verdict(verdict(NUMBER))

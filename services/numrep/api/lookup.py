@@ -30,10 +30,8 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
             raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
-        verdict = None
-        if self._exchange.store.reads_are_local:  # a page-cache read: cheaper than the hop to a worker thread
-            verdict = self._exchange.lookup_read_only(request.number, request.context.identity_header)
-        if verdict is None:
+        verdict = await self._exchange.lookup_async(request.number, request.context.identity_header)
+        if verdict is None:  # the verdict must be recomputed and stored first
             verdict = await run_blocking(self._exchange.lookup, request.number, request.context.identity_header)
         consent = None
         if request.context.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)

@@ -14,6 +14,7 @@ harmless and a reader can resume from any position the feed handed out.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -94,6 +95,14 @@ class Store(ABC):
     @abstractmethod
     def get_verdict(self, number: str) -> Verdict | None:
         """The stored verdict: the per-call lookup is this one read."""
+
+    async def get_verdict_async(self, number: str) -> Verdict | None:
+        """``get_verdict`` for a server's event loop, without holding it up: a
+        local store reads in place, others in a worker thread unless their
+        driver can wait asynchronously (they override this)."""
+        if self.reads_are_local:
+            return self.get_verdict(number)
+        return await asyncio.to_thread(self.get_verdict, number)
 
     @abstractmethod
     def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:

@@ -10,6 +10,7 @@ See ``infra/schema/`` for the tables and why each exists.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import time
@@ -67,6 +68,24 @@ def _driver_errors() -> Iterator[None]:
         raise StoreTimeout(f"Cassandra did not answer in time: {type(exc).__name__}") from exc
     except (NoHostAvailable, Unavailable) as exc:
         raise StoreUnavailable(f"Cassandra is unavailable: {type(exc).__name__}") from exc
+
+
+def _settle_from_driver(loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]", result: Any,
+                        error: BaseException | None) -> None:
+    """Called on the driver's thread: hand the answer to the loop that waits for it."""
+    try:
+        loop.call_soon_threadsafe(_settle, future, result, error)
+    except RuntimeError:  # that loop has closed (the server stopped): nobody waits any more
+        pass
+
+
+def _settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller gave up (its RPC was cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class CassandraStore(Store):
@@ -340,6 +359,17 @@ class CassandraStore(Store):
     def get_verdict(self, number: str) -> Verdict | None:
         row = self._session.execute(self._verdict_select, (number,)).one()
         return None if row is None else verdict_from_json(row.body)
+
+    async def get_verdict_async(self, number: str) -> Verdict | None:
+        # The driver's own future, settled on the event loop: no worker thread per read.
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        with _driver_errors():
+            response = self._session.execute_async(self._verdict_select, (number,))
+            response.add_callbacks(lambda rows: _settle_from_driver(loop, answer, rows, None),
+                                   lambda exc: _settle_from_driver(loop, answer, None, exc))
+            rows = await answer
+        return verdict_from_json(rows[0].body) if rows else None
 
     @_mapped
     def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:

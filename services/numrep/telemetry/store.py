@@ -30,6 +30,15 @@ class TracedStore(Store):
     def close(self) -> None:
         self.inner.close()
 
+    async def get_verdict_async(self, number: str) -> Any:
+        with self._telemetry.tracer.start_as_current_span("store.get_verdict", attributes=self._attributes) as span:
+            try:
+                return await self.inner.get_verdict_async(number)
+            except NumrepError as exc:
+                span.set_attribute("numrep.error", exc.reason)
+                self._telemetry.store_errors.add(1, {"operation": "get_verdict", "kind": type(exc).__name__})
+                raise
+
 
 def _traced(name: str) -> Callable[..., Any]:
     @functools.wraps(getattr(Store, name))
