@@ -13,7 +13,7 @@ the per-round ratios of calls per CPU second (subject / baseline).
 * ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``;
 * ``batch_lookup``: ``Exchange.batch_lookup`` of 1,000 stored numbers plus
   ``verdict_to_pb`` of each (per number);
-* ``sync``: ``Exchange.sync`` snapshot pages plus ``sync_entry_to_pb`` (per label).
+* ``sync``: ``Exchange.sync`` snapshot pages plus ``sync_page_to_pb`` (per label).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _cpu_per_call(work: Callable[[], int]) -> float:
 def run(ctx: Ctx) -> dict:
     from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-    from numrep.api.convert import sync_entry_to_pb, verdict_to_pb
+    from numrep.api.convert import sync_page_to_pb, verdict_to_pb
     from numrep.core.model import Role
     from numrep.core.pseudonym import Pseudonymizer
     from numrep.exchange import Exchange
@@ -104,7 +104,7 @@ def run(ctx: Ctx) -> dict:
     def sync() -> int:
         count = 0
         for page in exchange.sync(""):
-            count += sum(len(sync_entry_to_pb(e).labels) for e in page.entries)
+            count += sum(len(e.labels) for e in sync_page_to_pb(page).entries)
         return count
 
     samples: dict[str, list[float]] = {}
@@ -122,7 +122,7 @@ def run(ctx: Ctx) -> dict:
                 samples.setdefault(f"{alg} bare signature", []).append(base)
                 ratios.setdefault(name, []).append(base / cost)
         for name, work in (("lookup + verdict_to_pb", lookups), ("batch_lookup + verdict_to_pb, per number", batch),
-                           ("sync + sync_entry_to_pb, per label", sync)):
+                           ("sync + sync_page_to_pb, per label", sync)):
             samples.setdefault(name, []).append(_cpu_per_call(work))
     store.close()
 

@@ -62,7 +62,7 @@ def raw_sqlite(data_dir: Path, cap_seconds: float) -> dict:
 
 def inprocess_sync(data_dir: Path, cap_seconds: float) -> dict:
     """``Exchange.sync`` pages and their protobuf conversion, no gRPC, one thread."""
-    from numrep.api.convert import sync_entry_to_pb
+    from numrep.api.convert import sync_page_to_pb
     from numrep.config import pseudonym_secret
     from numrep.core.pseudonym import Pseudonymizer
     from numrep.exchange import Exchange
@@ -83,7 +83,7 @@ def inprocess_sync(data_dir: Path, cap_seconds: float) -> dict:
             in_store += t1 - t0
             if page is None:
                 break
-            _ = [sync_entry_to_pb(e) for e in page.entries]
+            sync_page_to_pb(page)
             in_pb += time.perf_counter() - t1
             labels += sum(len(e.tokens) for e in page.entries)
             if time.perf_counter() - started > cap_seconds:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from numrep.core.model import Action, Participant, Role, SyncEntry, Verdict
+from numrep.core.model import Action, Participant, Role, SyncEntry, SyncPage, Verdict
 from numrep.exchange import ItemOutcome
 from numrep.trust import TrustSnapshot
 from numrep.trust.report import source_summary, sources_by_participant
@@ -109,19 +110,27 @@ def participant_to_pb(participant: Participant) -> registry_pb2.Participant:
 
 
 def sync_entry_to_pb(entry: SyncEntry) -> sync_pb2.SyncEntry:
+    return add_sync_entry(sync_pb2.SyncChunk().entries, entry)
+
+
+def sync_page_to_pb(page: SyncPage) -> sync_pb2.SyncChunk:
+    """A chunk with its entries added where they lie (not built and then copied in)."""
+    chunk = sync_pb2.SyncChunk(cursor=page.cursor, snapshot=page.snapshot, caught_up=page.caught_up)
+    entries = chunk.entries
+    for entry in page.entries:
+        add_sync_entry(entries, entry)
+    return chunk
+
+
+def add_sync_entry(entries: Any, entry: SyncEntry) -> sync_pb2.SyncEntry:
+    """Append ``entry`` to a repeated SyncEntry field and return the new element."""
     verdict = entry.verdict
     if entry.tombstone or verdict is None:
-        return sync_pb2.SyncEntry(number=entry.number, tombstone=True, removed_label_ids=entry.removed_label_ids,
-                                  version=verdict.version if verdict else 0)
-    return sync_pb2.SyncEntry(
-        number=entry.number,
-        action=ACTION_TO_PB[verdict.action],
-        category=verdict.category,
-        spam_probability=verdict.spam_probability,
-        labels=entry.tokens,
-        removed_label_ids=entry.removed_label_ids,
-        version=verdict.version,
-    )
+        return entries.add(number=entry.number, tombstone=True, removed_label_ids=entry.removed_label_ids,
+                           version=verdict.version if verdict else 0)
+    return entries.add(number=entry.number, action=ACTION_TO_PB[verdict.action], category=verdict.category,
+                       spam_probability=verdict.spam_probability, labels=entry.tokens,
+                       removed_label_ids=entry.removed_label_ids, version=verdict.version)
 
 
 def trust_report_to_pb(snapshot: TrustSnapshot, verdicts_changed: int = 0) -> registry_pb2.TrustReport:

@@ -6,7 +6,7 @@ from typing import AsyncIterator
 import grpc
 
 from numrep.api.auth import run_blocking
-from numrep.api.convert import sync_entry_to_pb
+from numrep.api.convert import sync_page_to_pb
 from numrep.core.model import SyncPage, Verdict
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -25,12 +25,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             if page is None:
                 return
             self._record(page)
-            yield sync_pb2.SyncChunk(
-                entries=[sync_entry_to_pb(e) for e in page.entries],
-                cursor=page.cursor,
-                snapshot=page.snapshot,
-                caught_up=page.caught_up,
-            )
+            yield sync_page_to_pb(page)
 
     def _record(self, page: "SyncPage") -> None:
         """Chunk and entry counts (one counter update per kind and chunk: a snapshot
