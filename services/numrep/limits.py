@@ -62,20 +62,42 @@ class RateLimits:
 
 class TokenBuckets:
     """Thread-safe token buckets; ``take`` returns 0 when allowed, else the
-    seconds to wait before the same request could pass."""
+    seconds to wait before the same request could pass.
+
+    A bucket that has filled up again is forgotten (a new one starts full): keys
+    may be unbounded, such as the web page's client addresses, and memory must
+    not grow with every address ever seen. Full buckets are swept whenever the
+    table has doubled since the last sweep (at least ``SWEEP_AT`` entries), so a
+    sweep's cost is paid for by the insertions before it."""
+
+    SWEEP_AT = 1024
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._state: dict[tuple[str, str], tuple[float, float]] = {}
+        self._state: dict[tuple[str, str], tuple[float, float, float]] = {}  # tokens, last, full again at
         self._lock = threading.Lock()
+        self._sweep_at = self.SWEEP_AT
+
+    def __len__(self) -> int:
+        return len(self._state)
 
     def take(self, key: tuple[str, str], rate: Rate, cost: float = 1.0) -> float:
         now = self._clock()
         with self._lock:
-            tokens, last = self._state.get(key, (rate.burst, now))
+            if len(self._state) >= self._sweep_at:
+                self._sweep(now)
+            tokens, last, _ = self._state.get(key, (rate.burst, now, now))
             tokens = min(rate.burst, tokens + (now - last) * rate.per_second)
-            if tokens >= cost:
-                self._state[key] = (tokens - cost, now)
+            allowed = tokens >= cost
+            if allowed:
+                tokens -= cost
+            self._state[key] = (tokens, now, now + (rate.burst - tokens) / rate.per_second)
+            if allowed:
                 return 0.0
-            self._state[key] = (tokens, now)
             return (cost - tokens) / rate.per_second if cost <= rate.burst else float("inf")
+
+    def _sweep(self, now: float) -> None:
+        full = [key for key, (_, _, full_at) in self._state.items() if full_at <= now]
+        for key in full:
+            del self._state[key]
+        self._sweep_at = max(self.SWEEP_AT, 2 * len(self._state))
