@@ -83,9 +83,9 @@ def inprocess_sync(data_dir: Path, cap_seconds: float) -> dict:
             in_store += t1 - t0
             if page is None:
                 break
-            sync_page_to_pb(page)
+            chunk = sync_page_to_pb(page)
             in_pb += time.perf_counter() - t1
-            labels += sum(len(e.tokens) for e in page.entries)
+            labels += sum(len(e.labels) for e in chunk.entries)
             if time.perf_counter() - started > cap_seconds:
                 complete = False
                 break

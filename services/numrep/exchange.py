@@ -31,7 +31,7 @@ from numrep.core.errors import (
     TooLarge,
     Unauthenticated,
 )
-from numrep.core.model import Action, Evidence, Flag, Label, Listing, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.model import Action, Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
@@ -392,14 +392,16 @@ class Exchange:
         if state["phase"] == "snapshot":
             after = state["after"]
             while True:
-                page, after = self.store.listed_page(after, size)
+                page = self.store.listed_wire_page(after, size, self.clock())
+                after = page.after
                 done = after == ""
                 next_state = {"phase": "delta", "pos": state["head"]} if done else {**state, "after": after}
-                now = self.clock()
-                refreshed = (self._snapshot_entry(listing, now) for listing in page)
+                # Fresh entries come encoded as stored; a stale one is recomputed first.
+                refreshed = (self._entry(number, ()) for number in page.stale)
                 entries = tuple(e for e in refreshed if not e.tombstone)  # a snapshot holds only listed numbers
-                if entries or done:
-                    yield SyncPage(entries, _encode_cursor(next_state), snapshot=True, caught_up=False)
+                if entries or page.count or done:
+                    yield SyncPage(entries, _encode_cursor(next_state), snapshot=True, caught_up=False,
+                                   encoded=page.entries, encoded_count=page.count)
                 if done:
                     state = next_state
                     break
@@ -417,11 +419,6 @@ class Exchange:
             entries = tuple(self._entry(number, tuple(ids)) for number, ids in removed.items())
             position = changes[-1].position
             yield SyncPage(entries, _encode_cursor({"phase": "delta", "pos": position}), snapshot=False, caught_up=False)
-
-    def _snapshot_entry(self, listing: Listing, now: datetime) -> SyncEntry:
-        if listing.is_stale(now):
-            return self._entry(listing.number, ())
-        return SyncEntry(listing.number, listing, listing.tokens)
 
     def _entry(self, number: str, removed: tuple[str, ...]) -> SyncEntry:
         verdict = self.store.get_verdict(number)

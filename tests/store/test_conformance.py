@@ -20,7 +20,9 @@ from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, FlagInput
 from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
-from numrep.store.base import AddOutcome, Change, Store
+from numrep.store.base import AddOutcome, Change, Store, WirePage
+from numrep.store.wire import entry_field
+from numrep.v1 import common_pb2, sync_pb2
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
 
 NUMBER = "+12025550143"
@@ -752,6 +754,66 @@ class TestListedPage:
 
         assert sorted(listing.number for listing in walk_listing(store, 100)) == [b, c]
         assert sorted(listing.number for listing in walk_listing(store, 1)) == [b, c]
+
+
+class TestListedWirePage:
+    """The snapshot page a Sync streams: every fresh listing already encoded as an
+    element of SyncChunk.entries, the stale ones named for the slow path."""
+
+    @staticmethod
+    def decoded(page: WirePage) -> list[sync_pb2.SyncEntry]:
+        return list(sync_pb2.SyncChunk.FromString(page.entries).entries)
+
+    @staticmethod
+    def expected(listing: Listing) -> sync_pb2.SyncEntry:
+        return sync_pb2.SyncChunk.FromString(entry_field(listing)).entries[0]
+
+    def test_each_fresh_listing_is_encoded_as_its_sync_entry(self, store: Store) -> None:
+        blocked, warned, allowed = numbers(3)
+        live = [label("carrier/b1", blocked), label("ftc/b2", blocked, category="fraud")]
+        gone = label("carrier/b3", blocked)
+        store.add_labels(live + [gone, label("carrier/a1", allowed, category="legitimate")])
+        store.retract_label(gone.id, NOW)
+        store.put_verdicts([(verdict(blocked, Action.BLOCK, version=4), ()), (verdict(warned, Action.WARN), ()),
+                            (verdict(allowed, Action.ALLOW), ())])
+
+        page = store.listed_wire_page("", 100, NOW)
+
+        listings, _ = store.listed_page("", 100)
+        assert (page.count, page.stale, page.after) == (2, (), "")
+        assert sorted(self.decoded(page), key=lambda e: e.number) == [self.expected(x) for x in sorted(listings)]
+        [entry] = [e for e in self.decoded(page) if e.number == blocked]
+        assert list(entry.labels) == [lb.token for lb in by_id(live)] and entry.version == 4
+        assert entry.action == common_pb2.ACTION_BLOCK and not entry.tombstone
+
+    def test_a_stale_verdict_is_named_not_encoded(self, store: Store) -> None:
+        fresh, stale = numbers(2)
+        store.put_verdicts([(verdict(fresh, Action.BLOCK, valid_until=NOW + timedelta(days=1)), ()),
+                            (verdict(stale, Action.WARN, valid_until=NOW + timedelta(hours=1)), ())])
+
+        page = store.listed_wire_page("", 100, NOW + timedelta(hours=2))
+
+        assert [e.number for e in self.decoded(page)] == [fresh]
+        assert (page.count, page.stale) == (1, (stale,))
+        assert store.listed_wire_page("", 100, NOW).count == 2, "both fresh an hour earlier"
+
+    def test_paging_visits_what_listed_page_visits(self, store: Store) -> None:
+        stored = [verdict(n, [Action.BLOCK, Action.ALLOW, Action.WARN][i % 3]) for i, n in enumerate(numbers(20))]
+        store.put_verdicts([(v, ()) for v in stored])
+        seen: list[str] = []
+        after = ""
+        for _ in range(100):
+            page = store.listed_wire_page(after, 3, NOW)
+            assert page.after == store.listed_page(after, 3)[1]
+            seen += [e.number for e in self.decoded(page)] + list(page.stale)
+            after = page.after
+            if not after:
+                break
+
+        assert sorted(seen) == sorted(v.number for v in stored if v.is_listed)
+
+    def test_an_empty_store_has_an_empty_last_page(self, store: Store) -> None:
+        assert store.listed_wire_page("", 10, NOW) == WirePage(b"", 0, (), "")
 
 
 # ==================================================================================

@@ -116,6 +116,8 @@ def sync_entry_to_pb(entry: SyncEntry) -> sync_pb2.SyncEntry:
 def sync_page_to_pb(page: SyncPage) -> sync_pb2.SyncChunk:
     """A chunk with its entries added where they lie (not built and then copied in)."""
     chunk = sync_pb2.SyncChunk(cursor=page.cursor, snapshot=page.snapshot, caught_up=page.caught_up)
+    if page.encoded:
+        chunk.MergeFromString(page.encoded)  # encoded SyncChunk.entries elements: appended as they are
     entries = chunk.entries
     for entry in page.entries:
         add_sync_entry(entries, entry)

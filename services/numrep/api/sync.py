@@ -33,7 +33,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         phase = "snapshot" if page.snapshot else "delta"
         self._telemetry.sync_chunks.add(1, {"phase": phase})
         tombstones = sum(1 for entry in page.entries if entry.tombstone)
-        for kind, count in (("upsert", len(page.entries) - tombstones), ("tombstone", tombstones)):
+        for kind, count in (("upsert", len(page.entries) + page.encoded_count - tombstones), ("tombstone", tombstones)):
             if count:
                 self._telemetry.sync_entries.add(count, {"phase": phase, "kind": kind})
         if not page.snapshot:

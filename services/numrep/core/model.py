@@ -186,3 +186,7 @@ class SyncPage:
     snapshot: bool
     caught_up: bool
     extra: dict[str, str] = field(default_factory=dict)
+    # More entries, already in the wire format (a snapshot's fresh entries, as the
+    # store keeps them): ``encoded_count`` of them, opaque here, streamed verbatim.
+    encoded: bytes = b""
+    encoded_count: int = 0

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
 from numrep.core.model import Evidence, Flag, Label, Listing, Participant, PublicKeyRecord, Verdict
+from numrep.store.wire import entry_field
 
 
 class AddOutcome(enum.Enum):
@@ -35,6 +36,16 @@ class Change:
     position: str                # opaque; pass to ``changes_after`` to resume after it
     number: str
     removed_label_id: str = ""
+
+
+@dataclass(frozen=True)
+class WirePage:
+    """A page of the snapshot with its entries already encoded (``numrep.store.wire``)."""
+
+    entries: bytes               # encoded SyncChunk.entries elements, ready to stream
+    count: int                   # how many entries ``entries`` holds
+    stale: tuple[str, ...]       # listed numbers of this page to recompute and send the slow way
+    after: str                   # as ``listed_page``: where to continue, "" at the end
 
 
 class Store(ABC):
@@ -133,6 +144,15 @@ class Store(ABC):
         labels' tokens in label-id order), in a stable order, after the opaque
         position ``after`` (``""`` = first page). Returns the page and the position
         to continue from, ``""`` when there is nothing more."""
+
+    def listed_wire_page(self, after: str, limit: int, now: datetime) -> WirePage:
+        """``listed_page`` with each listing whose verdict is still fresh at ``now``
+        already encoded; the others are named in ``stale``. A store that keeps
+        the encoded entries next to its verdicts serves them without decoding."""
+        page, following = self.listed_page(after, limit)
+        fresh = [listing for listing in page if not listing.is_stale(now)]
+        stale = tuple(listing.number for listing in page if listing.is_stale(now))
+        return WirePage(b"".join(entry_field(listing) for listing in fresh), len(fresh), stale, following)
 
     @abstractmethod
     def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:

@@ -17,8 +17,9 @@ from typing import ContextManager, Iterable, Iterator, Sequence
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.privacy import hash32
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
-from numrep.store.base import AddOutcome, Change, Store
-from numrep.store.codec import LISTING_PATHS, from_epoch_ms, listing, to_epoch_ms, verdict_from_json, verdict_to_json
+from numrep.store.base import AddOutcome, Change, Store, WirePage
+from numrep.store.codec import LISTING_PATHS, from_epoch_ms, listing, listing_of, to_epoch_ms, verdict_from_json, verdict_to_json
+from numrep.store.wire import entry_field
 from numrep.store.sqlite_db import SqliteDatabase
 
 SCHEMA = """
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS flag_batches (
     app_id TEXT NOT NULL, batch_id TEXT NOT NULL, received_at INTEGER NOT NULL,
     PRIMARY KEY (app_id, batch_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verdicts (
-    number TEXT PRIMARY KEY, listed INTEGER NOT NULL, body TEXT NOT NULL, hash32 INTEGER NOT NULL) WITHOUT ROWID;
+    number TEXT PRIMARY KEY, listed INTEGER NOT NULL, body TEXT NOT NULL, hash32 INTEGER NOT NULL,
+    entry BLOB, valid_until INTEGER) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS listed_numbers ON verdicts(number) WHERE listed = 1;
 CREATE INDEX IF NOT EXISTS listed_by_hash ON verdicts(hash32) WHERE listed = 1;
 CREATE TABLE IF NOT EXISTS changes (
@@ -50,6 +52,10 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS trust_snapshots (
     epoch INTEGER PRIMARY KEY, fitted_at INTEGER NOT NULL, body TEXT NOT NULL);
 """
+
+# entry: the listed number's Sync entry, encoded (numrep.store.wire); valid_until: when its
+# verdict goes stale (epoch ms). Both let a snapshot page be one query of stored bytes.
+VERDICT_COLUMNS_ADDED = (("entry", "BLOB"), ("valid_until", "INTEGER"))
 
 DB_FILE = "numrep.sqlite3"
 _IN_CHUNK = 500  # numbers per "IN (...)" query, well below SQLite's limit on bound parameters
@@ -61,6 +67,17 @@ class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._database = SqliteDatabase(path, SCHEMA, "store")
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a data directory was created. Until its verdicts are
+        rewritten, a snapshot reads their listings the slow way (``entry`` NULL)."""
+        have = {row[1] for row in self._db().execute("PRAGMA table_info(verdicts)")}
+        missing = [(name, kind) for name, kind in VERDICT_COLUMNS_ADDED if name not in have]
+        if missing:
+            with self._write() as db:
+                for name, kind in missing:
+                    db.execute(f"ALTER TABLE verdicts ADD COLUMN {name} {kind}")
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> "SqliteStore":
@@ -239,10 +256,17 @@ class SqliteStore(Store):
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         with self._write() as db:
             for verdict, removed_label_ids in updates:
+                entry = None
+                if verdict.is_listed:  # its Sync entry, encoded now: labels as stored in this transaction
+                    tokens = tuple(token for (token,) in db.execute(
+                        "SELECT token FROM labels WHERE number = ? AND retracted_at IS NULL ORDER BY id", (verdict.number,)))
+                    entry = entry_field(listing_of(verdict, tokens))
+                valid_until = None if verdict.valid_until is None else to_epoch_ms(verdict.valid_until)
                 db.execute(
-                    "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
-                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict), hash32(verdict.number)),
+                    "INSERT INTO verdicts (number, listed, body, hash32, entry, valid_until) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body,"
+                    " entry = excluded.entry, valid_until = excluded.valid_until",
+                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict), hash32(verdict.number), entry, valid_until),
                 )
                 at = to_epoch_ms(verdict.computed_at)
                 db.executemany(
@@ -282,6 +306,26 @@ class SqliteStore(Store):
             tokens.setdefault(number, []).append(token)
         page = [listing(number, *summary, tuple(tokens.get(number, ()))) for number, *summary in rows]
         return page, (rows[-1][0] if len(rows) == limit else "")
+
+    def listed_wire_page(self, after: str, limit: int, now: datetime) -> WirePage:
+        # One query concatenates the page's stored entries in SQLite's C code (binary-safe:
+        # group_concat appends each value's bytes); a row stored before the entry column
+        # existed, or whose verdict has gone stale, is named for the slow path instead.
+        page = ("WITH page AS (SELECT number, entry, valid_until FROM verdicts"
+                " WHERE listed = 1 AND number > ? ORDER BY number LIMIT ?)")
+        fresh = "entry IS NOT NULL AND (valid_until IS NULL OR valid_until > ?)"
+        cutoff = to_epoch_ms(now)
+        db = self._db()
+        entries, count, rows, last = db.execute(
+            f"{page} SELECT CAST(group_concat(CASE WHEN {fresh} THEN entry END, '') AS BLOB),"
+            f" count(CASE WHEN {fresh} THEN 1 END), count(*), max(number) FROM page",
+            (after, limit, cutoff, cutoff),
+        ).fetchone()
+        stale: tuple[str, ...] = ()
+        if count < rows:
+            stale = tuple(number for (number,) in db.execute(
+                f"{page} SELECT number FROM page WHERE NOT ({fresh}) ORDER BY number", (after, limit, cutoff)))
+        return WirePage(entries or b"", count, stale, last if rows == limit else "")
 
     def listed_in_hash_range(self, low: int, high: int, limit: int) -> list[Verdict]:
         rows = self._db().execute(
