@@ -20,7 +20,7 @@ from numrep.api.flags import FlagsServicer
 from numrep.api.lookup import LookupServicer
 from numrep.api.publish import PublishServicer
 from numrep.api.registry import RegistryServicer
-from numrep.api.sync import SyncServicer
+from numrep.api.sync import SyncServicer, add_to_server as add_sync_service
 from numrep.cases import CaseDesk
 from numrep.config import ServerConfig, pseudonym_secret
 from numrep.consent import ConsentLedger
@@ -36,7 +36,7 @@ from numrep.telemetry import Telemetry
 from numrep.telemetry.store import TracedStore
 from numrep.web import WebServer, serve_exchange_page
 from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
-from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
+from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2
 from numrep.v1 import consent_pb2, consent_pb2_grpc
 from numrep.v1 import cases_pb2, cases_pb2_grpc
 
@@ -46,7 +46,7 @@ _SERVICES = {
     "lookup": (lookup_pb2, "LookupService", LookupServicer, lookup_pb2_grpc.add_LookupServiceServicer_to_server),
     "publish": (publish_pb2, "PublishService", PublishServicer, publish_pb2_grpc.add_PublishServiceServicer_to_server),
     "flags": (flags_pb2, "FlagsService", FlagsServicer, flags_pb2_grpc.add_FlagsServiceServicer_to_server),
-    "sync": (sync_pb2, "SyncService", SyncServicer, sync_pb2_grpc.add_SyncServiceServicer_to_server),
+    "sync": (sync_pb2, "SyncService", SyncServicer, add_sync_service),  # streams stored bytes verbatim
     "registry": (registry_pb2, "RegistryService", RegistryServicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server),
     "consent": (consent_pb2, "ConsentService", ConsentServicer, consent_pb2_grpc.add_ConsentServiceServicer_to_server),
     "cases": (cases_pb2, "CaseService", CaseServicer, cases_pb2_grpc.add_CaseServiceServicer_to_server),

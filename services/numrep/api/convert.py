@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from typing import Any
 
@@ -122,6 +123,14 @@ def sync_page_to_pb(page: SyncPage) -> sync_pb2.SyncChunk:
     for entry in page.entries:
         add_sync_entry(entries, entry)
     return chunk
+
+
+def sync_page_bytes(page: SyncPage) -> bytes:
+    """``sync_page_to_pb(page)``, encoded, with the page's stored entries copied as
+    they are rather than parsed and encoded again (serialised messages concatenate:
+    repeated fields append)."""
+    rest = sync_page_to_pb(dataclasses.replace(page, encoded=b"", encoded_count=0)) if page.encoded else sync_page_to_pb(page)
+    return page.encoded + rest.SerializeToString()
 
 
 def add_sync_entry(entries: Any, entry: SyncEntry) -> sync_pb2.SyncEntry:

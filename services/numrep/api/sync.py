@@ -6,7 +6,7 @@ from typing import AsyncIterator
 import grpc
 
 from numrep.api.auth import run_blocking
-from numrep.api.convert import sync_page_to_pb
+from numrep.api.convert import sync_page_bytes
 from numrep.core.model import SyncPage, Verdict
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -18,14 +18,14 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self._exchange = exchange
         self._telemetry = telemetry
 
-    async def Sync(self, request: sync_pb2.SyncRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.SyncChunk]:
+    async def Sync(self, request: sync_pb2.SyncRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         pages = await run_blocking(self._exchange.sync, request.cursor, request.chunk_size)
         while True:
             page = await run_blocking(next, pages, None)
             if page is None:
                 return
             self._record(page)
-            yield sync_page_to_pb(page)
+            yield sync_page_bytes(page)  # sent as they are: see add_to_server
 
     def _record(self, page: "SyncPage") -> None:
         """Chunk and entry counts (one counter update per kind and chunk: a snapshot
@@ -41,3 +41,18 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             for entry in page.entries:
                 if isinstance(entry.verdict, Verdict):  # deltas carry whole verdicts
                     self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))
+
+
+def _chunk_bytes(chunk: bytes | sync_pb2.SyncChunk) -> bytes:
+    return chunk if isinstance(chunk, bytes) else chunk.SerializeToString()
+
+
+def add_to_server(servicer: SyncServicer, server: grpc.aio.Server) -> None:
+    """``sync_pb2_grpc.add_SyncServiceServicer_to_server``, except that chunks leave
+    as the servicer encoded them: a snapshot's stored entries are never parsed."""
+    handlers = {
+        "Sync": grpc.unary_stream_rpc_method_handler(
+            servicer.Sync, request_deserializer=sync_pb2.SyncRequest.FromString, response_serializer=_chunk_bytes),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.SyncService", handlers),))
+    server.add_registered_method_handlers("numrep.v1.SyncService", handlers)
