@@ -43,10 +43,11 @@ class Federation:
     carrier_es: Identity   # ES256 carrier
     handset: Identity      # EdDSA handset vendor
     app: Identity          # EdDSA app vendor
+    other_app: Identity    # a second app vendor (flag_flood: the neighbour of a flooding app)
 
     @property
     def members(self) -> tuple[Identity, ...]:
-        return (self.regulator, self.carrier_ed, self.carrier_es, self.handset, self.app)
+        return (self.regulator, self.carrier_ed, self.carrier_es, self.handset, self.app, self.other_app)
 
     def participants(self, now: datetime | None = None) -> dict[str, Participant]:
         when = now or datetime.now(timezone.utc) - timedelta(hours=1)
@@ -68,6 +69,7 @@ def make_federation() -> Federation:
         carrier_es=generate_identity("carrier-south", Role.CARRIER, "ES256"),
         handset=generate_identity("handset-co", Role.HANDSET_VENDOR, "EdDSA"),
         app=generate_identity("blocker-app", Role.APP_VENDOR, "EdDSA"),
+        other_app=generate_identity("callguard-app", Role.APP_VENDOR, "EdDSA"),
     )
 
 

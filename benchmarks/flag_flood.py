@@ -35,6 +35,8 @@ ROUND_SECONDS = 4.0       # per round and variant (quick); --full: 10
 ROUNDS = 3                # quiet/flooded pairs (quick); --full: 5
 FLOOD_CONCURRENCY = 8     # SubmitFlags calls in flight
 FLOOD_BATCH = 1000        # flags per call (the exchange's default maximum is 10,000)
+NEIGHBOUR_BATCH = 100     # the other app: one batch of 100 flags ...
+NEIGHBOUR_INTERVAL = 0.2  # ... every 0.2 s after the previous answer
 
 
 # --- the flooding app, in its own process ------------------------------------------------
@@ -47,6 +49,10 @@ class Flooder:
 
         self.identity = Identity.from_json(spec["identity"])
         self.numbers: list[str] = spec["numbers"]
+        self.concurrency: int = spec.get("concurrency", FLOOD_CONCURRENCY)
+        self.batch_size: int = spec.get("batch", FLOOD_BATCH)
+        self.interval: float = spec.get("interval", 0.0)  # pause after each call (a steady app, not a flood)
+        self.latencies_ms: list[float] = []
         self.channel = grpc.aio.insecure_channel(spec["target"])
         self.stub = flags_pb2_grpc.FlagsServiceStub(self.channel)
         self.task: asyncio.Task[None] | None = None
@@ -59,7 +65,7 @@ class Flooder:
         from numrep.v1 import flags_pb2
 
         batch = flags_pb2.FlagBatch(batch_id=uuid.uuid4().hex)
-        for _ in range(FLOOD_BATCH):
+        for _ in range(self.batch_size):
             batch.flags.add(number=rng.choice(self.numbers), category="marketing.robocall",
                             reporter_id=f"user-{rng.randrange(1_000_000)}")
         return batch
@@ -73,18 +79,24 @@ class Flooder:
             rng = random.Random(seed)
             while True:
                 metadata = (("authorization", "Bearer " + mint_token(self.identity)),)
+                batch = self._batch(rng)
+                sent = time.perf_counter()
                 try:
-                    result = await self.stub.SubmitFlags(self._batch(rng), metadata=metadata, timeout=30)
+                    result = await self.stub.SubmitFlags(batch, metadata=metadata, timeout=30)
+                    self.latencies_ms.append((time.perf_counter() - sent) * 1000)
                     self.counts["OK"] += 1
                     self.flags_accepted += result.accepted
                 except grpc.aio.AioRpcError as exc:
                     self.counts[exc.code().name] += 1
+                if self.interval:
+                    await asyncio.sleep(self.interval)
 
-        await asyncio.gather(*(worker(i) for i in range(FLOOD_CONCURRENCY)))
+        await asyncio.gather(*(worker(i) for i in range(self.concurrency)))
 
     async def handle(self, message: dict) -> Any:
         if message["cmd"] == "start":
             self.counts.clear()
+            self.latencies_ms.clear()
             self.flags_accepted = 0
             self.started, self.cpu0 = time.monotonic(), time.process_time()
             self.task = asyncio.get_running_loop().create_task(self._run())
@@ -96,8 +108,8 @@ class Flooder:
             seconds = time.monotonic() - self.started
             calls = sum(self.counts.values())
             return {"seconds": seconds, "calls": dict(self.counts), "calls_per_s": calls / seconds,
-                    "flags_sent_per_s": calls * FLOOD_BATCH / seconds, "flags_accepted_per_s": self.flags_accepted / seconds,
-                    "client_cpu": (time.process_time() - self.cpu0) / seconds}
+                    "flags_sent_per_s": calls * self.batch_size / seconds, "flags_accepted_per_s": self.flags_accepted / seconds,
+                    "client_cpu": (time.process_time() - self.cpu0) / seconds, "latencies_ms": list(self.latencies_ms)}
         raise ValueError(f"unknown command {message['cmd']!r}")
 
 
@@ -131,27 +143,39 @@ def run(ctx: Ctx) -> dict:
                                "flood": {"concurrency": FLOOD_CONCURRENCY, "batch": FLOOD_BATCH}}
     carrier = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": ds.queries, "channels": 1}
     app = {"identity": ctx.fed.app.to_json(), "numbers": ds.queries[:5000]}
+    # A second app sending its ordinary traffic to the same process: is it served while the first one floods?
+    neighbour = {"identity": ctx.fed.other_app.to_json(), "numbers": ds.queries[5000:10000],
+                 "concurrency": 1, "batch": NEIGHBOUR_BATCH, "interval": NEIGHBOUR_INTERVAL}
     ctx.log(f"flag_flood: exchange (SQLite), carrier lookups at {LOOKUP_RATE:g}/s, {rounds} rounds of "
             f"quiet / flooded / flooded on a separate flags process, {seconds:g} s each")
     with exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
             exchange_process({"data_dir": str(ds.data_dir), "services": ["flags"]}, name="bench-exchange-flags") as ex_flags, \
             loadgen_process({**carrier, "target": ex.hello["address"]}, name="bench-loadgen-carrier") as lg, \
             flooder_process({**app, "target": ex.hello["address"]}) as flood_same, \
-            flooder_process({**app, "target": ex_flags.hello["address"]}) as flood_apart:
+            flooder_process({**app, "target": ex_flags.hello["address"]}) as flood_apart, \
+            flooder_process({**neighbour, "target": ex.hello["address"]}) as other_app:
         message = {"cmd": "open", "method": "lookup", "tokens": "premint", "rate": LOOKUP_RATE, "duration": seconds,
                    "warmup": 0.5, "samples": True, "max_inflight": 1000, "drain": 5.0}
         runs: dict[str, list[dict]] = {name: [] for name, _ in VARIANTS}
         floods: dict[str, list[dict]] = {"flooded": [], "flooded_apart": []}
+        neighbours: dict[str, list[float]] = {"quiet": [], "flooded": []}
         for _ in range(rounds):
+            other_app.request({"cmd": "start"})
             runs["quiet"].append(phase(lg, [ex], message))
+            neighbours["quiet"] += other_app.request({"cmd": "halt"})["latencies_ms"]
             for name, flooder, servers in (("flooded", flood_same, [ex]), ("flooded_apart", flood_apart, [ex, ex_flags])):
                 flooder.request({"cmd": "start"})
                 time.sleep(0.5)  # the flood is at full speed before the carrier's phase starts
+                if name == "flooded":
+                    other_app.request({"cmd": "start"})
                 cpu0, t0 = sum(cpu_seconds(s.pid) or 0.0 for s in servers), time.monotonic()
                 runs[name].append(phase(lg, [ex], message))
                 used = (sum(cpu_seconds(s.pid) or 0.0 for s in servers) - cpu0) / (time.monotonic() - t0)
+                if name == "flooded":
+                    neighbours["flooded"] += other_app.request({"cmd": "halt"})["latencies_ms"]
                 floods[name].append({**flooder.request({"cmd": "halt"}), "server_cpu": used})
     results["runs"], results["floods"] = runs, floods
+    results["neighbour"] = {name: percentiles(xs) for name, xs in neighbours.items()}
     return summarize(results)
 
 
@@ -210,6 +234,12 @@ def summarize(r: dict) -> dict:
                                                       for name, xs in per_round.items())
         + f". {r['rounds']} alternating rounds of {r['round_seconds']:g} s; percentiles merge all rounds.",
     ]
+    near = r["neighbour"]
+    notes.append(
+        f"Another app ({NEIGHBOUR_BATCH} flags per batch, one at a time, {NEIGHBOUR_INTERVAL:g} s apart) on the same process: "
+        f"batch latency p50/p99/p999 {fmt_pcts(near['quiet'])} ms without the flood ({near['quiet']['n']} batches), "
+        f"{fmt_pcts(near['flooded'])} ms during it ({near['flooded']['n']} batches). Waiting batches take turns by app "
+        "(numrep.api.fair.FairTurns).")
     same = ratio.get("flooded")
     targets = [{"target": "carrier lookup p99 under a flag flood <= 2x the quiet p99 (same process; reported, not a gate)",
                 "measured": f"{fmt_ratio(same)} ({q99:.1f} -> {merged['flooded']['latency_ms']['p99']:.1f} ms)" if same else "-",
