@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from numrep.api.convert import sync_page_bytes, sync_page_to_pb
-from numrep.core.model import Action, Listing, SyncEntry, SyncPage
+from numrep.core.model import Action, Listing, SyncEntry, SyncPage, Verdict
 from numrep.store.wire import entry_field
 from numrep.v1 import sync_pb2
 
@@ -20,8 +20,8 @@ def listing(number: str, *tokens: str) -> Listing:
 
 def test_stored_and_built_entries_make_the_message_the_page_converts_to() -> None:
     stored = [listing("+12025550143", "a.b.c"), listing("+12025550144", "d.e.f", "g.h.i")]
-    rebuilt = listing("+12025550145", "j.k.l")
-    page = SyncPage((SyncEntry(rebuilt.number, rebuilt, rebuilt.tokens), SyncEntry("+12025550146", None, (), ("x/1",))),
+    rebuilt = Verdict("+12025550145", Action.WARN, "marketing.robocall", 0.8, 0.6, (), NOW, NOW, version=2)
+    page = SyncPage((SyncEntry(rebuilt.number, rebuilt, ("j.k.l",)), SyncEntry("+12025550146", None, (), ("x/1",))),
                     cursor="c2", snapshot=True, caught_up=False,
                     encoded=b"".join(entry_field(x) for x in stored), encoded_count=len(stored))
 

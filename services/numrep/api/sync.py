@@ -7,7 +7,7 @@ import grpc
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import sync_page_bytes
-from numrep.core.model import SyncPage, Verdict
+from numrep.core.model import SyncPage
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import sync_pb2, sync_pb2_grpc
@@ -39,7 +39,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         if not page.snapshot:
             now = datetime.now(timezone.utc)
             for entry in page.entries:
-                if isinstance(entry.verdict, Verdict):  # deltas carry whole verdicts
+                if entry.verdict is not None:
                     self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))
 
 

@@ -166,11 +166,11 @@ class Listing(NamedTuple):
 
 @dataclass(frozen=True)
 class SyncEntry:
-    """What a handset should now hold for one number: the verdict (or, in a
-    snapshot, its listing) and the live labels' signed tokens, verbatim."""
+    """What a handset should now hold for one number: the verdict and the live
+    labels' signed tokens, verbatim."""
 
     number: str
-    verdict: Verdict | Listing | None
+    verdict: Verdict | None
     tokens: tuple[str, ...] = ()
     removed_label_ids: tuple[str, ...] = ()
 
