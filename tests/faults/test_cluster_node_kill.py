@@ -34,7 +34,7 @@ from numrep.signing.labels import sign_label
 from numrep.store.cassandra import CassandraStore
 from numrep_client import CarrierClient, ExchangeClient, ExchangeError, NullBreaker
 
-from faults_kit import REPO, CassandraNodes, ExchangeProcess, percentile
+from faults_kit import REPO, CassandraNodes, ExchangeProcess, drop_keyspace, percentile
 from numrep_testkit import public_jwk_text
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1200)]
@@ -206,7 +206,7 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
             if ids and (verdict is None or verdict.label_count != len(ids)):
                 unbalanced.append(number)
     finally:
-        store._session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        drop_keyspace(store._session, keyspace)
         store.close()
 
     phases = {

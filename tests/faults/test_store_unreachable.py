@@ -23,7 +23,7 @@ from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
 from numrep_client import CarrierClient, ExchangeClient, ExchangeError, FlagToSend
 
-from faults_kit import REPO, CassandraNodes
+from faults_kit import REPO, CassandraNodes, drop_keyspace
 from numrep_testkit import public_jwk_text
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -49,7 +49,7 @@ def exchange(single_node: CassandraNodes, loop_thread: Any, tmp_path: Path) -> I
         if single_node.running() < 1:
             single_node.start_node(1)  # a failed test must not leave the node down for the next
         try:
-            running.store._session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)  # type: ignore[attr-defined]
+            drop_keyspace(running.store._session, keyspace)  # type: ignore[attr-defined]
         finally:
             loop_thread.run(running.stop(0))
 
