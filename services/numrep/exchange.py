@@ -17,7 +17,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
@@ -96,6 +96,15 @@ class ItemOutcome:
     status: str  # "accepted" | "duplicate" | "rejected"
     reason: str = ""
     message: str = ""
+
+
+class BatchAnswer(NamedTuple):
+    """One number's answer in a batch lookup. ``stored`` is the stored verdict when
+    ``verdict`` repeats it with nothing but a new cache expiry (else None): an
+    encoding of the stored verdict can then be reused for every batch that asks."""
+
+    verdict: Verdict
+    stored: Verdict | None
 
 
 @dataclass(frozen=True)
@@ -222,14 +231,14 @@ class Exchange:
             expires_at=now,  # an answer about one call: not for a per-number cache
         )
 
-    def _fresh(self, verdict: Verdict) -> Verdict:
+    def _fresh(self, verdict: Verdict, now: datetime | None = None, ttl: timedelta | None = None) -> Verdict:
         """The stored verdict, recomputed first when a label behind it has expired
         (lazily: a lookup or sync of the number repairs it), with a cache expiry
-        that never lies in the past."""
-        now = self.clock()
+        that never lies in the past. A batch passes one ``now`` and ``ttl`` for all."""
+        now = self.clock() if now is None else now
         if verdict.is_stale(now):
             return self._recompute(verdict.number)
-        ttl = self.reconciler_ttl()
+        ttl = self.reconciler_ttl() if ttl is None else ttl
         expires = now + ttl if verdict.valid_until is None else min(now + ttl, verdict.valid_until)
         return verdict.with_expiry(expires) if expires > verdict.expires_at else verdict
 
@@ -240,6 +249,11 @@ class Exchange:
     def batch_lookup(self, raw_numbers: Sequence[str]) -> list[Verdict | NumrepError]:
         """``lookup`` of each number, in order, with one store read for the batch;
         an invalid number's ``InvalidNumber`` stands in its place."""
+        return [a if isinstance(a, NumrepError) else a.verdict for a in self.batch_answers(raw_numbers)]
+
+    def batch_answers(self, raw_numbers: Sequence[str]) -> list[BatchAnswer | NumrepError]:
+        """``batch_lookup``, saying for each answer whether it is the stored verdict
+        with a new cache expiry only (see ``BatchAnswer``)."""
         check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
         normalized: list[str | InvalidNumber] = []
         for raw in raw_numbers:
@@ -248,14 +262,21 @@ class Exchange:
             except InvalidNumber as exc:
                 normalized.append(exc)
         stored = self.store.get_verdicts([n for n in normalized if isinstance(n, str)])
-        results: list[Verdict | NumrepError] = []
+        now, ttl = self.clock(), self.reconciler_ttl()
+        publishers = functools.lru_cache(maxsize=None)(self.participant)  # a batch names few publishers
+        results: list[BatchAnswer | NumrepError] = []
         for number in normalized:
             if isinstance(number, InvalidNumber):
                 results.append(number)
-            else:
-                verdict = stored.get(number)
-                results.append(self.unknown_verdict(number) if verdict is None
-                               else mark_revoked_keys(self._fresh(verdict), self.participant, self._kid_of))
+                continue
+            verdict = stored.get(number)
+            if verdict is None:
+                results.append(BatchAnswer(self.unknown_verdict(number), None))
+                continue
+            recomputed = verdict.is_stale(now)
+            fresh = self._fresh(verdict, now, ttl)
+            answer = mark_revoked_keys(fresh, publishers, self._kid_of)
+            results.append(BatchAnswer(answer, None if recomputed or answer is not fresh else verdict))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:

@@ -17,7 +17,7 @@ from numrep.api.auth import IN_FLIGHT, ExchangeInterceptor, run_blocking
 from numrep.api.cases import CaseServicer
 from numrep.api.consent import ConsentServicer
 from numrep.api.flags import FlagsServicer
-from numrep.api.lookup import LookupServicer
+from numrep.api.lookup import LookupServicer, add_to_server as add_lookup_service
 from numrep.api.publish import PublishServicer
 from numrep.api.registry import RegistryServicer
 from numrep.api.sync import SyncServicer, add_to_server as add_sync_service
@@ -35,7 +35,7 @@ from numrep.store.factory import open_consent_store
 from numrep.telemetry import Telemetry
 from numrep.telemetry.store import TracedStore
 from numrep.web import WebServer, serve_exchange_page
-from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc, publish_pb2, publish_pb2_grpc
+from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2
 from numrep.v1 import consent_pb2, consent_pb2_grpc
 from numrep.v1 import cases_pb2, cases_pb2_grpc
@@ -43,7 +43,7 @@ from numrep.v1 import cases_pb2, cases_pb2_grpc
 log = logging.getLogger("numrep.server")
 
 _SERVICES = {
-    "lookup": (lookup_pb2, "LookupService", LookupServicer, lookup_pb2_grpc.add_LookupServiceServicer_to_server),
+    "lookup": (lookup_pb2, "LookupService", LookupServicer, add_lookup_service),  # BatchLookup sends its bytes
     "publish": (publish_pb2, "PublishService", PublishServicer, publish_pb2_grpc.add_PublishServiceServicer_to_server),
     "flags": (flags_pb2, "FlagsService", FlagsServicer, flags_pb2_grpc.add_FlagsServiceServicer_to_server),
     "sync": (sync_pb2, "SyncService", SyncServicer, add_sync_service),  # streams stored bytes verbatim

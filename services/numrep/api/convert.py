@@ -47,10 +47,14 @@ def timestamp(when: datetime) -> Timestamp:
 
 def set_timestamp(message: Timestamp, when: datetime) -> Timestamp:
     """Set ``message`` (a Timestamp, possibly a field of another message) to ``when``."""
-    since = (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)) - _EPOCH
-    message.seconds = since.days * 86_400 + since.seconds
-    message.nanos = since.microseconds * 1000
+    message.seconds, message.nanos = timestamp_parts(when)
     return message
+
+
+def timestamp_parts(when: datetime) -> tuple[int, int]:
+    """``when`` as a Timestamp's (seconds, nanos); a naive ``when`` is read as UTC."""
+    since = (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)) - _EPOCH
+    return since.days * 86_400 + since.seconds, since.microseconds * 1000
 
 
 def from_timestamp(ts: Timestamp) -> datetime:

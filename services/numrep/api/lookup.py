@@ -15,6 +15,7 @@ from numrep.core.model import Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
+from numrep.api.wire import VerdictEncodings, batch_result, encoded
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -24,6 +25,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
     def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
         self._telemetry = telemetry
+        self._encodings = VerdictEncodings()
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
         started = time.perf_counter()
@@ -42,40 +44,38 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         self._telemetry.lookup_duration.record((time.perf_counter() - started) * 1000)
         return with_consent(verdict_to_pb(verdict), consent)
 
-    async def BatchLookup(
-        self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext
-    ) -> lookup_pb2.BatchLookupResponse:
-        results = await run_blocking(self._batch_lookup, request.requests)
-        response = lookup_pb2.BatchLookupResponse()
-        add = response.results.add
-        actions: Counter[str] = Counter()
-        for asked, result in zip(request.requests, results):
-            if isinstance(result, Exception):
-                add(input=asked.number, error_code=code_number(status_for(result)), error_message=result.message)
-            else:
-                verdict, consent = result
-                with_consent(fill_verdict(add(input=asked.number).verdict, verdict), consent)
-                actions[verdict.action.value] += 1
+    async def BatchLookup(self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """The encoded BatchLookupResponse (sent as it is: see ``add_to_server``)."""
+        response, actions = await run_blocking(self._batch_response, request.requests)
         for action, count in actions.items():  # one counter update per action, not per number
             self._telemetry.verdicts.add(count, {"action": action})
         return response
 
-    def _batch_lookup(self, requests: Sequence[lookup_pb2.LookupRequest]) -> list[tuple[Verdict, ConsentCheck | None] | NumrepError]:
-        """The batch's verdicts with one store read, then, for each request whose
-        call context names a callee or carries a caller-ID header, the answer for
-        that one call (as Lookup gives it); a per-call error stands in its place."""
-        results: list[tuple[Verdict, ConsentCheck | None] | NumrepError] = []
-        for request, found in zip(requests, self._exchange.batch_lookup([r.number for r in requests])):
-            if isinstance(found, NumrepError):
-                results.append(found)
-                continue
+    def _batch_response(self, requests: Sequence[lookup_pb2.LookupRequest]) -> tuple[bytes, Counter[str]]:
+        """The batch's results with one store read, encoded, and the count of each
+        action answered. A stored verdict asked without a call context leaves as
+        its stored encoding with this call's expiry; a request whose call context
+        names a callee or carries a caller-ID header gets the answer for that one
+        call (as Lookup gives it); a per-number error stands in its number's place."""
+        parts: list[bytes] = []
+        actions: Counter[str] = Counter()
+        for request, answer in zip(requests, self._exchange.batch_answers([r.number for r in requests])):
             call = request.context
-            try:
-                verdict = self._exchange.with_caller_id(found, call.identity_header) if call.identity_header else found
-                results.append(consent_for_call(self._exchange, verdict, call) if call.callee else (verdict, None))
-            except NumrepError as exc:
-                results.append(exc)
-        return results
+            if isinstance(answer, NumrepError):
+                parts.append(_error_result(request.number, answer))
+            elif answer.stored is not None and not call.identity_header and not call.callee:
+                parts.append(batch_result(request.number, self._encodings(answer.stored), answer.verdict.expires_at))
+                actions[answer.verdict.action.value] += 1
+            else:
+                try:
+                    verdict = self._exchange.with_caller_id(answer.verdict, call.identity_header) if call.identity_header else answer.verdict
+                    verdict, consent = consent_for_call(self._exchange, verdict, call) if call.callee else (verdict, None)
+                except NumrepError as exc:
+                    parts.append(_error_result(request.number, exc))
+                    continue
+                parts.append(_verdict_result(request.number, verdict, consent))
+                actions[verdict.action.value] += 1
+        return b"".join(parts), actions
 
     async def PrefixLookup(
         self, request: lookup_pb2.PrefixLookupRequest, context: grpc.aio.ServicerContext
@@ -94,3 +94,32 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
             ],
             prefix_bits=bits,
         )
+
+
+def _verdict_result(asked: str, verdict: Verdict, consent: ConsentCheck | None) -> bytes:
+    response = lookup_pb2.BatchLookupResponse()
+    with_consent(fill_verdict(response.results.add(input=asked).verdict, verdict), consent)
+    return response.SerializeToString()
+
+
+def _error_result(asked: str, error: NumrepError) -> bytes:
+    response = lookup_pb2.BatchLookupResponse()
+    response.results.add(input=asked, error_code=code_number(status_for(error)), error_message=error.message)
+    return response.SerializeToString()
+
+
+def add_to_server(servicer: LookupServicer, server: grpc.aio.Server) -> None:
+    """``lookup_pb2_grpc.add_LookupServiceServicer_to_server``, except that a
+    BatchLookup response leaves as the servicer encoded it."""
+    handlers = {
+        "Lookup": grpc.unary_unary_rpc_method_handler(
+            servicer.Lookup, request_deserializer=lookup_pb2.LookupRequest.FromString,
+            response_serializer=common_pb2.Verdict.SerializeToString),
+        "BatchLookup": grpc.unary_unary_rpc_method_handler(
+            servicer.BatchLookup, request_deserializer=lookup_pb2.BatchLookupRequest.FromString, response_serializer=encoded),
+        "PrefixLookup": grpc.unary_unary_rpc_method_handler(
+            servicer.PrefixLookup, request_deserializer=lookup_pb2.PrefixLookupRequest.FromString,
+            response_serializer=lookup_pb2.PrefixLookupResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", handlers),))
+    server.add_registered_method_handlers("numrep.v1.LookupService", handlers)

@@ -7,6 +7,7 @@ import grpc
 
 from numrep.api.auth import run_blocking
 from numrep.api.convert import sync_page_bytes
+from numrep.api.wire import encoded
 from numrep.core.model import SyncPage
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -43,16 +44,12 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                     self._telemetry.sync_lag.record(max(0.0, (now - entry.verdict.computed_at).total_seconds()))
 
 
-def _chunk_bytes(chunk: bytes | sync_pb2.SyncChunk) -> bytes:
-    return chunk if isinstance(chunk, bytes) else chunk.SerializeToString()
-
-
 def add_to_server(servicer: SyncServicer, server: grpc.aio.Server) -> None:
     """``sync_pb2_grpc.add_SyncServiceServicer_to_server``, except that chunks leave
     as the servicer encoded them: a snapshot's stored entries are never parsed."""
     handlers = {
         "Sync": grpc.unary_stream_rpc_method_handler(
-            servicer.Sync, request_deserializer=sync_pb2.SyncRequest.FromString, response_serializer=_chunk_bytes),
+            servicer.Sync, request_deserializer=sync_pb2.SyncRequest.FromString, response_serializer=encoded),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.SyncService", handlers),))
     server.add_registered_method_handlers("numrep.v1.SyncService", handlers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import NamedTuple
 
@@ -42,6 +43,11 @@ class Participant:
 
     def key(self, kid: str) -> PublicKeyRecord | None:
         return next((k for k in self.keys if k.kid == kid), None)
+
+    @cached_property
+    def has_revoked_keys(self) -> bool:
+        """Asked for every label behind every verdict answered: computed once."""
+        return any(k.revoked_at is not None for k in self.keys)
 
 
 @dataclass(frozen=True)

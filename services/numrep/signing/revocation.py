@@ -36,17 +36,20 @@ def mark_revoked_keys(verdict: Verdict, participants: ParticipantLookup, kid_of:
     never revoked a key (the participant lookup is cached); otherwise one
     ``kid_of`` per contribution of that participant (a label's kid never changes,
     so the caller caches it)."""
-    marked = [_marked(contribution, participants, kid_of) for contribution in verdict.contributions]
-    if all(a is b for a, b in zip(marked, verdict.contributions)):
-        return verdict
-    return dataclasses.replace(verdict, contributions=tuple(marked))
+    marked: list[Contribution] | None = None
+    for index, contribution in enumerate(verdict.contributions):
+        noted = _marked(contribution, participants, kid_of)
+        if noted is not contribution:
+            marked = marked or list(verdict.contributions)
+            marked[index] = noted
+    return verdict if marked is None else dataclasses.replace(verdict, contributions=tuple(marked))
 
 
 def _marked(contribution: Contribution, participants: ParticipantLookup, kid_of: KidLookup) -> Contribution:
     if not contribution.label_id:
         return contribution
     publisher = participants(contribution.participant_id)
-    if publisher is None or all(key.revoked_at is None for key in publisher.keys):
+    if publisher is None or not publisher.has_revoked_keys:
         return contribution
     kid = kid_of(contribution.label_id)
     record = publisher.key(kid) if kid is not None else None

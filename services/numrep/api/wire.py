@@ -1,0 +1,97 @@
+"""Responses that leave partly or wholly as bytes encoded before gRPC's serializer
+runs: a Sync snapshot's stored entries, and BatchLookup results assembled from
+each stored verdict's encoding.
+
+Encoded protobuf messages concatenate: appending an encoded element of a repeated
+field to an encoded message adds that element, and appending a field to an
+encoded message sets it (for a message-typed field, merges it). That is what lets
+a response be joined from pieces instead of built as objects and encoded again.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from datetime import datetime
+
+from google.protobuf.message import Message
+
+from numrep.api.convert import fill_verdict, timestamp_parts
+from numrep.core.model import Verdict
+from numrep.v1 import common_pb2
+
+# Tags (field number << 3 | wire type): 0 varint, 2 length-delimited.
+_RESULT_INPUT = b"\x0a"      # BatchLookupResult.input = 1
+_RESULT_VERDICT = b"\x12"    # BatchLookupResult.verdict = 2
+_RESPONSE_RESULTS = b"\x0a"  # BatchLookupResponse.results = 1
+_VERDICT_EXPIRES = b"\x4a"   # Verdict.expires_at = 9
+_SECONDS = b"\x08"           # Timestamp.seconds = 1
+_NANOS = b"\x10"             # Timestamp.nanos = 2
+
+
+def encoded(response: bytes | Message) -> bytes:
+    """A response serializer that sends bytes as they are and encodes a message."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def varint(value: int) -> bytes:
+    """``value`` (>= 0) as a protobuf base-128 varint."""
+    if value < _SMALL_VARINTS:
+        return _VARINTS[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = 1 << 14  # every length in a BatchLookup result: one or two bytes, looked up
+_VARINTS = [bytes((v,)) if v < 0x80 else bytes(((v & 0x7F) | 0x80, v >> 7)) for v in range(_SMALL_VARINTS)]
+
+
+@functools.lru_cache(maxsize=256)
+def _expires_field(seconds: int, nanos: int) -> bytes:
+    """``Verdict.expires_at`` as an encoded field; a batch's answers mostly share one."""
+    stamp = (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
+    return _VERDICT_EXPIRES + varint(len(stamp)) + stamp
+
+
+def batch_result(asked: str, verdict_without_expiry: bytes, expires_at: datetime) -> bytes:
+    """One encoded element of ``BatchLookupResponse.results``: the number as asked
+    and the verdict, whose ``expires_at`` (set per call) is appended here."""
+    number = asked.encode()
+    expires = _expires_field(*timestamp_parts(expires_at))
+    verdict_length = len(verdict_without_expiry) + len(expires)
+    result = b"".join((_RESULT_INPUT, varint(len(number)), number,
+                       _RESULT_VERDICT, varint(verdict_length), verdict_without_expiry, expires))
+    return _RESPONSE_RESULTS + varint(len(result)) + result
+
+
+class VerdictEncodings:
+    """Stored verdicts encoded as ``numrep.v1.Verdict`` without ``expires_at``, each
+    once. The key is the stored object itself, which the store's decoder shares
+    between reads of the same stored text (``numrep.store.codec``); an entry keeps
+    its object alive, so an ``id`` is never reused while it is a key. Oldest
+    entries go first when full."""
+
+    def __init__(self, capacity: int = 16_384) -> None:
+        self._capacity = capacity
+        self._by_id: dict[int, tuple[Verdict, bytes]] = {}
+        self._insert = threading.Lock()  # batches run in worker threads; reads need no lock
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __call__(self, stored: Verdict) -> bytes:
+        hit = self._by_id.get(id(stored))
+        if hit is not None and hit[0] is stored:
+            return hit[1]
+        message = fill_verdict(common_pb2.Verdict(), stored)
+        message.ClearField("expires_at")
+        body = message.SerializeToString()
+        with self._insert:
+            if len(self._by_id) >= self._capacity:
+                del self._by_id[next(iter(self._by_id))]
+            self._by_id[id(stored)] = (stored, body)
+        return body
