@@ -294,10 +294,7 @@ class CassandraStore(Store):
 
     def _concurrently(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Execute ``statement`` for each row in parallel; the first row of each result, in order."""
-        if not rows:
-            return []
-        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
-        return [result.result_or_exc.one() if hasattr(result.result_or_exc, "one") else None for result in results]
+        return [found[0] if found else None for found in self._concurrently_all(statement, rows)]
 
     def _concurrently_all(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """Execute ``statement`` for each row in parallel; every row of each result, in order."""

@@ -3,8 +3,9 @@ without touching the stores themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from numrep.core.errors import NumrepError
 from numrep.store.base import Store
@@ -19,9 +20,15 @@ class TracedStore(Store):
         self._attributes = {"db.system": system}
 
     def _call(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._span(operation):
+            return method(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _span(self, operation: str) -> Iterator[None]:
+        """A span for one store operation; a refusal is counted by kind and noted on the span."""
         with self._telemetry.tracer.start_as_current_span(f"store.{operation}", attributes=self._attributes) as span:
             try:
-                return method(*args, **kwargs)
+                yield
             except NumrepError as exc:
                 span.set_attribute("numrep.error", exc.reason)
                 self._telemetry.store_errors.add(1, {"operation": operation, "kind": type(exc).__name__})
@@ -31,13 +38,8 @@ class TracedStore(Store):
         self.inner.close()
 
     async def get_verdict_async(self, number: str) -> Any:
-        with self._telemetry.tracer.start_as_current_span("store.get_verdict", attributes=self._attributes) as span:
-            try:
-                return await self.inner.get_verdict_async(number)
-            except NumrepError as exc:
-                span.set_attribute("numrep.error", exc.reason)
-                self._telemetry.store_errors.add(1, {"operation": "get_verdict", "kind": type(exc).__name__})
-                raise
+        with self._span("get_verdict"):
+            return await self.inner.get_verdict_async(number)
 
 
 def _traced(name: str) -> Callable[..., Any]:
