@@ -103,8 +103,9 @@ class ExchangeFaults:
 
 
 # A Lookup is answered by ``lookup_async`` on the server's event loop when it
-# needs no write, else by ``lookup``: a fault in "lookup" is a fault in both.
-ENTRY_POINTS = {"lookup": ("lookup", "lookup_async")}
+# needs no write, else by ``lookup``: a fault in "lookup" is a fault in both. A
+# BatchLookup is answered by ``batch_answers`` (``batch_lookup`` is its in-process form).
+ENTRY_POINTS = {"lookup": ("lookup", "lookup_async"), "batch_lookup": ("batch_lookup", "batch_answers")}
 
 
 @pytest.fixture
