@@ -12,7 +12,10 @@ channels, driven by the parent one phase at a time.
 Bearer tokens: ``mint`` signs a fresh JWT per call inside the measured loop
 (what a real client does), ``premint`` signs a pool before the phase starts
 (isolates the server's cost), ``static`` reuses one token (baseline server,
-which does not look at it; same metadata size).
+which does not look at it; same metadata size), ``none`` sends no metadata
+(mutual TLS with certificate identity: the connection authenticates).
+
+With ``tls`` in the setup ({ca, cert, key} PEM paths) the channels are mutual TLS.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Tokens:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         from numrep.signing.tokens import mint_token
 
+        if self.mode == "none":
+            return ()
         if self.mode == "static":
             return self._static
         if self.mode == "premint":
@@ -64,14 +69,21 @@ class Tokens:
         return (("authorization", "Bearer " + mint_token(self.identity, self.audience)),)
 
 
+def _channel(target: str, options: list[tuple[str, Any]], tls: dict | None) -> Any:
+    import grpc
+
+    if not tls:
+        return grpc.aio.insecure_channel(target, options=options)
+    read = lambda key: open(tls[key], "rb").read()  # noqa: E731
+    return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(read("ca"), read("key"), read("cert")), options=options)
+
+
 def _ms(values: list[float]) -> list[float]:
     return [v * 1000.0 for v in values]
 
 
 class LoadGen:
     def __init__(self, setup: dict) -> None:
-        import grpc
-
         from numrep.signing.keys import Identity
         from numrep.v1 import lookup_pb2, lookup_pb2_grpc
 
@@ -85,7 +97,8 @@ class LoadGen:
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
         ]
-        self.channels = [grpc.aio.insecure_channel(self.target, options=options) for _ in range(setup.get("channels", 1))] if self.target else []
+        count = setup.get("channels", 1) if self.target else 0
+        self.channels = [_channel(self.target, options, setup.get("tls")) for _ in range(count)]
         self.stubs = [lookup_pb2_grpc.LookupServiceStub(c) for c in self.channels]
         numbers = setup.get("numbers") or []
         self.lookup_requests = [lookup_pb2.LookupRequest(number=n) for n in numbers]

@@ -1,6 +1,9 @@
 """Server child processes: the real exchange (``numrep.server.start_server``)
 and the baseline, a bare ``grpc.aio`` server with the same options that
-answers LookupService from memory (no interceptor, no auth, no store)."""
+answers LookupService from memory (no interceptor, no auth, no store).
+
+Either serves mutual TLS when its spec has ``tls`` (``mtls_files()["server"]``):
+the exchange then also authenticates callers by their client certificate."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ async def _exchange(conn: Any, spec: dict) -> None:
         store=spec.get("store", "sqlite"),
         services=tuple(spec.get("services") or ("lookup", "publish", "flags", "sync", "registry")),
         max_message_bytes=spec.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
+        **_tls_config(spec.get("tls")),
     )
     running = await start_server(config, telemetry=_telemetry() if spec.get("telemetry") else None)
     conn.send({"address": running.address, "pid": os.getpid()})
@@ -69,13 +73,52 @@ async def _baseline(conn: Any, spec: dict) -> None:
     options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
     server = grpc.aio.server(options=options)
     lookup_pb2_grpc.add_LookupServiceServicer_to_server(FromMemory(), server)
-    port = server.add_insecure_port(spec.get("listen", "127.0.0.1:0"))
+    listen = spec.get("listen", "127.0.0.1:0")
+    tls = spec.get("tls")
+    port = server.add_secure_port(listen, _server_credentials(tls)) if tls else server.add_insecure_port(listen)
     await server.start()
     conn.send({"address": f"127.0.0.1:{port}", "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler()))
     await server.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
+
+
+def mtls_files(directory: Path, identity: Any) -> dict[str, dict[str, str]]:
+    """A fresh CA, a server certificate for 127.0.0.1 and a client certificate bound
+    to ``identity`` (an ES256 participant): {"server": {cert, key, client_ca},
+    "client": {ca, cert, key}}, PEM file paths for the child processes."""
+    import json
+
+    from numrep.signing.certificates import (certificate_pem, issue_participant_certificate, issue_server_certificate,
+                                             new_certificate_authority, private_key_pem)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = new_certificate_authority("numrep bench CA")
+    server_cert, server_key = issue_server_certificate(["127.0.0.1"], ca_cert, ca_key)
+    client_cert = issue_participant_certificate(identity.participant_id, json.dumps(identity.public_jwk()), ca_cert, ca_key)
+    contents = {"ca.pem": certificate_pem(ca_cert), "server.pem": certificate_pem(server_cert),
+                "server.key": private_key_pem(server_key), "client.pem": certificate_pem(client_cert),
+                "client.key": private_key_pem(identity.private_key)}
+    for name, data in contents.items():
+        (directory / name).write_bytes(data)
+    path = lambda name: str(directory / name)  # noqa: E731
+    return {"server": {"cert": path("server.pem"), "key": path("server.key"), "client_ca": path("ca.pem")},
+            "client": {"ca": path("ca.pem"), "cert": path("client.pem"), "key": path("client.key")}}
+
+
+def _tls_config(tls: dict | None) -> dict[str, Path]:
+    if not tls:
+        return {}
+    return {"tls_cert": Path(tls["cert"]), "tls_key": Path(tls["key"]), "tls_client_ca": Path(tls["client_ca"])}
+
+
+def _server_credentials(tls: dict) -> Any:
+    """The credentials the exchange builds from the same files (``numrep.server``)."""
+    import grpc
+
+    return grpc.ssl_server_credentials([(Path(tls["key"]).read_bytes(), Path(tls["cert"]).read_bytes())],
+                                       root_certificates=Path(tls["client_ca"]).read_bytes(), require_client_auth=True)
 
 
 def _control(profiler: Profiler) -> Any:

@@ -1,14 +1,18 @@
 """Scenario 1: per-call Lookup of numbers with stored verdicts (SQLite store).
 
-Three servers' worth of measurements from one load generator design, each with
-the load generator in its own process (so the client's CPU is not taken from
-the server's event loop):
+Five variants from one load generator design, each with the load generator in
+its own process (so the client's CPU is not taken from the server's event loop):
 
 * baseline: a bare ``grpc.aio`` server answering a Verdict of the same size
   (the same stored verdict, serialised) from memory, no auth;
 * exchange, pre-minted tokens: the server's full cost (JWT verification,
   replay check, store read, protobuf), the client's signing done beforehand;
-* exchange, mint per call: what a real client sees, signing inside the loop.
+* exchange, mint per call: what a real client sees, signing inside the loop;
+* baseline over mutual TLS: the bare server with the exchange's TLS credentials
+  (client certificate required), the client presenting a participant certificate;
+* exchange, certificate identity: the exchange over the same mutual TLS, no
+  per-call token (the connection's certificate authenticates the carrier);
+  its ratio is against the mutual-TLS baseline.
 
 For each: maximum QPS in a closed loop, then open-loop latency (from the
 scheduled send time) at 50% and 80% of that maximum. The cost of minting one
@@ -17,15 +21,19 @@ token is measured separately in the load-generator process.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
-from benchmarks._servers import baseline_process, exchange_process
+from benchmarks._servers import baseline_process, exchange_process, mtls_files
 from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio
 
 NAME = "lookup_cached"
+# variant -> the baseline its QPS ratio is taken against (same transport)
+BASELINE_OF = {"baseline": "baseline", "exchange_premint": "baseline", "exchange_mint": "baseline",
+               "baseline_mtls": "baseline_mtls", "exchange_cert": "baseline_mtls"}
 
 
 def representative_verdict(data_dir: Any, number: str) -> bytes:
@@ -48,20 +56,34 @@ def run(ctx: Ctx) -> dict:
     setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": ds.queries, "channels": 1}
     results: dict[str, Any] = {"dataset": ds.build, "verdict_bytes": len(verdict)}
 
-    ctx.log("lookup_cached: starting the baseline (bare grpc.aio, verdict from memory) and the exchange (SQLite)")
-    with baseline_process({"verdict": verdict}) as base, exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
-            loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
-            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex:
+    tls = mtls_files(ctx.tmp / "lookup-mtls", ctx.fed.carrier_es)
+    cert_setup = {**setup, "identity": ctx.fed.carrier_es.to_json(), "tls": tls["client"]}
+
+    ctx.log("lookup_cached: starting the baselines (bare grpc.aio, verdict from memory; plaintext and mutual TLS) "
+            "and the exchanges (SQLite; plaintext and mutual TLS with certificate identity)")
+    with ExitStack() as stack:
+        start = stack.enter_context
+        base = start(baseline_process({"verdict": verdict}))
+        ex = start(exchange_process({"data_dir": str(ds.data_dir)}))
+        base_tls = start(baseline_process({"verdict": verdict, "tls": tls["server"]}, name="bench-baseline-mtls"))
+        ex_tls = start(exchange_process({"data_dir": str(ds.data_dir), "tls": tls["server"]}, name="bench-exchange-mtls"))
+        lg_base = start(loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base"))
+        lg_ex = start(loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange"))
+        lg_base_tls = start(loadgen_process({**cert_setup, "target": base_tls.hello["address"]}, name="bench-loadgen-base-mtls"))
+        lg_cert = start(loadgen_process({**cert_setup, "target": ex_tls.hello["address"]}, name="bench-loadgen-cert"))
         variants = [
             Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"}),
             Variant("exchange_premint", lg_ex, [ex], {"method": "lookup", "tokens": "premint"}),
             Variant("exchange_mint", lg_ex, [ex], {"method": "lookup", "tokens": "mint"}),
+            Variant("baseline_mtls", lg_base_tls, [base_tls], {"method": "lookup", "tokens": "none"}),
+            Variant("exchange_cert", lg_cert, [ex_tls], {"method": "lookup", "tokens": "none"}),
         ]
         ctx.log(f"lookup_cached: closed loop, {s.rounds} interleaved rounds of {s.closed_seconds:.1f} s per variant")
         closed = closed_rounds(variants, s.rounds, s.closed_seconds, s.warmup, s.concurrency)
         for v in variants:
             results[v.name] = {"closed": merge_closed(closed[v.name])}
-            results[v.name]["ratio"] = paired_ratio(closed[v.name], closed["baseline"])
+            results[v.name]["ratio"] = paired_ratio(closed[v.name], closed[BASELINE_OF[v.name]])
+        results["mtls_cost"] = paired_ratio(closed["baseline_mtls"], closed["baseline"])
         for share in (0.5, 0.8):
             rates = {v.name: max(10.0, results[v.name]["closed"]["qps"] * share) for v in variants}
             ctx.log(f"lookup_cached: open loop at {share:.0%} of each variant's max, {s.open_rounds} rounds of {s.open_seconds:.1f} s")
@@ -87,9 +109,12 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     rows = []
     for key, label in (("baseline", "baseline: bare grpc.aio, from memory"),
                        ("exchange_premint", "exchange, tokens pre-minted"),
-                       ("exchange_mint", "exchange, token minted per call")):
+                       ("exchange_mint", "exchange, token minted per call"),
+                       ("baseline_mtls", "baseline over mutual TLS"),
+                       ("exchange_cert", "exchange, mTLS certificate identity, no token")):
         v = r[key]
-        rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + (_spread(v["ratio"]) if key != "baseline" else ""),
+        own_base = BASELINE_OF[key] == key
+        rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + ("" if own_base else _spread(v["ratio"])),
                      fmt_pcts(v["open50"]["latency_ms"]), fmt_num(v["open50"]["achieved_qps"]),
                      fmt_pcts(v["open80"]["latency_ms"]), fmt_num(v["open80"]["achieved_qps"]),
                      f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}",
@@ -101,6 +126,9 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     q_ratio_mint = mint_run["ratio"]["median"]
     p99_prem = prem["open50"]["latency_ms"]["p99"]
     p99_mint = mint_run["open50"]["latency_ms"]["p99"]
+    cert = r["exchange_cert"]
+    q_ratio_cert = cert["ratio"]["median"]
+    p99_cert = cert["open50"]["latency_ms"]["p99"]
     targets = [
         {"target": "cached lookup QPS >= 0.6x bare gRPC baseline (pre-minted tokens)", "measured": fmt_ratio(q_ratio),
          "holds": q_ratio is not None and q_ratio >= 0.6},
@@ -110,6 +138,11 @@ def summarize(ctx: Ctx, r: dict) -> dict:
          "measured": f"{p99_prem:.2f} / {p99_mint:.2f} ms" if p99_prem is not None and p99_mint is not None else "-",
          "holds": p99_prem is not None and p99_mint is not None and p99_prem <= 10 and p99_mint <= 10
          and not prem["open50"]["latency_ms"].get("lower_bound") and not mint_run["open50"]["latency_ms"].get("lower_bound")},
+        {"target": "cached lookup QPS >= 0.6x bare gRPC over the same mutual TLS (certificate identity, no token)",
+         "measured": fmt_ratio(q_ratio_cert), "holds": q_ratio_cert is not None and q_ratio_cert >= 0.6},
+        {"target": "p99 <= 10 ms at 50% of max (certificate identity)",
+         "measured": f"{p99_cert:.2f} ms" if p99_cert is not None else "-",
+         "holds": p99_cert is not None and p99_cert <= 10 and not cert["open50"]["latency_ms"].get("lower_bound")},
     ]
     notes = [
         f"{r['dataset']['count']:,} numbers with stored verdicts; verdict message {r['verdict_bytes']} bytes; "
@@ -123,6 +156,15 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if base_cpu and prem_cpu:
         notes.append(f"server CPU per call: exchange {prem_cpu:.2f} ms vs baseline {base_cpu:.2f} ms ({prem_cpu / base_cpu:.1f}x); "
                      "CPU time per call is less sensitive to other load on the machine than QPS.")
+    base_tls_cpu, cert_cpu = _cpu_ms(r["baseline_mtls"]["closed"]), _cpu_ms(cert["closed"])
+    if base_tls_cpu and cert_cpu:
+        notes.append(f"server CPU per call with certificate identity: {cert_cpu:.2f} ms vs mutual-TLS baseline {base_tls_cpu:.2f} ms "
+                     f"({cert_cpu / base_tls_cpu:.1f}x)" + (f"; with pre-minted tokens {prem_cpu:.2f} ms." if prem_cpu else "."))
+    mtls = r.get("mtls_cost") or {}
+    if mtls.get("median") is not None:
+        notes.append(f"mutual TLS rows: both use the same CA, server certificate and client certificate (bound to "
+                     f"{ctx.fed.carrier_es.participant_id}'s ES256 key), no authorization metadata; 'vs base' is against "
+                     f"the mutual-TLS baseline, which itself runs at {mtls['median']:.2f}x the plaintext baseline.")
     notes.append(f"'vs base' = median over {len(prem['ratio']['rounds'])} interleaved rounds of (exchange QPS / baseline QPS in the same round), "
                  "[min-max] in brackets; latency percentiles merge the samples of all rounds.")
     if any(r[k]["closed"].get("inline_mints") for k in ("exchange_premint",)):

@@ -36,6 +36,9 @@ must never hold a call up. :class:`CarrierClient` (blocking, thread-safe) and
 * **Authentication.** Every RPC carries a fresh single-use bearer JWT signed
   with the carrier's key. Signing happens inside the deadline; it costs about
   0.07 ms (EdDSA) to 0.1 ms (ES256) and is recorded in ``stats().token_mint``.
+  Over mutual TLS with a certificate bound to the carrier
+  (``TlsFiles(..., cert_identity=True)``) the connection authenticates it and
+  RPCs carry no token: nothing is signed per call.
 
 The decision's ``verdict`` is the exchange's ``numrep.v1.Verdict`` message
 (shared with the cache: read it, do not modify it).
@@ -65,7 +68,7 @@ from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
-from numrep_client._client import TlsFiles
+from numrep_client._client import TlsFiles, sends_tokens
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -377,6 +380,7 @@ class _CarrierCore:
         max_ttl: float,
         deadline_margin: float,
         batch_size: int,
+        tokens: bool = True,
     ) -> None:
         if deadline <= 0:
             raise ValueError("deadline must be positive (seconds)")
@@ -384,6 +388,7 @@ class _CarrierCore:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_LOOKUP}")
         self.identity = identity
         self.audience = audience
+        self.tokens = tokens  # False: the connection's certificate authenticates us (TlsFiles.cert_identity)
         self.deadline = deadline
         self.default_region = default_region
         self.deadline_margin = deadline_margin
@@ -426,7 +431,8 @@ class _CarrierCore:
         """Pay first-use costs now rather than inside a call's deadline: the
         signing key's first token (several ms for ES256) and the numbering-plan
         metadata and patterns of each region (a few ms per region on first use)."""
-        mint_token(self.identity, self.audience)
+        if self.tokens:
+            mint_token(self.identity, self.audience)
         for region in dict.fromkeys([self.default_region, *regions]):
             example = phonenumbers.example_number(region)
             if example is not None:
@@ -440,7 +446,12 @@ class _CarrierCore:
         return budget
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """A fresh bearer token for one RPC (timed: it is spent inside the deadline)."""
+        """A fresh bearer token for one RPC (timed: it is spent inside the deadline);
+        none when the connection's certificate authenticates us."""
+        if not self.tokens:
+            with self._lock:
+                self._counters.rpcs += 1
+            return ()
         t0 = time.perf_counter()
         token = mint_token(self.identity, self.audience)
         elapsed = time.perf_counter() - t0
@@ -685,7 +696,9 @@ class CarrierClient:
     * ``raise_on_invalid``: ``check`` raises :class:`InvalidNumberError` instead
       of returning a ``source="invalid"`` decision.
     * ``tls``: :class:`~numrep_client.TlsFiles` (CA, and for mutual TLS the
-      client certificate and key) for an exchange that serves TLS.
+      client certificate and key) for an exchange that serves TLS; with
+      ``cert_identity=True`` the certificate authenticates the carrier and no
+      token is signed per call (no signing inside the deadline).
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
       tune the one created (default: reconnect backoff capped at 1 s).
 
@@ -717,7 +730,7 @@ class CarrierClient:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
             default_region=default_region, clock=clock, max_ttl=max_ttl, deadline_margin=deadline_margin,
-            batch_size=batch_size,
+            batch_size=batch_size, tokens=sends_tokens(tls),
         )
         self.target = target
         self.raise_on_invalid = raise_on_invalid
@@ -947,7 +960,7 @@ class AsyncCarrierClient:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
             default_region=default_region, clock=clock, max_ttl=max_ttl, deadline_margin=deadline_margin,
-            batch_size=batch_size,
+            batch_size=batch_size, tokens=sends_tokens(tls),
         )
         self.target = target
         self.raise_on_invalid = raise_on_invalid

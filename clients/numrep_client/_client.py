@@ -1,5 +1,7 @@
 """A blocking client for every numrep.v1 RPC. Each call carries a fresh
-single-use bearer token signed with the participant's own key."""
+single-use bearer token signed with the participant's own key, unless the
+connection itself authenticates the participant (mutual TLS with a participant
+certificate and ``TlsFiles(..., cert_identity=True)``)."""
 
 from __future__ import annotations
 
@@ -58,11 +60,20 @@ DEFAULT_PREFIX_DIGITS = 3
 @dataclass(frozen=True)
 class TlsFiles:
     """PEM files for TLS: the CA that signed the exchange's certificate and, for
-    mutual TLS, this participant's certificate chain and key."""
+    mutual TLS, this participant's certificate chain and key.
+
+    ``cert_identity``: the certificate names this participant and carries one of
+    its registered keys (``numrep cert issue``), so the connection authenticates
+    it once and calls carry no per-call bearer token (default: they do)."""
 
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    cert_identity: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cert_identity and (self.cert is None or self.key is None):
+            raise ValueError("cert_identity needs a client certificate and its key (cert=..., key=...)")
 
     def credentials(self) -> grpc.ChannelCredentials:
         read = lambda p: p.read_bytes() if p else None  # noqa: E731
@@ -71,6 +82,11 @@ class TlsFiles:
 
 def open_channel(target: str, tls: TlsFiles | None = None) -> grpc.Channel:
     return grpc.insecure_channel(target) if tls is None else grpc.secure_channel(target, tls.credentials())
+
+
+def sends_tokens(tls: TlsFiles | None) -> bool:
+    """Whether calls over a connection made with ``tls`` carry per-call bearer tokens."""
+    return tls is None or not tls.cert_identity
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class ExchangeClient:
         self.identity = identity
         self.audience = audience
         self.timeout = timeout
+        self._tokens = sends_tokens(tls)
         self._channel = channel or open_channel(target, tls)
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._publish = publish_pb2_grpc.PublishServiceStub(self._channel)
@@ -114,6 +131,8 @@ class ExchangeClient:
         self.close()
 
     def _metadata(self) -> list[tuple[str, str]]:
+        if not self._tokens:
+            return []
         return [("authorization", f"Bearer {mint_token(self.identity, self.audience)}")]
 
     def _call(self, method, request):  # type: ignore[no-untyped-def]

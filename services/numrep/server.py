@@ -18,6 +18,7 @@ from numrep.api.cases import CaseServicer
 from numrep.api.consent import ConsentServicer
 from numrep.api.flags import FlagsServicer
 from numrep.api.lookup import LookupServicer, add_to_server as add_lookup_service
+from numrep.api.peer_identity import PeerIdentity
 from numrep.api.publish import PublishServicer
 from numrep.api.registry import RegistryServicer
 from numrep.api.sync import SyncServicer, add_to_server as add_sync_service
@@ -110,7 +111,9 @@ async def start_server(
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
     ]
-    interceptors: list[grpc.aio.ServerInterceptor] = [ExchangeInterceptor(exchange, telemetry)]
+    # With mutual TLS, gRPC has verified each client's chain: its certificate may stand in for per-call tokens.
+    peers = PeerIdentity(exchange) if config.tls_cert is not None and config.tls_client_ca is not None else None
+    interceptors: list[grpc.aio.ServerInterceptor] = [ExchangeInterceptor(exchange, telemetry, peers)]
     if telemetry.enabled:  # spans cost ~0.2 ms a call: only when someone collects them
         interceptors.insert(0, aio_server_interceptor(tracer_provider=telemetry.tracer_provider))
     server = grpc.aio.server(interceptors=interceptors, options=options)

@@ -1,8 +1,10 @@
 """Authentication, authorisation and error mapping as one server interceptor.
 
-Every numrep.v1 method needs ``authorization: Bearer <JWT>``; the participant it
-proves is available to servicers through ``current_participant()``. Health and
-reflection stay open so probes and grpcurl work without credentials.
+Every numrep.v1 method needs ``authorization: Bearer <JWT>``, or, on a server that
+requires client certificates, a connection whose certificate is bound to a
+participant (``numrep.api.peer_identity``). The participant proven is available
+to servicers through ``current_participant()``. Health and reflection stay open so
+probes and grpcurl work without credentials.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from numrep.api.errors import status_for
+from numrep.api.peer_identity import PeerIdentity, peer_certificate
 from numrep.core.errors import NumrepError, RateLimited
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
@@ -43,9 +46,12 @@ def bearer_token(metadata: Any) -> str | None:
 
 
 class ExchangeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, exchange: Exchange, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, exchange: Exchange, telemetry: Telemetry | None = None, peers: PeerIdentity | None = None) -> None:
+        """``peers``: authenticate by client certificate too; only for a server that
+        requires client certificates signed by its configured CA."""
         self._exchange = exchange
         self._telemetry = telemetry or Telemetry.disabled()
+        self._peers = peers
         # method -> (the servicer's handler, its wrapped form): the server hands out the
         # same handler for a method on every call, so it is wrapped once, not per call.
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -86,11 +92,24 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
     def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> Participant:
         span = trace.get_current_span()
         span.set_attribute("numrep.rpc", rpc)
-        participant = self._exchange.authenticate(bearer_token(context.invocation_metadata()))
+        participant = self._authenticate(context)
         span.set_attribute("numrep.participant", participant.id)
         span.set_attribute("numrep.role", participant.role.value)
         self._exchange.authorize(rpc, participant)
         return participant
+
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> Participant:
+        """The bearer token's participant (the token wins, but must agree with the
+        certificate's), else the certificate's, else a missing-token refusal."""
+        token = bearer_token(context.invocation_metadata())
+        peers = self._peers
+        peer = peer_certificate(context) if peers is not None else None
+        if token or peers is None or peer is None:
+            participant = self._exchange.authenticate(token)
+            if peer is not None:
+                PeerIdentity.check_token_agrees(peer, participant)
+            return participant
+        return peers.authenticate(peer)
 
     def _unary(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     from numrep.cli.cases import add_case_commands
 
     add_case_commands(command, _client_flags, _need_subcommand)
+    from numrep.cli.certs import add_cert_commands
+
+    add_cert_commands(command, _need_subcommand)
     return parser
 
 
@@ -208,6 +211,8 @@ def _client_tls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", type=Path, default=_env_path("NUMREP_TLS_CA"), help="PEM CA that signed the exchange's certificate (enables TLS)")
     p.add_argument("--tls-cert", type=Path, default=_env_path("NUMREP_TLS_CERT"), help="your PEM client certificate (mutual TLS)")
     p.add_argument("--tls-key", type=Path, default=_env_path("NUMREP_TLS_KEY"), help="your PEM client key (mutual TLS)")
+    p.add_argument("--cert-identity", action="store_true", default=os.environ.get("NUMREP_CERT_IDENTITY") == "1",
+                   help="your client certificate is bound to your participant (numrep cert issue): send no per-call tokens")
 
 
 def _admin_flags(p: argparse.ArgumentParser) -> None:
@@ -305,7 +310,9 @@ def _client(args: argparse.Namespace) -> Any:
         raise CliError("no identity: pass --identity FILE or set NUMREP_IDENTITY")
     if not args.identity.exists():
         raise CliError(f"identity file {args.identity} not found")
-    tls = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert else None
+    if args.cert_identity and not (args.tls_cert and args.tls_key):
+        raise CliError("--cert-identity needs your client certificate and key: --tls-cert FILE --tls-key FILE")
+    tls = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key, args.cert_identity) if args.tls_ca or args.tls_cert else None
     return ExchangeClient(args.server, Identity.load(args.identity), tls=tls)
 
 
