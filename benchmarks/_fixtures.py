@@ -27,7 +27,7 @@ from numrep.core.numbers import normalize
 from numrep.core.reconcile import RoleWeightedReconciler
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import LABEL_TYPE, sign_label
-from numrep.store.sqlite import DB_FILE, SqliteStore
+from numrep.store.sqlite import DB_FILE, MISSING_ENTRIES, SqliteStore, encoded_entry
 
 import numrep
 
@@ -333,25 +333,14 @@ def _amplify(db: sqlite3.Connection, spec: ShardSpec) -> None:
         " FROM bench_nums x JOIN bench_templates t ON t.idx = x.i % ? ORDER BY x.num",
         params,
     )
-    # What put_verdicts also writes: the stale-after time, and each listed number's encoded Sync entry.
-    db.create_function("nr_entry", 2, _encoded_entry, deterministic=True)
-    db.execute(
-        "UPDATE verdicts SET valid_until = json_extract(body, '$.u'), entry = CASE WHEN listed = 1 THEN nr_entry(body,"
-        " (SELECT group_concat(token, char(10)) FROM (SELECT token FROM labels l"
-        "  WHERE l.number = verdicts.number AND l.retracted_at IS NULL ORDER BY l.id))) END"
-        " WHERE number IN (SELECT num FROM bench_nums)"
-    )
+    # What put_verdicts also writes: each listed number's encoded Sync entry and stale-after time,
+    # with the store's own statement for verdicts that have none.
+    db.create_function("nr_entry", 2, encoded_entry, deterministic=True)
+    db.execute(MISSING_ENTRIES)
     db.execute("INSERT INTO changes (number, removed_label_id, at) SELECT x.num, '', t.at"
                " FROM bench_nums x JOIN bench_templates t ON t.idx = x.i % ? ORDER BY x.i", (n_templates,))
     for table in ("bench_nums", "bench_codes", "bench_templates"):
         db.execute(f"DROP TABLE temp.{table}")
-
-
-def _encoded_entry(body: str, tokens: str | None) -> bytes:
-    from numrep.store.codec import listing_of, verdict_from_json
-    from numrep.store.wire import entry_field
-
-    return entry_field(listing_of(verdict_from_json(body), tuple(tokens.split("\n")) if tokens else ()))
 
 
 def _verify(db: sqlite3.Connection, spec: ShardSpec, sample: int = 200) -> int:
@@ -367,11 +356,13 @@ def _verify(db: sqlite3.Connection, spec: ShardSpec, sample: int = 200) -> int:
     for i in picks:
         labels, updates = _rows_for(spec, space, i, i + 1)
         verdict = updates[0][0]
-        row = db.execute("SELECT listed, body, hash32, entry, valid_until FROM verdicts WHERE number = ?", (verdict.number,)).fetchone()
+        row = db.execute("SELECT listed, body, hash32, entry, e.valid_until FROM verdicts LEFT JOIN listed_entries e USING (number)"
+                         " WHERE number = ?", (verdict.number,)).fetchone()
         tokens = "\n".join(lb.token for lb in sorted(labels, key=lambda lb: lb.id)) or None
-        expected = (int(verdict.is_listed), verdict_to_json(verdict), hash32(verdict.number),
-                    _encoded_entry(verdict_to_json(verdict), tokens) if verdict.is_listed else None,
-                    None if verdict.valid_until is None else to_epoch_ms(verdict.valid_until))
+        listed = verdict.is_listed
+        expected = (int(listed), verdict_to_json(verdict), hash32(verdict.number),
+                    encoded_entry(verdict_to_json(verdict), tokens) if listed else None,
+                    None if verdict.valid_until is None or not listed else to_epoch_ms(verdict.valid_until))
         if row is None or tuple(row) != expected:
             raise RuntimeError(f"generated verdict row for index {i} differs from put_verdicts: {row!r} != {expected!r}")
         for lb in labels:
@@ -450,8 +441,8 @@ def build_store(
                     db.execute("ATTACH DATABASE ? AS s", (shard.path,))
                     db.execute("BEGIN")
                     db.execute("INSERT INTO labels SELECT * FROM s.labels")
-                    db.execute("INSERT INTO verdicts (number, listed, body, hash32, entry, valid_until)"
-                               " SELECT number, listed, body, hash32, entry, valid_until FROM s.verdicts")
+                    db.execute("INSERT INTO verdicts (number, listed, body, hash32) SELECT number, listed, body, hash32 FROM s.verdicts")
+                    db.execute("INSERT INTO listed_entries SELECT * FROM s.listed_entries")
                     db.execute("INSERT INTO changes (number, removed_label_id, at) SELECT number, removed_label_id, at FROM s.changes ORDER BY seq")
                     db.execute("COMMIT")
                     db.execute("DETACH DATABASE s")
