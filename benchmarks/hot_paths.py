@@ -11,9 +11,9 @@ the per-round ratios of calls per CPU second (subject / baseline).
   key, signature, claims, replay cache);
 * ``verify_label``: a label as Publish verifies it;
 * ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``;
-* ``batch_lookup``: ``Exchange.batch_lookup`` of 1,000 stored numbers plus
-  ``verdict_to_pb`` of each (per number);
-* ``sync``: ``Exchange.sync`` snapshot pages plus ``sync_page_to_pb`` (per label).
+* ``batch_lookup``: the BatchLookup servicer's response to 1,000 stored numbers,
+  as the bytes it sends (per number);
+* ``sync``: ``Exchange.sync`` snapshot pages as the bytes the server sends (per label).
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def _cpu_per_call(work: Callable[[], int]) -> float:
 def run(ctx: Ctx) -> dict:
     from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-    from numrep.api.convert import sync_page_to_pb, verdict_to_pb
+    from numrep.api.convert import sync_page_bytes, verdict_to_pb
+    from numrep.api.lookup import LookupServicer
+    from numrep.telemetry import Telemetry
+    from numrep.v1 import lookup_pb2
     from numrep.core.model import Role
     from numrep.core.pseudonym import Pseudonymizer
     from numrep.exchange import Exchange
@@ -96,15 +99,18 @@ def run(ctx: Ctx) -> dict:
             verdict_to_pb(exchange.lookup(n))
         return per_round
 
+    servicer = LookupServicer(exchange, Telemetry.disabled())
+    batch_request = lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in numbers[:1000]])
+
     def batch() -> int:
-        for result in exchange.batch_lookup(numbers[:1000]):
-            verdict_to_pb(result)  # type: ignore[arg-type]
+        servicer._batch_response(batch_request.requests)
         return 1000
 
-    def sync() -> int:
+    def sync() -> int:  # as the server sends it; one label per listed number here
         count = 0
         for page in exchange.sync(""):
-            count += sum(len(e.labels) for e in sync_page_to_pb(page).entries)
+            sync_page_bytes(page)
+            count += page.encoded_count + sum(len(e.tokens) for e in page.entries)
         return count
 
     samples: dict[str, list[float]] = {}
@@ -121,8 +127,8 @@ def run(ctx: Ctx) -> dict:
                 samples.setdefault(name, []).append(cost)
                 samples.setdefault(f"{alg} bare signature", []).append(base)
                 ratios.setdefault(name, []).append(base / cost)
-        for name, work in (("lookup + verdict_to_pb", lookups), ("batch_lookup + verdict_to_pb, per number", batch),
-                           ("sync + sync_page_to_pb, per label", sync)):
+        for name, work in (("lookup + verdict_to_pb", lookups), ("BatchLookup response bytes, per number", batch),
+                           ("Sync chunk bytes, per label", sync)):
             samples.setdefault(name, []).append(_cpu_per_call(work))
     store.close()
 
