@@ -5,8 +5,8 @@ pinned by its go.sum), then run as a child process per measurement.
 Why: the Python load generator spends about as much CPU per call as the server
 it measures, so on a 2-core machine it cannot offer the 4,000/s the data-scale
 target names (it reaches ~2,100/s even against a bare gRPC server). The Go
-generator costs a small fraction of that per call, leaving the cores to the
-servers being compared."""
+generator is lighter and schedules arrivals exactly, so the servers being
+compared, not the generator, set the limit."""
 
 from __future__ import annotations
 
