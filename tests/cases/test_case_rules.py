@@ -18,6 +18,7 @@ from numrep.core.cases import (
     complaint_category,
     gold_outcome,
     new_case,
+    new_case_id,
     resolved,
 )
 from numrep.core.errors import FailedPrecondition, InvalidArgument
@@ -148,3 +149,12 @@ def test_particulars_never_show_personal_data_in_their_repr():
     shown = repr(Particulars(text="my secret story", contact="+1 202 555 0100", evidence="invoice 42", filed_by="abc"))
 
     assert "secret" not in shown and "555" not in shown and "invoice" not in shown and "abc" not in shown
+
+
+def test_a_case_id_never_starts_like_a_command_line_option() -> None:
+    # A complainant pastes it after `numrep case show`; a leading '-' would be read as an option
+    # (one id in 64 did: the CLI test that resolves a case failed on such an id).
+    ids = [new_case_id() for _ in range(4000)]
+
+    assert all(case_id[0].isalnum() for case_id in ids)
+    assert len(set(ids)) == len(ids) and {len(case_id) for case_id in ids} == {24}

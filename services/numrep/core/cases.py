@@ -143,7 +143,12 @@ def whole_millis(when: datetime) -> datetime:
 
 
 def new_case_id() -> str:
-    return secrets.token_urlsafe(CASE_ID_BYTES)
+    """A random id that does not start with '-' or '_': complainants type it on
+    command lines (``numrep case show ID``), where a leading '-' reads as an option."""
+    while True:
+        case_id = secrets.token_urlsafe(CASE_ID_BYTES)
+        if case_id[0].isalnum():
+            return case_id
 
 
 def new_case(
