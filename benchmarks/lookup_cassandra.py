@@ -14,13 +14,14 @@ import os
 import random
 import secrets
 import socket
+from contextlib import ExitStack
 from typing import Any
 
 from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
-from benchmarks._servers import exchange_process
+from benchmarks._servers import exchange_process, mtls_files
 from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio
 
 NAME = "lookup_cassandra"
@@ -64,21 +65,35 @@ def run(ctx: Ctx) -> dict:
             store.put_verdicts([(fx.verdict_for(templates[i % len(templates)], n), ()) for i, n in enumerate(numbers[low:low + 500], low)])
         rng = random.Random(9)
         rng.shuffle(numbers)
-        half = len(numbers) // 2
-        ours, raw = numbers[:half], numbers[half:]  # disjoint: neither side reads rows the other has just read
+        third = len(numbers) // 3
+        # disjoint: no side reads rows another has just read
+        ours, cert_ours, raw = numbers[:third], numbers[third:2 * third], numbers[2 * third:]
         url = f"cassandra://{host}:{port}/{keyspace}?lag=0"
-        with exchange_process({"data_dir": str(ctx.tmp / "cassandra-exchange"), "store": url, "services": ["lookup"]}) as ex, \
-                loadgen_process({"target": ex.hello["address"], "identity": ctx.fed.carrier_ed.to_json(), "numbers": ours},
-                                name="bench-loadgen-exchange") as lg_ex, \
-                loadgen_process({"target": None, "numbers": []}, name="bench-loadgen-driver") as lg_raw:
+        tls = mtls_files(ctx.tmp / "cassandra-mtls", ctx.fed.carrier_es)
+        with ExitStack() as stack:
+            start = stack.enter_context
+            ex = start(exchange_process({"data_dir": str(ctx.tmp / "cassandra-exchange"), "store": url, "services": ["lookup"]}))
+            ex_cert = start(exchange_process({"data_dir": str(ctx.tmp / "cassandra-exchange-mtls"), "store": url, "services": ["lookup"],
+                                              "tls": tls["server"]}, name="bench-exchange-mtls"))
+            lg_ex = start(loadgen_process({"target": ex.hello["address"], "identity": ctx.fed.carrier_ed.to_json(), "numbers": ours},
+                                          name="bench-loadgen-exchange"))
+            lg_cert = start(loadgen_process({"target": ex_cert.hello["address"], "identity": ctx.fed.carrier_es.to_json(),
+                                             "numbers": cert_ours, "tls": tls["client"]}, name="bench-loadgen-cert"))
+            lg_raw = start(loadgen_process({"target": None, "numbers": []}, name="bench-loadgen-driver"))
             raw_msg = {"cmd": "cassandra_raw", "host": host, "port": port, "keyspace": keyspace, "numbers": raw,
                        "concurrency": s.cassandra_concurrency, "duration": s.cassandra_seconds / 2, "warmup": s.warmup}
             exchange = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
-            ctx.log(f"lookup_cassandra: {s.rounds} interleaved rounds, {s.cassandra_concurrency} in flight")
-            ex_rounds, raw_rounds = [], []
+            cert = Variant("exchange_cert", lg_cert, [ex_cert], {"method": "lookup", "tokens": "none"})
+            ctx.log(f"lookup_cassandra: {s.rounds} interleaved rounds, {s.cassandra_concurrency} in flight "
+                    "(tokens, certificate identity over mutual TLS, raw driver)")
+            ex_rounds, cert_rounds, raw_rounds = [], [], []
             for _ in range(s.rounds):
                 ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency, estimate=2000.0)["exchange"]
+                cert_rounds += closed_rounds([cert], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                             estimate=2000.0)["exchange_cert"]
                 raw_rounds.append(lg_raw.request(raw_msg, timeout=120))
+            results["exchange_cert"] = merge_closed(cert_rounds)
+            results["ratio_cert"] = paired_ratio(cert_rounds, raw_rounds)
             results["exchange"] = merge_closed(ex_rounds)
             results["driver"] = merge_closed(raw_rounds)
             results["ratio"] = paired_ratio(ex_rounds, raw_rounds)
@@ -98,17 +113,23 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         ["exchange Lookup on CassandraStore", fmt_num(r["exchange"]["qps"]),
          f"{fmt_ratio(ratio_value)} [{r['ratio']['min']:.2f}-{r['ratio']['max']:.2f}]", fmt_pcts(r["exchange"]["latency_ms"])],
     ]
+    cert = r.get("ratio_cert")
+    if cert:
+        rows.append(["exchange Lookup, mutual TLS, certificate identity (no token)", fmt_num(r["exchange_cert"]["qps"]),
+                     f"{fmt_ratio(cert['median'])} [{cert['min']:.2f}-{cert['max']:.2f}]", fmt_pcts(r["exchange_cert"]["latency_ms"])])
     return {
         "title": "lookup_cassandra: Lookup QPS on Cassandra vs the raw driver (ratio = exchange / driver)",
         "header": ["path", "QPS", "vs driver", "closed-loop p50/p99/p999 ms"],
         "rows": rows,
         "targets": [{"target": "Cassandra lookup >= 0.5x raw driver", "measured": fmt_ratio(ratio_value),
-                     "holds": ratio_value is not None and ratio_value >= 0.5}],
+                     "holds": ratio_value is not None and ratio_value >= 0.5}]
+                   + ([{"target": "Cassandra lookup >= 0.5x raw driver (certificate identity)", "measured": fmt_ratio(cert["median"]),
+                        "holds": cert["median"] is not None and cert["median"] >= 0.5}] if cert else []),
         "notes": [
             f"{ctx.sizes.cassandra_concurrency} requests in flight on both sides, closed loop, interleaved rounds; LOCAL_QUORUM, "
             "token-aware routing, protocol v5 on both sides. The driver baseline runs in its own Python process (like the exchange), "
             "issuing the next read from each completion callback; it does not decode the verdict JSON.",
-            "cache cold: the exchange keeps no verdict cache (every Lookup reads Cassandra); the two sides read disjoint random numbers. "
+            "cache cold: the exchange keeps no verdict cache (every Lookup reads Cassandra); the three sides read disjoint random numbers. "
             f"Keyspace {r['keyspace']} was dropped afterwards.",
             "The Cassandra node shares the 2 cores with the exchange and the load generator.",
         ],
