@@ -382,10 +382,11 @@ def _cassandra_raw_blocking(msg: dict) -> dict:
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.query import tuple_factory
 
-    profile = ExecutionProfile(
+    profile = ExecutionProfile(  # plain tuples: the driver's cheapest rows (its default makes a class per response)
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=msg.get("dc", "datacenter1"))),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=10.0,
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=10.0, row_factory=tuple_factory,
     )
     cluster = Cluster([msg["host"]], port=msg["port"], protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
     try:

@@ -21,7 +21,7 @@ from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
-from benchmarks._servers import exchange_process, mtls_files
+from benchmarks._servers import baseline_process, exchange_process, mtls_files
 from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio
 
 NAME = "lookup_cassandra"
@@ -65,9 +65,13 @@ def run(ctx: Ctx) -> dict:
             store.put_verdicts([(fx.verdict_for(templates[i % len(templates)], n), ()) for i, n in enumerate(numbers[low:low + 500], low)])
         rng = random.Random(9)
         rng.shuffle(numbers)
-        third = len(numbers) // 3
+        quarter = len(numbers) // 4
         # disjoint: no side reads rows another has just read
-        ours, cert_ours, raw = numbers[:third], numbers[third:2 * third], numbers[2 * third:]
+        ours, cert_ours, floor_ours, raw = (numbers[:quarter], numbers[quarter:2 * quarter], numbers[2 * quarter:3 * quarter],
+                                            numbers[3 * quarter:])
+        from numrep.api.convert import verdict_to_pb
+
+        answer = verdict_to_pb(store.get_verdict(ours[0])).SerializeToString()
         url = f"cassandra://{host}:{port}/{keyspace}?lag=0"
         tls = mtls_files(ctx.tmp / "cassandra-mtls", ctx.fed.carrier_es)
         with ExitStack() as stack:
@@ -79,21 +83,31 @@ def run(ctx: Ctx) -> dict:
                                           name="bench-loadgen-exchange"))
             lg_cert = start(loadgen_process({"target": ex_cert.hello["address"], "identity": ctx.fed.carrier_es.to_json(),
                                              "numbers": cert_ours, "tls": tls["client"]}, name="bench-loadgen-cert"))
+            floor = start(baseline_process({"verdict": answer, "cassandra": {"host": host, "port": port, "keyspace": keyspace}},
+                                           name="bench-grpc-driver"))
+            lg_floor = start(loadgen_process({"target": floor.hello["address"], "numbers": floor_ours}, name="bench-loadgen-floor"))
             lg_raw = start(loadgen_process({"target": None, "numbers": []}, name="bench-loadgen-driver"))
             raw_msg = {"cmd": "cassandra_raw", "host": host, "port": port, "keyspace": keyspace, "numbers": raw,
                        "concurrency": s.cassandra_concurrency, "duration": s.cassandra_seconds / 2, "warmup": s.warmup}
             exchange = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
             cert = Variant("exchange_cert", lg_cert, [ex_cert], {"method": "lookup", "tokens": "none"})
+            grpc_driver = Variant("grpc_driver", lg_floor, [floor], {"method": "lookup", "tokens": "none"})
             ctx.log(f"lookup_cassandra: {s.rounds} interleaved rounds, {s.cassandra_concurrency} in flight "
                     "(tokens, certificate identity over mutual TLS, raw driver)")
-            ex_rounds, cert_rounds, raw_rounds = [], [], []
+            ex_rounds, cert_rounds, floor_rounds, raw_rounds = [], [], [], []
             for _ in range(s.rounds):
                 ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency, estimate=2000.0)["exchange"]
                 cert_rounds += closed_rounds([cert], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                              estimate=2000.0)["exchange_cert"]
+                floor_rounds += closed_rounds([grpc_driver], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                              estimate=2000.0)["grpc_driver"]
                 raw_rounds.append(lg_raw.request(raw_msg, timeout=120))
             results["exchange_cert"] = merge_closed(cert_rounds)
             results["ratio_cert"] = paired_ratio(cert_rounds, raw_rounds)
+            results["grpc_driver"] = merge_closed(floor_rounds)
+            results["ratio_floor"] = paired_ratio(floor_rounds, raw_rounds)
+            results["ratio_exchange_floor"] = paired_ratio(ex_rounds, floor_rounds)
+            results["ratio_cert_floor"] = paired_ratio(cert_rounds, floor_rounds)
             results["exchange"] = merge_closed(ex_rounds)
             results["driver"] = merge_closed(raw_rounds)
             results["ratio"] = paired_ratio(ex_rounds, raw_rounds)
@@ -117,6 +131,10 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if cert:
         rows.append(["exchange Lookup, mutual TLS, certificate identity (no token)", fmt_num(r["exchange_cert"]["qps"]),
                      f"{fmt_ratio(cert['median'])} [{cert['min']:.2f}-{cert['max']:.2f}]", fmt_pcts(r["exchange_cert"]["latency_ms"])])
+    floor = r.get("ratio_floor")
+    if floor:
+        rows.append(["floor: bare grpc.aio whose Lookup awaits the same driver read (no auth, no decode)", fmt_num(r["grpc_driver"]["qps"]),
+                     f"{fmt_ratio(floor['median'])} [{floor['min']:.2f}-{floor['max']:.2f}]", fmt_pcts(r["grpc_driver"]["latency_ms"])])
     return {
         "title": "lookup_cassandra: Lookup QPS on Cassandra vs the raw driver (ratio = exchange / driver)",
         "header": ["path", "QPS", "vs driver", "closed-loop p50/p99/p999 ms"],
@@ -129,9 +147,15 @@ def summarize(ctx: Ctx, r: dict) -> dict:
             f"{ctx.sizes.cassandra_concurrency} requests in flight on both sides, closed loop, interleaved rounds; LOCAL_QUORUM, "
             "token-aware routing, protocol v5 on both sides. The driver baseline runs in its own Python process (like the exchange), "
             "issuing the next read from each completion callback; it does not decode the verdict JSON.",
-            "cache cold: the exchange keeps no verdict cache (every Lookup reads Cassandra); the three sides read disjoint random numbers. "
+            "cache cold: the exchange keeps no verdict cache (every Lookup reads Cassandra); the four sides read disjoint random numbers. "
             f"Keyspace {r['keyspace']} was dropped afterwards.",
             "The Cassandra node shares the 2 cores with the exchange and the load generator.",
+            "Both driver sides (raw read and the floor) use plain tuple rows, the driver's cheapest; the store uses named rows with one class "
+            "per column list (numrep.store.cassandra_rows).",
+        ] + ([
+            f"Of the floor (what any gRPC service doing this one read reaches here): exchange {fmt_ratio(r['ratio_exchange_floor']['median'])}, "
+            f"certificate identity {fmt_ratio(r['ratio_cert_floor']['median'])}."
+        ] if floor else []) + [
         ],
         "data": r,
     }

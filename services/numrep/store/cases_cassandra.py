@@ -23,6 +23,7 @@ from numrep.core.cases import Case, CaseKind, CaseRecord, CaseStatus, Particular
 from numrep.core.errors import AlreadyExists
 from numrep.store.cases_base import CaseStore
 from numrep.store.cassandra import CassandraStore, _mapped
+from numrep.store.cassandra_rows import applied
 
 BUCKET_SHARD = 0
 CONCURRENCY = 32
@@ -82,12 +83,12 @@ class CassandraCaseStore(CaseStore):
         for publisher in sorted({publisher_of(i) for i in case.label_ids}) if case.kind is CaseKind.DISPUTE else ():
             index.add(self._publisher_insert, (publisher, case.filed_at, case.case_id))
         self._session.execute(index)
-        applied = self._session.execute(self._case_insert, (
+        inserted = applied(self._session.execute(self._case_insert, (
             case.case_id, case.kind.value, case.number, case.category, case.status.value, case.filed_at, case.deadline,
             case.resolved_at, case.outcome, case.occurred_at, list(case.label_ids), private.text, private.contact,
             private.evidence, private.filed_by, private.filed_via,
-        )).was_applied
-        if not applied:
+        )))
+        if not inserted:
             raise AlreadyExists(f"case {case.case_id} exists already")
 
     @_mapped
@@ -98,7 +99,7 @@ class CassandraCaseStore(CaseStore):
         case = record.case
         key = (case.kind.value, status.value, _bucket(case.filed_at), case.filed_at, case.case_id)
         self._session.execute(self._status_insert, key)
-        if self._session.execute(self._case_resolve, (status.value, resolved_at, outcome, case_id)).was_applied:
+        if applied(self._session.execute(self._case_resolve, (status.value, resolved_at, outcome, case_id))):
             self._session.execute(self._status_delete, (case.kind.value, CaseStatus.OPEN.value, *key[2:]))
             return True
         now = self.get_case(case_id)

@@ -31,6 +31,7 @@ from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTi
 from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.core.privacy import hash32
 from numrep.store.base import AddOutcome, Change, Store
+from numrep.store.cassandra_rows import applied, named_rows
 from numrep.store.cassandra_schema import migrate
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
 
@@ -129,6 +130,7 @@ class CassandraStore(Store):
             consistency_level=level,
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
             request_timeout=request_timeout,
+            row_factory=named_rows,
         )
         cluster = Cluster(
             contact_points,
@@ -245,7 +247,7 @@ class CassandraStore(Store):
         batch.add(self._participant_insert, (participant.id, participant.role.value, participant.display_name))
         for key in participant.keys:
             batch.add(self._key_insert, (participant.id, key.kid, key.jwk, key.added_at, key.revoked_at))
-        if not self._session.execute(batch).was_applied:
+        if not applied(self._session.execute(batch)):
             raise AlreadyExists(f"participant {participant.id!r} exists already")
 
     @_mapped
@@ -261,7 +263,7 @@ class CassandraStore(Store):
     def add_key(self, participant_id: str, key: PublicKeyRecord) -> None:
         if self.get_participant(participant_id) is None:
             raise NotFound(f"participant {participant_id!r} is not registered")
-        if not self._session.execute(self._key_insert_new, (participant_id, key.kid, key.jwk, key.added_at)).was_applied:
+        if not applied(self._session.execute(self._key_insert_new, (participant_id, key.kid, key.jwk, key.added_at))):
             raise AlreadyExists(f"key {key.kid!r} is registered already")
 
     @_mapped
@@ -320,9 +322,9 @@ class CassandraStore(Store):
         row = self._session.execute(self._label_by_id, (label_id,)).one()
         if row is None:
             return False
-        applied = row.retracted_at is None and self._session.execute(self._label_retract, (at, label_id)).was_applied
+        retracted = row.retracted_at is None and applied(self._session.execute(self._label_retract, (at, label_id)))
         self._session.execute(self._label_number_delete, (row.number, label_id))  # idempotent; repairs a half-done retraction
-        return bool(applied)
+        return retracted
 
     # --- flags -----------------------------------------------------------------
     @_mapped
@@ -488,7 +490,7 @@ class CassandraStore(Store):
 
     @_mapped
     def put_trust_snapshot(self, epoch: int, body: str, at: datetime) -> bool:
-        return bool(self._session.execute(self._trust_insert, (epoch, at, body)).was_applied)
+        return applied(self._session.execute(self._trust_insert, (epoch, at, body)))
 
     @_mapped
     def latest_trust_snapshot(self) -> tuple[int, str] | None:

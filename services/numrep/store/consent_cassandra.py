@@ -20,6 +20,7 @@ from cassandra.query import PreparedStatement
 
 from numrep.core.consent import ANY_CALLER, ConsentRecord
 from numrep.store.consent_base import ConsentStore, RecordOutcome, partition_callers, record_from_json, record_to_json
+from numrep.store.cassandra_rows import applied
 
 CONCURRENCY = 32
 EXPIRED_GRACE = timedelta(days=30)  # an expired consent is still reported as expired this long
@@ -104,12 +105,12 @@ class CassandraConsentStore(ConsentStore):
             if row is None or row.body is None:
                 return False
             record = record_from_json(row.body)
-            applied = row.revoked_at is None and self._session.execute(self._revoke, (_ttl(record, now), at, record_id)).was_applied
+            revoked = row.revoked_at is None and applied(self._session.execute(self._revoke, (_ttl(record, now), at, record_id)))
             # Applied or not, write the first revocation time to the pair rows: repairs a half-done revocation.
-            first = self._session.execute(self._by_id, (record_id,)).one().revoked_at if not applied else at
+            first = self._session.execute(self._by_id, (record_id,)).one().revoked_at if not revoked else at
             self._concurrently(self._pair_revoke, [(_ttl(record, now), first, caller, record.callee_hash, record_id)
                                                    for caller in partition_callers(record)])
-        return bool(applied)
+        return revoked
 
     def _concurrently(self, statement: PreparedStatement, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Run ``statement`` for each row in parallel; the first row of each result, in order."""
