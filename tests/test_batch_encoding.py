@@ -142,3 +142,23 @@ def test_varint_is_protobufs_encoding(value: int) -> None:
 
     assert common_pb2.Verdict(version=value).SerializeToString() == (tag + varint(value) if value else b"")
     assert common_pb2.Verdict.FromString(tag + varint(value)).version == value
+
+
+def test_a_batch_answers_what_another_replica_has_just_stored(tmp_path: Path) -> None:
+    """Batches answer from memory (``numrep.store.verdict_cache``), yet never an
+    answer older than the shared store: a second exchange on the same data
+    directory publishes, and the first one's very next batch says so."""
+    clock = Clock()
+    ours = _exchange(tmp_path, clock)
+    theirs = Exchange(SqliteStore(tmp_path / "db.sqlite3"), Pseudonymizer(b"b" * 32), clock=clock)
+    servicer = LookupServicer(ours, Telemetry.disabled())
+    before = _sent(servicer, [_request(LISTED), _request(UNKNOWN)])
+    carrier = generate_identity("carrier-second", Role.CARRIER, "EdDSA")
+    theirs.register_participant(carrier.participant_id, carrier.role, "", [json.dumps(carrier.public_jwk())])
+
+    theirs.publish(theirs.get_participant(carrier.participant_id), [sign_label(carrier, LISTED, "fraud"), sign_label(carrier, UNKNOWN, "fraud")])
+    after = _sent(servicer, [_request(LISTED), _request(UNKNOWN)])
+
+    assert [r.verdict.label_count for r in before.results] == [1, 0]
+    assert [r.verdict.label_count for r in after.results] == [2, 1]
+    assert [r.verdict for r in after.results] == [verdict_to_pb(theirs.lookup(n)) for n in (LISTED, UNKNOWN)]

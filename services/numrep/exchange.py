@@ -17,7 +17,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
@@ -47,6 +47,7 @@ from numrep.signing.revocation import mark_revoked_keys, signing_kid
 from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
+from numrep.store.verdict_cache import VerdictCache
 from numrep.trust import TrustConfig, TrustModel, TrustReconciler, TrustSnapshot
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class ExchangeConfig:
     shaken_max_age: timedelta = timedelta(seconds=60)
     flag_max_age: timedelta = timedelta(days=365)
     reconciler: str = "trust"  # "trust": the learned trust engine; "v1": role-weighted reconciliation
+    verdict_cache_entries: int = 32_768  # batch lookups' verdicts held in memory, where the store allows (0 = none)
     # The regulator confirms labels: its word is not capped like a competitor's.
     trust: TrustConfig = field(default_factory=lambda: TrustConfig(exempt_roles=frozenset({Role.REGULATOR})))
 
@@ -98,13 +100,30 @@ class ItemOutcome:
     message: str = ""
 
 
-class BatchAnswer(NamedTuple):
-    """One number's answer in a batch lookup. ``stored`` is the stored verdict when
-    ``verdict`` repeats it with nothing but a new cache expiry (else None): an
-    encoding of the stored verdict can then be reused for every batch that asks."""
+class BatchAnswer:
+    """One number's answer in a batch lookup, ``verdict``. When that answer is the
+    stored verdict with nothing but a new cache expiry, ``stored`` is the stored
+    verdict and ``expires_at`` the answer's expiry (else ``stored`` is None): an
+    encoding of the stored verdict can then serve every batch that asks, and the
+    answer itself is built only if someone asks for it."""
 
-    verdict: Verdict
-    stored: Verdict | None
+    __slots__ = ("stored", "expires_at", "_verdict")
+
+    def __init__(self, verdict: Verdict | None, stored: Verdict | None = None, expires_at: datetime | None = None) -> None:
+        self._verdict = verdict
+        self.stored = stored
+        self.expires_at = verdict.expires_at if verdict is not None else expires_at
+
+    @classmethod
+    def of_stored(cls, stored: Verdict, expires_at: datetime) -> "BatchAnswer":
+        return cls(None, stored, expires_at)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self._verdict is None:
+            assert self.stored is not None and self.expires_at is not None
+            self._verdict = self.stored if self.expires_at == self.stored.expires_at else self.stored.with_expiry(self.expires_at)
+        return self._verdict
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,8 @@ class Exchange:
         self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
         self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
         self._kid_of = functools.lru_cache(maxsize=65_536)(self._label_kid)
+        entries = self.config.verdict_cache_entries
+        self._batch_verdicts: VerdictCache | Store = VerdictCache(store, entries) if entries and store.prompt_feed else store
 
     # --- identity ----------------------------------------------------------------
     def participant(self, participant_id: str) -> Participant | None:
@@ -238,9 +259,15 @@ class Exchange:
         now = self.clock() if now is None else now
         if verdict.is_stale(now):
             return self._recompute(verdict.number)
-        ttl = self.reconciler_ttl() if ttl is None else ttl
+        expires = self._expiry(verdict, now, self.reconciler_ttl() if ttl is None else ttl)
+        return verdict.with_expiry(expires) if expires != verdict.expires_at else verdict
+
+    @staticmethod
+    def _expiry(verdict: Verdict, now: datetime, ttl: timedelta) -> datetime:
+        """When an answer repeating the (fresh) stored verdict stops being good in a
+        cache: a TTL from now, never past the verdict's own end, never in the past."""
         expires = now + ttl if verdict.valid_until is None else min(now + ttl, verdict.valid_until)
-        return verdict.with_expiry(expires) if expires > verdict.expires_at else verdict
+        return max(expires, verdict.expires_at)
 
     def reconciler_ttl(self) -> timedelta:
         config = getattr(self.reconciler, "config", None)
@@ -261,7 +288,7 @@ class Exchange:
                 normalized.append(self.normalize(raw))
             except InvalidNumber as exc:
                 normalized.append(exc)
-        stored = self.store.get_verdicts([n for n in normalized if isinstance(n, str)])
+        stored = self._batch_verdicts.get_verdicts([n for n in normalized if isinstance(n, str)])
         now, ttl = self.clock(), self.reconciler_ttl()
         publishers = functools.lru_cache(maxsize=None)(self.participant)  # a batch names few publishers
         results: list[BatchAnswer | NumrepError] = []
@@ -271,12 +298,14 @@ class Exchange:
                 continue
             verdict = stored.get(number)
             if verdict is None:
-                results.append(BatchAnswer(self.unknown_verdict(number), None))
-                continue
-            recomputed = verdict.is_stale(now)
-            fresh = self._fresh(verdict, now, ttl)
-            answer = mark_revoked_keys(fresh, publishers, self._kid_of)
-            results.append(BatchAnswer(answer, None if recomputed or answer is not fresh else verdict))
+                results.append(BatchAnswer(self.unknown_verdict(number)))
+            elif verdict.is_stale(now):
+                results.append(BatchAnswer(mark_revoked_keys(self._recompute(number), publishers, self._kid_of)))
+            else:
+                marked = mark_revoked_keys(verdict, publishers, self._kid_of)
+                expires = self._expiry(verdict, now, ttl)
+                results.append(BatchAnswer.of_stored(verdict, expires) if marked is verdict
+                               else BatchAnswer(marked.with_expiry(expires)))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:

@@ -88,7 +88,7 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
     if telemetry is not None:
         store = TracedStore(store, telemetry, "cassandra" if config.store.startswith("cassandra") else "sqlite")
     exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience),
-                                     reconciler=config.reconciler)
+                                     reconciler=config.reconciler, verdict_cache_entries=config.verdict_cache_entries)
     anchors = TrustAnchors.from_directory(config.shaken_anchors) if config.shaken_anchors else TrustAnchors()
     if config.shaken_cert_cache:
         anchors.load_cache(config.shaken_cert_cache)

@@ -11,7 +11,7 @@ from numrep.api.auth import run_blocking
 from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, fill_verdict, timestamp, verdict_to_pb
 from numrep.core.errors import NumrepError, StoreTimeout
-from numrep.core.model import Verdict
+from numrep.core.model import Action, Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
@@ -19,6 +19,9 @@ from numrep.api.wire import VerdictEncodings, batch_result, encoded
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
+
+
+_NO_CALL = lookup_pb2.CallContext()
 
 
 class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
@@ -59,22 +62,31 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         call (as Lookup gives it); a per-number error stands in its number's place."""
         parts: list[bytes] = []
         actions: Counter[str] = Counter()
-        for request, answer in zip(requests, self._exchange.batch_answers([r.number for r in requests])):
-            call = request.context
+        stored_actions: Counter[Action] = Counter()  # counted by member: its .value costs more than the count
+        asked: list[str] = []
+        calls: list[lookup_pb2.CallContext | None] = []  # None: asked without a call context, the common case
+        for request in requests:
+            asked.append(request.number)
+            call = request.context if request.HasField("context") else None
+            calls.append(call if call is not None and (call.identity_header or call.callee) else None)
+        for number, call, answer in zip(asked, calls, self._exchange.batch_answers(asked)):
             if isinstance(answer, NumrepError):
-                parts.append(_error_result(request.number, answer))
-            elif answer.stored is not None and not call.identity_header and not call.callee:
-                parts.append(batch_result(request.number, self._encodings(answer.stored), answer.verdict.expires_at))
-                actions[answer.verdict.action.value] += 1
+                parts.append(_error_result(number, answer))
+            elif answer.stored is not None and call is None:
+                parts.append(batch_result(number, self._encodings(answer.stored), answer.expires_at))
+                stored_actions[answer.stored.action] += 1
             else:
+                call = call or _NO_CALL
                 try:
                     verdict = self._exchange.with_caller_id(answer.verdict, call.identity_header) if call.identity_header else answer.verdict
                     verdict, consent = consent_for_call(self._exchange, verdict, call) if call.callee else (verdict, None)
                 except NumrepError as exc:
-                    parts.append(_error_result(request.number, exc))
+                    parts.append(_error_result(number, exc))
                     continue
-                parts.append(_verdict_result(request.number, verdict, consent))
+                parts.append(_verdict_result(number, verdict, consent))
                 actions[verdict.action.value] += 1
+        for action, count in stored_actions.items():
+            actions[action.value] += count
         return b"".join(parts), actions
 
     async def PrefixLookup(

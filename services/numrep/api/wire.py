@@ -50,9 +50,10 @@ _SMALL_VARINTS = 1 << 14  # every length in a BatchLookup result: one or two byt
 _VARINTS = [bytes((v,)) if v < 0x80 else bytes(((v & 0x7F) | 0x80, v >> 7)) for v in range(_SMALL_VARINTS)]
 
 
-@functools.lru_cache(maxsize=256)
-def _expires_field(seconds: int, nanos: int) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def _expires_field(expires_at: datetime) -> bytes:
     """``Verdict.expires_at`` as an encoded field; a batch's answers mostly share one."""
+    seconds, nanos = timestamp_parts(expires_at)
     stamp = (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
     return _VERDICT_EXPIRES + varint(len(stamp)) + stamp
 
@@ -61,7 +62,7 @@ def batch_result(asked: str, verdict_without_expiry: bytes, expires_at: datetime
     """One encoded element of ``BatchLookupResponse.results``: the number as asked
     and the verdict, whose ``expires_at`` (set per call) is appended here."""
     number = asked.encode()
-    expires = _expires_field(*timestamp_parts(expires_at))
+    expires = _expires_field(expires_at)
     verdict_length = len(verdict_without_expiry) + len(expires)
     result = b"".join((_RESULT_INPUT, varint(len(number)), number,
                        _RESULT_VERDICT, varint(verdict_length), verdict_without_expiry, expires))

@@ -53,6 +53,9 @@ class Store(ABC):
     #: cache) that may run on the server's event loop; a networked store's reads
     #: wait on the network and must stay in worker threads.
     reads_are_local: bool = False
+    #: True when the change feed shows every write the moment it commits, so a
+    #: cache that follows the feed is never behind the store (``VerdictCache``).
+    prompt_feed: bool = False
 
     # --- registry -------------------------------------------------------
     @abstractmethod

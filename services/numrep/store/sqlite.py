@@ -74,6 +74,7 @@ _IN_CHUNK = 500  # numbers per "IN (...)" query, well below SQLite's limit on bo
 
 class SqliteStore(Store):
     reads_are_local = True  # WAL: readers never wait for the writer
+    prompt_feed = True  # a change row commits in the transaction of its verdict, numbered in commit order
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -16,6 +16,7 @@ class TracedStore(Store):
     def __init__(self, inner: Store, telemetry: Telemetry, system: str) -> None:
         self.inner = inner
         self.reads_are_local = inner.reads_are_local
+        self.prompt_feed = inner.prompt_feed
         self._telemetry = telemetry
         self._attributes = {"db.system": system}
 
