@@ -62,9 +62,12 @@ async def _baseline(conn: Any, spec: dict) -> None:
 
     verdict = common_pb2.Verdict.FromString(spec["verdict"])
     batch = lookup_pb2.BatchLookupResponse.FromString(spec["batch"]) if spec.get("batch") else lookup_pb2.BatchLookupResponse()
+    read = _driver_read(spec["cassandra"]) if spec.get("cassandra") else None
 
     class FromMemory(lookup_pb2_grpc.LookupServiceServicer):
         async def Lookup(self, request: Any, context: Any) -> Any:
+            if read is not None:  # the composition floor: gRPC plus one driver read, nothing else
+                await read(request.number)
             return verdict
 
         async def BatchLookup(self, request: Any, context: Any) -> Any:
@@ -83,6 +86,32 @@ async def _baseline(conn: Any, spec: dict) -> None:
     await server.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
+
+
+def _driver_read(where: dict) -> Any:
+    """An awaitable raw driver read of one verdict row (prepared, token-aware,
+    LOCAL_QUORUM, plain tuples), settled on the calling event loop."""
+    import asyncio
+
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.query import tuple_factory
+
+    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="datacenter1")),
+                               consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=10.0, row_factory=tuple_factory)
+    session = Cluster([where["host"]], port=where["port"], protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}).connect()
+    statement = session.prepare(f"SELECT body FROM {where['keyspace']}.verdict_by_number WHERE number = ?")
+
+    async def read(number: str) -> Any:
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        settle = lambda value: loop.call_soon_threadsafe(answer.set_result, value)  # noqa: E731 - on the driver's thread
+        session.execute_async(statement, (number,)).add_callbacks(settle, settle)
+        return await answer
+
+    return read
 
 
 def mtls_files(directory: Path, identity: Any) -> dict[str, dict[str, str]]:
