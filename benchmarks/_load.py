@@ -108,7 +108,8 @@ class LoadGen:
             for low in range(0, max(1, len(numbers) - batch + 1), batch):
                 chunk = numbers[low:low + batch]
                 if len(chunk) == batch:
-                    self.batch_requests.append(lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in chunk]))
+                    self.batch_requests.append(lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in chunk],
+                                                                             view=setup.get("view", lookup_pb2.VERDICT_VIEW_FULL)))
 
     async def ready(self) -> None:
         for channel in self.channels:

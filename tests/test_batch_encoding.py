@@ -87,6 +87,23 @@ def test_every_result_is_what_lookup_answers_for_its_number(tmp_path: Path) -> N
     assert sent.results[5].verdict.caller_id_authentication  # this call's STIR/SHAKEN result, not the stored verdict
 
 
+def test_the_basic_view_is_the_full_answer_without_contributions_and_explanation(tmp_path: Path) -> None:
+    clock = Clock()
+    servicer = LookupServicer(_exchange(tmp_path, clock), Telemetry.disabled())
+    asked = [_request(LISTED), _request(REVOKED_SIGNER), _request(UNKNOWN), _request("call me maybe"),
+             _request(LISTED, identity_header=SPOOFED)]
+
+    full = _sent(servicer, asked)
+    basic = lookup_pb2.BatchLookupResponse.FromString(servicer._batch_response(asked, True)[0])
+
+    for whole in full.results:
+        if whole.HasField("verdict"):
+            whole.verdict.ClearField("contributions")
+            whole.verdict.ClearField("explanation")
+    assert basic == full
+    assert basic.results[4].verdict.caller_id_authentication  # per-call fields stay
+
+
 def test_a_stored_verdict_is_encoded_once_and_gets_each_calls_expiry(tmp_path: Path) -> None:
     clock = Clock()
     exchange = _exchange(tmp_path, clock)

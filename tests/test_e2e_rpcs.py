@@ -132,6 +132,29 @@ def test_batch_lookup_fails_only_the_malformed_entries_and_keeps_request_order(f
     assert results[2].verdict.action == common_pb2.ACTION_UNKNOWN
 
 
+def test_batch_lookup_in_the_basic_view_leaves_out_contributions_and_explanation_only(federation, connect):
+    carrier = connect(federation.carrier)
+    publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud"))
+    asked = [NUMBER, "not a number", OTHER_NUMBER]
+
+    full = carrier.batch_lookup(asked)
+    basic = carrier.batch_lookup(asked, basic=True)
+
+    assert full[0].verdict.contributions and full[0].verdict.explanation
+    assert basic[1] == full[1]  # the invalid number's error, as in the full view
+    for whole, cut in zip(full[::2], basic[::2]):
+        expected = lookup_pb2.BatchLookupResult()
+        expected.CopyFrom(whole)
+        for name in ("contributions", "explanation"):
+            expected.verdict.ClearField(name)
+        for answer in (expected, cut):  # each call's own: the cache expiry, and an unknown number's verdict is made per call
+            answer.verdict.ClearField("expires_at")
+            answer.verdict.ClearField("computed_at")
+        assert cut == expected
+    assert basic[0].verdict.action == full[0].verdict.action != common_pb2.ACTION_UNKNOWN
+    assert basic[0].ByteSize() < full[0].ByteSize() / 2
+
+
 def test_batch_lookup_of_an_empty_batch_is_invalid_argument(federation, connect):
     details = fails_with(grpc.StatusCode.INVALID_ARGUMENT, connect(federation.carrier).batch_lookup, [])
     assert "no numbers" in details

@@ -15,7 +15,7 @@ from numrep.core.model import Action, Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
-from numrep.api.wire import VerdictEncodings, batch_result, encoded
+from numrep.api.wire import VerdictEncodings, basic_view, batch_result, encoded
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -29,6 +29,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         self._exchange = exchange
         self._telemetry = telemetry
         self._encodings = VerdictEncodings()
+        self._basic_encodings = VerdictEncodings(basic=True)
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
         started = time.perf_counter()
@@ -49,17 +50,20 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
 
     async def BatchLookup(self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext) -> bytes:
         """The encoded BatchLookupResponse (sent as it is: see ``add_to_server``)."""
-        response, actions = await run_blocking(self._batch_response, request.requests)
+        response, actions = await run_blocking(self._batch_response, request.requests,
+                                               request.view == lookup_pb2.VERDICT_VIEW_BASIC)
         for action, count in actions.items():  # one counter update per action, not per number
             self._telemetry.verdicts.add(count, {"action": action})
         return response
 
-    def _batch_response(self, requests: Sequence[lookup_pb2.LookupRequest]) -> tuple[bytes, Counter[str]]:
+    def _batch_response(self, requests: Sequence[lookup_pb2.LookupRequest], basic: bool = False) -> tuple[bytes, Counter[str]]:
         """The batch's results with one store read, encoded, and the count of each
         action answered. A stored verdict asked without a call context leaves as
         its stored encoding with this call's expiry; a request whose call context
         names a callee or carries a caller-ID header gets the answer for that one
-        call (as Lookup gives it); a per-number error stands in its number's place."""
+        call (as Lookup gives it); a per-number error stands in its number's place.
+        ``basic``: each verdict in ``VERDICT_VIEW_BASIC``."""
+        encodings = self._basic_encodings if basic else self._encodings
         parts: list[bytes] = []
         actions: Counter[str] = Counter()
         stored_actions: Counter[Action] = Counter()  # counted by member: its .value costs more than the count
@@ -73,7 +77,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
             if isinstance(answer, NumrepError):
                 parts.append(_error_result(number, answer))
             elif answer.stored is not None and call is None:
-                parts.append(batch_result(number, self._encodings(answer.stored), answer.expires_at))
+                parts.append(batch_result(number, encodings(answer.stored), answer.expires_at))
                 stored_actions[answer.stored.action] += 1
             else:
                 call = call or _NO_CALL
@@ -83,7 +87,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
                 except NumrepError as exc:
                     parts.append(_error_result(number, exc))
                     continue
-                parts.append(_verdict_result(number, verdict, consent))
+                parts.append(_verdict_result(number, verdict, consent, basic))
                 actions[verdict.action.value] += 1
         for action, count in stored_actions.items():
             actions[action.value] += count
@@ -108,9 +112,11 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         )
 
 
-def _verdict_result(asked: str, verdict: Verdict, consent: ConsentCheck | None) -> bytes:
+def _verdict_result(asked: str, verdict: Verdict, consent: ConsentCheck | None, basic: bool) -> bytes:
     response = lookup_pb2.BatchLookupResponse()
-    with_consent(fill_verdict(response.results.add(input=asked).verdict, verdict), consent)
+    message = with_consent(fill_verdict(response.results.add(input=asked).verdict, verdict), consent)
+    if basic:
+        basic_view(message)
     return response.SerializeToString()
 
 

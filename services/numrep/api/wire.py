@@ -69,6 +69,16 @@ def batch_result(asked: str, verdict_without_expiry: bytes, expires_at: datetime
     return _RESPONSE_RESULTS + varint(len(result)) + result
 
 
+BASIC_VIEW_LEAVES_OUT = ("contributions", "explanation")  # VERDICT_VIEW_BASIC (numrep.v1.lookup)
+
+
+def basic_view(message: common_pb2.Verdict) -> common_pb2.Verdict:
+    """``message`` cut to ``VERDICT_VIEW_BASIC``, in place."""
+    for name in BASIC_VIEW_LEAVES_OUT:
+        message.ClearField(name)
+    return message
+
+
 class VerdictEncodings:
     """Stored verdicts encoded as ``numrep.v1.Verdict`` without ``expires_at``, each
     once. The key is the stored object itself, which the store's decoder shares
@@ -76,8 +86,9 @@ class VerdictEncodings:
     its object alive, so an ``id`` is never reused while it is a key. Oldest
     entries go first when full."""
 
-    def __init__(self, capacity: int = 16_384) -> None:
+    def __init__(self, capacity: int = 16_384, basic: bool = False) -> None:
         self._capacity = capacity
+        self._basic = basic  # encode VERDICT_VIEW_BASIC
         self._by_id: dict[int, tuple[Verdict, bytes]] = {}
         self._insert = threading.Lock()  # batches run in worker threads; reads need no lock
 
@@ -90,6 +101,8 @@ class VerdictEncodings:
             return hit[1]
         message = fill_verdict(common_pb2.Verdict(), stored)
         message.ClearField("expires_at")
+        if self._basic:
+            basic_view(message)
         body = message.SerializeToString()
         with self._insert:
             if len(self._by_id) >= self._capacity:

@@ -26,29 +26,31 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from numrep.v1 import common_pb2 as numrep_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/lookup.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16numrep/v1/common.proto\"|\n\x0b\x43\x61llContext\x12\x0e\n\x06\x63\x61llee\x18\x01 \x01(\t\x12-\n\tcall_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidentity_header\x18\x03 \x01(\t\x12\x15\n\rcall_category\x18\x04 \x01(\t\"H\n\rLookupRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\'\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x16.numrep.v1.CallContext\"@\n\x12\x42\x61tchLookupRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.numrep.v1.LookupRequest\"r\n\x11\x42\x61tchLookupResult\x12\r\n\x05input\x18\x01 \x01(\t\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"D\n\x13\x42\x61tchLookupResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.numrep.v1.BatchLookupResult\"*\n\x13PrefixLookupRequest\x12\x13\n\x0bhash_prefix\x18\x01 \x01(\t\"\xa1\x01\n\x0bPrefixEntry\x12\x13\n\x0bnumber_hash\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x14PrefixLookupResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.numrep.v1.PrefixEntry\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05\x32\xe6\x01\n\rLookupService\x12\x36\n\x06Lookup\x12\x18.numrep.v1.LookupRequest\x1a\x12.numrep.v1.Verdict\x12L\n\x0b\x42\x61tchLookup\x12\x1d.numrep.v1.BatchLookupRequest\x1a\x1e.numrep.v1.BatchLookupResponse\x12O\n\x0cPrefixLookup\x12\x1e.numrep.v1.PrefixLookupRequest\x1a\x1f.numrep.v1.PrefixLookupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/lookup.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16numrep/v1/common.proto\"|\n\x0b\x43\x61llContext\x12\x0e\n\x06\x63\x61llee\x18\x01 \x01(\t\x12-\n\tcall_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidentity_header\x18\x03 \x01(\t\x12\x15\n\rcall_category\x18\x04 \x01(\t\"H\n\rLookupRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\'\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x16.numrep.v1.CallContext\"f\n\x12\x42\x61tchLookupRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.numrep.v1.LookupRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.numrep.v1.VerdictView\"r\n\x11\x42\x61tchLookupResult\x12\r\n\x05input\x18\x01 \x01(\t\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"D\n\x13\x42\x61tchLookupResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.numrep.v1.BatchLookupResult\"*\n\x13PrefixLookupRequest\x12\x13\n\x0bhash_prefix\x18\x01 \x01(\t\"\xa1\x01\n\x0bPrefixEntry\x12\x13\n\x0bnumber_hash\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x14PrefixLookupResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.numrep.v1.PrefixEntry\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05*Z\n\x0bVerdictView\x12\x1c\n\x18VERDICT_VIEW_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_VIEW_FULL\x10\x01\x12\x16\n\x12VERDICT_VIEW_BASIC\x10\x02\x32\xe6\x01\n\rLookupService\x12\x36\n\x06Lookup\x12\x18.numrep.v1.LookupRequest\x1a\x12.numrep.v1.Verdict\x12L\n\x0b\x42\x61tchLookup\x12\x1d.numrep.v1.BatchLookupRequest\x1a\x1e.numrep.v1.BatchLookupResponse\x12O\n\x0cPrefixLookup\x12\x1e.numrep.v1.PrefixLookupRequest\x1a\x1f.numrep.v1.PrefixLookupResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'numrep.v1.lookup_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_VERDICTVIEW']._serialized_start=878
+  _globals['_VERDICTVIEW']._serialized_end=968
   _globals['_CALLCONTEXT']._serialized_start=94
   _globals['_CALLCONTEXT']._serialized_end=218
   _globals['_LOOKUPREQUEST']._serialized_start=220
   _globals['_LOOKUPREQUEST']._serialized_end=292
   _globals['_BATCHLOOKUPREQUEST']._serialized_start=294
-  _globals['_BATCHLOOKUPREQUEST']._serialized_end=358
-  _globals['_BATCHLOOKUPRESULT']._serialized_start=360
-  _globals['_BATCHLOOKUPRESULT']._serialized_end=474
-  _globals['_BATCHLOOKUPRESPONSE']._serialized_start=476
-  _globals['_BATCHLOOKUPRESPONSE']._serialized_end=544
-  _globals['_PREFIXLOOKUPREQUEST']._serialized_start=546
-  _globals['_PREFIXLOOKUPREQUEST']._serialized_end=588
-  _globals['_PREFIXENTRY']._serialized_start=591
-  _globals['_PREFIXENTRY']._serialized_end=752
-  _globals['_PREFIXLOOKUPRESPONSE']._serialized_start=754
-  _globals['_PREFIXLOOKUPRESPONSE']._serialized_end=838
-  _globals['_LOOKUPSERVICE']._serialized_start=841
-  _globals['_LOOKUPSERVICE']._serialized_end=1071
+  _globals['_BATCHLOOKUPREQUEST']._serialized_end=396
+  _globals['_BATCHLOOKUPRESULT']._serialized_start=398
+  _globals['_BATCHLOOKUPRESULT']._serialized_end=512
+  _globals['_BATCHLOOKUPRESPONSE']._serialized_start=514
+  _globals['_BATCHLOOKUPRESPONSE']._serialized_end=582
+  _globals['_PREFIXLOOKUPREQUEST']._serialized_start=584
+  _globals['_PREFIXLOOKUPREQUEST']._serialized_end=626
+  _globals['_PREFIXENTRY']._serialized_start=629
+  _globals['_PREFIXENTRY']._serialized_end=790
+  _globals['_PREFIXLOOKUPRESPONSE']._serialized_start=792
+  _globals['_PREFIXLOOKUPRESPONSE']._serialized_end=876
+  _globals['_LOOKUPSERVICE']._serialized_start=971
+  _globals['_LOOKUPSERVICE']._serialized_end=1201
 # @@protoc_insertion_point(module_scope)

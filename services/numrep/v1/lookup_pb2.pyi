@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from numrep.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class VerdictView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_VIEW_UNSPECIFIED: _ClassVar[VerdictView]
+    VERDICT_VIEW_FULL: _ClassVar[VerdictView]
+    VERDICT_VIEW_BASIC: _ClassVar[VerdictView]
+VERDICT_VIEW_UNSPECIFIED: VerdictView
+VERDICT_VIEW_FULL: VerdictView
+VERDICT_VIEW_BASIC: VerdictView
 
 class CallContext(_message.Message):
     __slots__ = ("callee", "call_time", "identity_header", "call_category")
@@ -31,10 +41,12 @@ class LookupRequest(_message.Message):
     def __init__(self, number: _Optional[str] = ..., context: _Optional[_Union[CallContext, _Mapping]] = ...) -> None: ...
 
 class BatchLookupRequest(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "view")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[LookupRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[LookupRequest, _Mapping]]] = ...) -> None: ...
+    view: VerdictView
+    def __init__(self, requests: _Optional[_Iterable[_Union[LookupRequest, _Mapping]]] = ..., view: _Optional[_Union[VerdictView, str]] = ...) -> None: ...
 
 class BatchLookupResult(_message.Message):
     __slots__ = ("input", "verdict", "error_code", "error_message")
