@@ -24,7 +24,7 @@ async def _exchange(conn: Any, spec: dict) -> None:
         store=spec.get("store", "sqlite"),
         services=tuple(spec.get("services") or ("lookup", "publish", "flags", "sync", "registry")),
         max_message_bytes=spec.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
-        **({"verdict_cache_entries": spec["verdict_cache_entries"]} if "verdict_cache_entries" in spec else {}),
+        **{key: spec[key] for key in ("verdict_cache_entries", "rate_limits") if key in spec},
         **_tls_config(spec.get("tls")),
     )
     running = await start_server(config, telemetry=_telemetry() if spec.get("telemetry") else None)

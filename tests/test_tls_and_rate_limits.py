@@ -160,3 +160,38 @@ def test_a_flag_flood_is_limited_per_app_and_per_reporter(limited):
         with pytest.raises(ExchangeError) as too_big:
             client.submit_flags([FlagToSend(f"+1212555{i:04d}", "fraud", f"u{i}") for i in range(200, 240)])
         assert too_big.value.code == grpc.StatusCode.INVALID_ARGUMENT and "split it" in too_big.value.details
+
+
+# --- rates set by the operator -------------------------------------------------------------
+def test_an_operator_sets_rates_per_role_and_class_in_place_of_the_defaults() -> None:
+    limits = RateLimits().with_overrides("carrier.batch=200/400, *.sync=1, regulator.write=0.5/3")
+
+    assert limits.rates[(Role.CARRIER, "batch")] == Rate(200, 400)
+    assert all(limits.rates[(role, "sync")] == Rate(1, 2) for role in Role)  # burst: twice the rate
+    assert limits.rates[(Role.REGULATOR, "write")] == Rate(0.5, 3)
+    assert limits.rates[(Role.APP_VENDOR, "batch")] == RateLimits().rates[(Role.APP_VENDOR, "batch")]  # the rest: defaults
+    assert RateLimits().with_overrides("").rates == RateLimits().rates
+
+
+@pytest.mark.parametrize("text", ["carrier.batch", "carrier=5", "carrier.batches=5", "operator.batch=5", "carrier.batch=fast",
+                                  "carrier.batch=0", "carrier.batch=5/0.5", "carrier.batch=-1"])
+def test_a_rate_written_wrong_is_refused_saying_how_to_write_it(text: str) -> None:
+    from numrep.core.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as caught:
+        RateLimits().with_overrides(text)
+    assert repr(text) in caught.value.message and "ROLE.CLASS=PER_SECOND[/BURST]" in caught.value.message
+
+
+def test_a_server_applies_the_rates_its_operator_set(loop_thread, tmp_path):
+    running = _serve(loop_thread, tmp_path, rate_limits="carrier.batch=1/2")
+    try:
+        carrier = _register(running.exchange, Role.CARRIER, "carrier-batches")
+        with ExchangeClient(running.address, carrier) as client:
+            client.batch_lookup([NUMBER])
+            client.batch_lookup([NUMBER])
+            with pytest.raises(ExchangeError) as caught:
+                client.batch_lookup([NUMBER])
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "batch rate of 1/s" in caught.value.details
+    finally:
+        loop_thread.run(running.stop(0))

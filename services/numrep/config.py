@@ -41,6 +41,7 @@ class ServerConfig:
     tls_client_ca: Path | None = None  # PEM CA bundle: require client certificates (mutual TLS)
     http_listen: str = ""  # HOST:PORT of the public web page (numrep.web); "" = no web page
     calling_hours: str = ""  # default calling window for marketing calls (see numrep.core.consent); "" = 8:00-21:00 every day
+    rate_limits: str = ""  # per-participant rates in place of the defaults, e.g. "carrier.batch=200/400" (numrep.limits.parse_rates)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":
@@ -64,6 +65,7 @@ class ServerConfig:
             "trust_refit_seconds": float(env.get("NUMREP_TRUST_REFIT_SECONDS", 6 * 3600)),
             "trust_reload_seconds": float(env.get("NUMREP_TRUST_RELOAD_SECONDS", 60)),
             "verdict_cache_entries": int(env.get("NUMREP_VERDICT_CACHE", 32_768)),
+            "rate_limits": env.get("NUMREP_RATE_LIMITS", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from numrep.core.errors import InvalidArgument
 from numrep.core.model import Role
 
 # RPC classes: what one token pays for.
@@ -58,6 +59,38 @@ class RateLimits:
     rates: dict[tuple[Role, str], Rate] = field(default_factory=_default_rates)
     flags_per_app: Rate = Rate(5000, 20000)  # flags (not calls) per second per app
     flags_per_reporter_per_batch: int = 50
+
+    def with_overrides(self, text: str) -> "RateLimits":
+        """These limits with the rates ``text`` sets (``parse_rates``) in place of the defaults."""
+        return RateLimits({**self.rates, **parse_rates(text)}, self.flags_per_app, self.flags_per_reporter_per_batch)
+
+
+RPC_CLASSES = ("lookup", "batch", "write", "sync")
+
+
+def parse_rates(text: str) -> dict[tuple[Role, str], Rate]:
+    """Rates as an operator writes them: ``ROLE.CLASS=PER_SECOND[/BURST]``, comma
+    separated, e.g. ``carrier.batch=200/400,app_vendor.write=50``. ROLE is a
+    participant role or ``*`` (every role); CLASS is one of ``RPC_CLASSES``; the
+    burst defaults to twice the rate."""
+    rates: dict[tuple[Role, str], Rate] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        role_name, dot, kind = key.strip().partition(".")
+        roles = list(Role) if role_name == "*" else [r for r in Role if r.value == role_name]
+        per_second, slash, burst = value.strip().partition("/")
+        try:
+            rate = Rate(float(per_second), float(burst) if slash else 2 * float(per_second))
+        except ValueError:
+            rate = Rate(-1, -1)
+        if not sep or not dot or not roles or kind not in RPC_CLASSES or rate.per_second <= 0 or rate.burst < 1:
+            raise InvalidArgument(
+                f"bad rate limit {item!r}: write ROLE.CLASS=PER_SECOND[/BURST] with ROLE one of "
+                f"{', '.join(r.value for r in Role)} or *, CLASS one of {', '.join(RPC_CLASSES)}, a positive rate and a burst of at least 1")
+        rates.update(((role, kind), rate) for role in roles)
+    return rates
 
 
 class TokenBuckets:

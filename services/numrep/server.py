@@ -29,6 +29,7 @@ from numrep.core.consent import CallingHours, ConsentPolicy
 from numrep.core.errors import NumrepError
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
+from numrep.limits import RateLimits
 from numrep.shaken import TrustAnchors
 from numrep.signing.tokens import TokenPolicy
 from numrep.store import Store, open_store
@@ -88,7 +89,8 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
     if telemetry is not None:
         store = TracedStore(store, telemetry, "cassandra" if config.store.startswith("cassandra") else "sqlite")
     exchange_config = ExchangeConfig(default_region=config.default_region, token_policy=TokenPolicy(audience=config.audience),
-                                     reconciler=config.reconciler, verdict_cache_entries=config.verdict_cache_entries)
+                                     reconciler=config.reconciler, verdict_cache_entries=config.verdict_cache_entries,
+                                     rate_limits=RateLimits().with_overrides(config.rate_limits))
     anchors = TrustAnchors.from_directory(config.shaken_anchors) if config.shaken_anchors else TrustAnchors()
     if config.shaken_cert_cache:
         anchors.load_cache(config.shaken_cert_cache)
