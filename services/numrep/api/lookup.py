@@ -11,11 +11,11 @@ from numrep.api.auth import run_blocking
 from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, fill_verdict, timestamp, verdict_to_pb
 from numrep.core.errors import NumrepError, StoreTimeout
-from numrep.core.model import Action, Verdict
+from numrep.core.model import Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
-from numrep.api.wire import VerdictEncodings, basic_view, batch_result, encoded
+from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -66,7 +66,6 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         encodings = self._basic_encodings if basic else self._encodings
         parts: list[bytes] = []
         actions: Counter[str] = Counter()
-        stored_actions: Counter[Action] = Counter()  # counted by member: its .value costs more than the count
         asked: list[str] = []
         calls: list[lookup_pb2.CallContext | None] = []  # None: asked without a call context, the common case
         for request in requests:
@@ -77,8 +76,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
             if isinstance(answer, NumrepError):
                 parts.append(_error_result(number, answer))
             elif answer.stored is not None and call is None:
-                parts.append(batch_result(number, encodings(answer.stored), answer.expires_at))
-                stored_actions[answer.stored.action] += 1
+                body, action = encodings(answer.stored)
+                parts.extend(batch_result_parts(number, body, answer.expires_at))
+                actions[action] += 1
             else:
                 call = call or _NO_CALL
                 try:
@@ -89,8 +89,6 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
                     continue
                 parts.append(_verdict_result(number, verdict, consent, basic))
                 actions[verdict.action.value] += 1
-        for action, count in stored_actions.items():
-            actions[action.value] += count
         return b"".join(parts), actions
 
     async def PrefixLookup(

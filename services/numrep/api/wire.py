@@ -61,12 +61,18 @@ def _expires_field(expires_at: datetime) -> bytes:
 def batch_result(asked: str, verdict_without_expiry: bytes, expires_at: datetime) -> bytes:
     """One encoded element of ``BatchLookupResponse.results``: the number as asked
     and the verdict, whose ``expires_at`` (set per call) is appended here."""
+    return b"".join(batch_result_parts(asked, verdict_without_expiry, expires_at))
+
+
+def batch_result_parts(asked: str, verdict_without_expiry: bytes, expires_at: datetime) -> tuple[bytes, ...]:
+    """``batch_result`` as pieces to join once with the rest of the response
+    (each verdict's bytes are copied once, not once per nesting level)."""
     number = asked.encode()
     expires = _expires_field(expires_at)
-    verdict_length = len(verdict_without_expiry) + len(expires)
-    result = b"".join((_RESULT_INPUT, varint(len(number)), number,
-                       _RESULT_VERDICT, varint(verdict_length), verdict_without_expiry, expires))
-    return _RESPONSE_RESULTS + varint(len(result)) + result
+    number_length, verdict_length = varint(len(number)), varint(len(verdict_without_expiry) + len(expires))
+    result_length = 2 + len(number_length) + len(number) + len(verdict_length) + len(verdict_without_expiry) + len(expires)
+    return (_RESPONSE_RESULTS, varint(result_length), _RESULT_INPUT, number_length, number,
+            _RESULT_VERDICT, verdict_length, verdict_without_expiry, expires)
 
 
 BASIC_VIEW_LEAVES_OUT = ("contributions", "explanation")  # VERDICT_VIEW_BASIC (numrep.v1.lookup)
@@ -89,13 +95,15 @@ class VerdictEncodings:
     def __init__(self, capacity: int = 16_384, basic: bool = False) -> None:
         self._capacity = capacity
         self._basic = basic  # encode VERDICT_VIEW_BASIC
-        self._by_id: dict[int, tuple[Verdict, bytes]] = {}
+        self._by_id: dict[int, tuple[Verdict, tuple[bytes, str]]] = {}
         self._insert = threading.Lock()  # batches run in worker threads; reads need no lock
 
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __call__(self, stored: Verdict) -> bytes:
+    def __call__(self, stored: Verdict) -> tuple[bytes, str]:
+        """The encoding, and the verdict's action as a metric label (an enum's
+        ``value`` costs more than a batch can spare per number)."""
         hit = self._by_id.get(id(stored))
         if hit is not None and hit[0] is stored:
             return hit[1]
@@ -103,9 +111,9 @@ class VerdictEncodings:
         message.ClearField("expires_at")
         if self._basic:
             basic_view(message)
-        body = message.SerializeToString()
+        encoded = (message.SerializeToString(), stored.action.value)
         with self._insert:
             if len(self._by_id) >= self._capacity:
                 del self._by_id[next(iter(self._by_id))]
-            self._by_id[id(stored)] = (stored, body)
-        return body
+            self._by_id[id(stored)] = (stored, encoded)
+        return encoded
