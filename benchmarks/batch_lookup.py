@@ -20,7 +20,7 @@ from benchmarks._servers import baseline_process, exchange_process
 from benchmarks._stats import fmt_ms, fmt_num, fmt_ratio
 
 NAME = "batch_lookup"
-N2_CHANNELS = 32  # the kernel spreads connections, not calls: enough of them to split evenly
+N2_CHANNELS = 64  # the kernel spreads connections, not calls: enough of them to split evenly
 # Capacity, not policy: a carrier's default batch rate (50 calls/s, burst 100, per process) would cap one carrier at
 # 50,000 numbers/s per process, which is what this scenario measures near.
 CAPACITY_RATES = "carrier.batch=10000/20000"
@@ -124,7 +124,7 @@ def run(ctx: Ctx) -> dict:
             Variant("exchange_no_cache", lg_cold, [ex_cold], {"method": "batch", "tokens": "mint"}),
             Variant("baseline_basic", lg_base_basic, [base_basic], {"method": "batch", "tokens": "static"}),
             Variant("exchange_basic", lg_basic, [ex], {"method": "batch", "tokens": "mint"}),
-            Variant("exchange_n2", lg_n2, [ex, ex2], {"method": "batch", "tokens": "mint", "concurrency": 2 * s.batch_concurrency}),
+            Variant("exchange_n2", lg_n2, [ex, ex2], {"method": "batch", "tokens": "mint", "concurrency": 4 * s.batch_concurrency}),
         ]
         closed = closed_rounds(variants, s.rounds, s.batch_seconds, s.warmup, s.batch_concurrency)
         for v in variants:
@@ -193,7 +193,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                   f"The load generator cycles through {BATCH * 10:,} numbers, so after its first pass the exchange's verdict cache "
                   "(numrep.store.verdict_cache) holds every one; the cache-off row reads every verdict from SQLite.",
                   f"2 processes: {N2_CHANNELS} connections made after the second process joined the port, "
-                  f"{2 * ctx.sizes.batch_concurrency} batches in flight; n2/n1 = {fmt_ratio(r['n2_over_n1']['median'])}. "
+                  f"{4 * ctx.sizes.batch_concurrency} batches in flight; n2/n1 = {fmt_ratio(r['n2_over_n1']['median'])}. "
                   "The machine has 2 cores, shared with the load generators.",
                   f"The exchanges run with {CAPACITY_RATES} (NUMREP_RATE_LIMITS): the default, 50 batch calls/s per carrier and "
                   "process, would cap one carrier at 50,000 numbers/s per process."]
