@@ -122,11 +122,12 @@ commitlog_directory: $dir/commitlog
 saved_caches_directory: $dir/saved_caches
 hints_directory: $dir/hints
 cdc_raw_directory: $dir/cdc_raw
-# Periodic sync: a write is appended to the (memory-mapped) commit log before it is
-# acknowledged, so it survives a killed JVM; only an OS crash or power loss within
-# the period could lose it, which RF=3 with QUORUM covers in a cluster.
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# Batch sync: a write is acknowledged only after the commit log section holding it is
+# synced. With periodic sync (the default) a killed node loses up to a period of
+# acknowledged writes: replay stops at the last sync marker, even though the bytes sat
+# in the page cache (seen here: "0 replayed mutations" after a SIGKILL 1-3 s after the
+# writes). A sync costs about 0.3 ms on this disk, shared by the writes waiting for it.
+commitlog_sync: batch
 commitlog_segment_size: 32MiB
 commitlog_total_space: 1024MiB
 auto_bootstrap: false
