@@ -147,29 +147,22 @@ def run(ctx: Ctx) -> dict:
     return summarize(ctx, results)
 
 
+def _row(label: str, run: dict, ratio: dict | None) -> list[str]:
+    """A variant's row: numbers/s, its ratio to its baseline (None: it is one), p50, CPU server/client."""
+    versus = "1.00x" if ratio is None else f"{fmt_ratio(ratio['median'])} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
+    server = "+".join(f"{c:.2f}" for c in run.get("server_cpu_each") or [run["server_cpu"]])
+    return [label, fmt_num(run["numbers_per_s"]), versus, fmt_ms(run["latency_ms"]["p50"]), f"{server}/{run['client_cpu']:.2f}"]
+
+
 def summarize(ctx: Ctx, r: dict) -> dict:
     ip = r["in_process"]
     rows = [
-        ["baseline: bare grpc.aio, response from memory", fmt_num(r["baseline"]["numbers_per_s"]), "1.00x",
-         fmt_ms(r["baseline"]["latency_ms"]["p50"]), f"{r['baseline']['server_cpu']:.2f}/{r['baseline']['client_cpu']:.2f}"],
-        ["exchange BatchLookup (SQLite)", fmt_num(r["exchange"]["numbers_per_s"]),
-         f"{fmt_ratio(r['ratio']['median'])} [{r['ratio']['min']:.2f}-{r['ratio']['max']:.2f}]",
-         fmt_ms(r["exchange"]["latency_ms"]["p50"]), f"{r['exchange']['server_cpu']:.2f}/{r['exchange']['client_cpu']:.2f}"],
-        ["exchange BatchLookup, verdict cache off (every batch reads SQLite)", fmt_num(r["exchange_no_cache"]["numbers_per_s"]),
-         f"{fmt_ratio(r['ratio_no_cache']['median'])} [{r['ratio_no_cache']['min']:.2f}-{r['ratio_no_cache']['max']:.2f}]",
-         fmt_ms(r["exchange_no_cache"]["latency_ms"]["p50"]),
-         f"{r['exchange_no_cache']['server_cpu']:.2f}/{r['exchange_no_cache']['client_cpu']:.2f}"],
-        ["baseline, basic view: bare grpc.aio, the same response without contributions and explanation",
-         fmt_num(r["baseline_basic"]["numbers_per_s"]), "1.00x", fmt_ms(r["baseline_basic"]["latency_ms"]["p50"]),
-         f"{r['baseline_basic']['server_cpu']:.2f}/{r['baseline_basic']['client_cpu']:.2f}"],
-        ["exchange BatchLookup, basic view (VERDICT_VIEW_BASIC)", fmt_num(r["exchange_basic"]["numbers_per_s"]),
-         f"{fmt_ratio(r['ratio_basic']['median'])} [{r['ratio_basic']['min']:.2f}-{r['ratio_basic']['max']:.2f}]",
-         fmt_ms(r["exchange_basic"]["latency_ms"]["p50"]), f"{r['exchange_basic']['server_cpu']:.2f}/{r['exchange_basic']['client_cpu']:.2f}"],
-        ["exchange BatchLookup, 2 processes on one port (SO_REUSEPORT)", fmt_num(r["exchange_n2"]["numbers_per_s"]),
-         f"{fmt_ratio(r['ratio_n2']['median'])} [{r['ratio_n2']['min']:.2f}-{r['ratio_n2']['max']:.2f}]",
-         fmt_ms(r["exchange_n2"]["latency_ms"]["p50"]),
-         "+".join(f"{c:.2f}" for c in r["exchange_n2"].get("server_cpu_each") or [r["exchange_n2"]["server_cpu"]])
-         + f"/{r['exchange_n2']['client_cpu']:.2f}"],
+        _row("baseline: bare grpc.aio, response from memory", r["baseline"], None),
+        _row("exchange BatchLookup (SQLite)", r["exchange"], r["ratio"]),
+        _row("exchange BatchLookup, verdict cache off (every batch reads SQLite)", r["exchange_no_cache"], r["ratio_no_cache"]),
+        _row("baseline, basic view: bare grpc.aio, the same response without contributions and explanation", r["baseline_basic"], None),
+        _row("exchange BatchLookup, basic view (VERDICT_VIEW_BASIC)", r["exchange_basic"], r["ratio_basic"]),
+        _row("exchange BatchLookup, 2 processes on one port (SO_REUSEPORT)", r["exchange_n2"], r["ratio_n2"]),
         ["  in-process Exchange.batch_lookup (no gRPC)", fmt_num(ip["exchange_batch_lookup_per_s"]), "", "", ""],
         ["  in-process normalize() alone (cache warm)", fmt_num(ip["normalize_per_s"]), "", "", ""],
         ["  in-process SqliteStore.get_verdict alone", fmt_num(ip["store_get_verdict_per_s"]), "", "", ""],

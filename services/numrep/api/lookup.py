@@ -28,8 +28,10 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
     def __init__(self, exchange: Exchange, telemetry: Telemetry) -> None:
         self._exchange = exchange
         self._telemetry = telemetry
-        self._encodings = VerdictEncodings()
-        self._basic_encodings = VerdictEncodings(basic=True)
+        # As many encodings as the exchange holds verdicts for batches: a batch cycling through them all stays encoded.
+        held = max(VerdictEncodings.DEFAULT_CAPACITY, exchange.config.verdict_cache_entries)
+        self._encodings = VerdictEncodings(held)
+        self._basic_encodings = VerdictEncodings(held, basic=True)
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
         started = time.perf_counter()

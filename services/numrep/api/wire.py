@@ -92,7 +92,9 @@ class VerdictEncodings:
     its object alive, so an ``id`` is never reused while it is a key. Oldest
     entries go first when full."""
 
-    def __init__(self, capacity: int = 16_384, basic: bool = False) -> None:
+    DEFAULT_CAPACITY = 16_384
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, basic: bool = False) -> None:
         self._capacity = capacity
         self._basic = basic  # encode VERDICT_VIEW_BASIC
         self._by_id: dict[int, tuple[Verdict, tuple[bytes, str]]] = {}

@@ -19,7 +19,7 @@ from cassandra.query import named_tuple_factory
 
 @functools.lru_cache(maxsize=512)
 def _row_type(column_names: tuple[str, ...]) -> type:
-    # One row of placeholders through the driver's factory: its class, named exactly as the driver names it.
+    # The driver's factory given one row of Nones returns a row of its class: named exactly as the driver names it.
     return type(named_tuple_factory(list(column_names), [(None,) * len(column_names)])[0])
 
 
