@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numrep.core.errors import InvalidArgument
+from numrep.store.verdict_cache import DEFAULT_ENTRIES as DEFAULT_VERDICT_CACHE
 
 SERVICES = ("lookup", "publish", "flags", "sync", "registry", "consent", "cases")
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -33,7 +34,7 @@ class ServerConfig:
     reconciler: str = "trust"            # "trust" (learned trust engine) or "v1" (role-weighted)
     trust_refit_seconds: float = 6 * 3600  # scheduled full refit; 0 = only on demand (numrep trust refit)
     trust_reload_seconds: float = 60.0     # how often to pick up an epoch another replica stored
-    verdict_cache_entries: int = 32_768    # BatchLookup's in-memory verdicts (SQLite only: numrep.store.verdict_cache); 0 = none
+    verdict_cache_entries: int = DEFAULT_VERDICT_CACHE  # BatchLookup's in-memory verdicts (SQLite only: numrep.store.verdict_cache); 0 = none
     shaken_anchors: Path | None = None      # directory of PEM STI-CA roots
     shaken_cert_cache: Path | None = None   # JSON index {x5u URL: PEM file}, refreshed out of band
     tls_cert: Path | None = None       # PEM certificate chain: serve TLS
@@ -64,7 +65,7 @@ class ServerConfig:
             "reconciler": env.get("NUMREP_RECONCILER", "trust"),
             "trust_refit_seconds": float(env.get("NUMREP_TRUST_REFIT_SECONDS", 6 * 3600)),
             "trust_reload_seconds": float(env.get("NUMREP_TRUST_RELOAD_SECONDS", 60)),
-            "verdict_cache_entries": int(env.get("NUMREP_VERDICT_CACHE", 32_768)),
+            "verdict_cache_entries": int(env.get("NUMREP_VERDICT_CACHE", DEFAULT_VERDICT_CACHE)),
             "rate_limits": env.get("NUMREP_RATE_LIMITS", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

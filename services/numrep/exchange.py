@@ -47,7 +47,7 @@ from numrep.signing.revocation import mark_revoked_keys, signing_kid
 from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
-from numrep.store.verdict_cache import VerdictCache
+from numrep.store.verdict_cache import DEFAULT_ENTRIES as DEFAULT_VERDICT_CACHE, VerdictCache
 from numrep.trust import TrustConfig, TrustModel, TrustReconciler, TrustSnapshot
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class ExchangeConfig:
     shaken_max_age: timedelta = timedelta(seconds=60)
     flag_max_age: timedelta = timedelta(days=365)
     reconciler: str = "trust"  # "trust": the learned trust engine; "v1": role-weighted reconciliation
-    verdict_cache_entries: int = 32_768  # batch lookups' verdicts held in memory, where the store allows (0 = none)
+    verdict_cache_entries: int = DEFAULT_VERDICT_CACHE  # batch lookups' verdicts held in memory, where the store allows (0 = none)
     # The regulator confirms labels: its word is not capped like a competitor's.
     trust: TrustConfig = field(default_factory=lambda: TrustConfig(exempt_roles=frozenset({Role.REGULATOR})))
 

@@ -19,6 +19,7 @@ from numrep.core.model import Verdict
 from numrep.store.base import Store
 
 FEED_PAGE = 1_000
+DEFAULT_ENTRIES = 32_768  # about 60 MiB when full (1.9 KB per verdict, measured)
 
 
 class VerdictCache:
