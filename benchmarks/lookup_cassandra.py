@@ -14,8 +14,8 @@ import os
 import random
 import secrets
 import socket
-from contextlib import ExitStack
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator
 
 from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
@@ -49,15 +49,11 @@ def run(ctx: Ctx) -> dict:
     if isinstance(where, str):
         return {"skipped": where}
     host, port = where
-    from numrep.store.cassandra import CassandraStore
-
     s = ctx.sizes
-    keyspace = f"numrep_bench_{secrets.token_hex(4)}"
-    ctx.log(f"lookup_cassandra: keyspace {keyspace} on {host}:{port}, {s.cassandra_numbers:,} verdicts")
-    store = CassandraStore.connect([host], port, keyspace, feed_safety_lag_seconds=0)
-    results: dict[str, Any] = {"keyspace": keyspace}
-    try:
-        fx.register(store, ctx.fed)
+    with bench_keyspace(ctx, where, NAME) as store:
+        keyspace = store.keyspace
+        ctx.log(f"lookup_cassandra: {s.cassandra_numbers:,} verdicts")
+        results: dict[str, Any] = {"keyspace": keyspace}
         space = fx.NumberSpace(ctx.area_codes)
         numbers = space.numbers(0, s.cassandra_numbers)
         templates = ctx.templates
@@ -111,13 +107,28 @@ def run(ctx: Ctx) -> dict:
             results["exchange"] = merge_closed(ex_rounds)
             results["driver"] = merge_closed(raw_rounds)
             results["ratio"] = paired_ratio(ex_rounds, raw_rounds)
+    return summarize(ctx, results)
+
+
+@contextmanager
+def bench_keyspace(ctx: Ctx, where: tuple[str, int], who: str) -> Iterator[Any]:
+    """A store on the node at ``where`` in a keyspace of its own (``store.keyspace``), the run's
+    federation registered; the keyspace is dropped at the end."""
+    from numrep.store.cassandra import CassandraStore
+
+    host, port = where
+    keyspace = f"numrep_bench_{secrets.token_hex(4)}"
+    ctx.log(f"{who}: keyspace {keyspace} on {host}:{port}")
+    store = CassandraStore.connect([host], port, keyspace, feed_safety_lag_seconds=0)
+    try:
+        fx.register(store, ctx.fed)
+        yield store
     finally:
         try:
             store._session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)  # noqa: SLF001 - our own keyspace
         except Exception as exc:  # noqa: BLE001
-            ctx.log(f"lookup_cassandra: could not drop {keyspace}: {exc}")
+            ctx.log(f"{who}: could not drop {keyspace}: {exc}")
         store.close()
-    return summarize(ctx, results)
 
 
 def summarize(ctx: Ctx, r: dict) -> dict:

@@ -575,10 +575,13 @@ class Exchange:
             self._number_locks[stripe].acquire()
         try:
             now = self.clock()
+            ordered = sorted(numbers)
+            stored = self.store.get_verdicts(ordered)
+            evidence = self.store.evidence_many(ordered)
             updates = []
-            for number in sorted(numbers):
-                previous = self.store.get_verdict(number)
-                verdict = self.reconciler.reconcile(self.store.evidence(number), now, previous.version if previous else 0)
+            for number in ordered:
+                previous = stored.get(number)
+                verdict = self.reconciler.reconcile(evidence[number], now, previous.version if previous else 0)
                 if only_changed and previous is not None and _same_answer(previous, verdict):
                     continue
                 updates.append((verdict, (removed or {}).get(number, ())))

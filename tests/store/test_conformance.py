@@ -314,6 +314,33 @@ class TestLabels:
         assert store.evidence(NUMBER) == Evidence(NUMBER, (), ())
         assert store.get_label("carrier/none") is None
 
+    def test_evidence_many_answers_what_evidence_answers_for_each_number(self, store: Store) -> None:
+        a, b, bare = numbers(3)
+        gone = label("carrier/a3", a)
+        store.add_labels([label("carrier/a2", a), label("ftc/a1", a, category="fraud"), gone, label("carrier/b1", b)])
+        store.retract_label(gone.id, NOW)
+        store.add_flags("app-a", "batch-1", [flag("r1", "fraud", number=a), flag("r2", "legitimate", number=b),
+                                             flag("r3", "fraud", number=b, app="app-a")], NOW)
+        asked = [b, a, bare, OTHER, a]
+
+        got = store.evidence_many(asked)
+
+        assert list(got) == [b, a, bare, OTHER], "each number once, in the order asked"
+        assert got == {n: store.evidence(n) for n in asked}
+        assert [lb.id for lb in got[a].labels] == ["carrier/a2", "ftc/a1"]
+        assert tallies(got[b]) == {"app-a": ({"fraud": 1, "legitimate": 1}, NOW)}
+        assert got[bare] == Evidence(bare, (), ())
+
+    def test_evidence_many_of_more_numbers_than_one_query_holds_finds_them_all(self, store: Store) -> None:
+        asked = numbers(1200, start=5000)
+        store.add_labels([label(f"carrier/{n}", n) for n in asked[::2]])
+
+        got = store.evidence_many(asked)
+
+        assert len(got) == 1200
+        assert [n for n in asked if got[n].labels] == asked[::2]
+        assert all(got[n].labels[0].id == f"carrier/{n}" for n in asked[::2])
+
     def test_a_retracted_label_disappears_from_evidence_and_get_label(self, store: Store) -> None:
         a, b = label("carrier/a"), label("carrier/b")
         store.add_labels([a, b])
@@ -754,6 +781,16 @@ class TestListedPage:
 
         assert sorted(listing.number for listing in walk_listing(store, 100)) == [b, c]
         assert sorted(listing.number for listing in walk_listing(store, 1)) == [b, c]
+
+
+    def test_a_number_given_twice_in_one_put_ends_listed_as_its_last_verdict(self, store: Store) -> None:
+        first, second = numbers(2)
+        store.put_verdicts([(verdict(first, Action.ALLOW), ()), (verdict(second, Action.BLOCK), ()),
+                            (verdict(first, Action.BLOCK, version=2), ()), (verdict(second, Action.ALLOW, version=2), ())])
+
+        assert [listing.number for listing in walk_listing(store, 100)] == [first]
+        assert store.listed_wire_page("", 100, NOW).count == 1
+        assert store.get_verdict(first) == verdict(first, Action.BLOCK, version=2)
 
 
 class TestListedWirePage:

@@ -105,6 +105,12 @@ class Store(ABC):
     def evidence(self, number: str) -> Evidence:
         """Live labels (not retracted) and per-app flag tallies of ``number``."""
 
+    def evidence_many(self, numbers: Sequence[str]) -> dict[str, Evidence]:
+        """``evidence`` of each of ``numbers`` (duplicates read once), read
+        together: a Publish batch recomputes its numbers from one read, not one
+        per number. Stores that can read many numbers at once override this."""
+        return {number: self.evidence(number) for number in dict.fromkeys(numbers)}
+
     # --- verdicts and the change feed ---------------------------------------
     @abstractmethod
     def get_verdict(self, number: str) -> Verdict | None:

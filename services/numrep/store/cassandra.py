@@ -342,16 +342,17 @@ class CassandraStore(Store):
 
     @_mapped
     def evidence(self, number: str) -> Evidence:
-        labels = tuple(sorted((_label(r) for r in self._session.execute(self._labels_of_number, (number,))), key=lambda lb: lb.id))
-        tallies: dict[str, tuple[dict[str, int], datetime]] = {}
-        for row in self._session.execute(self._flags_of_number, (number,)):
-            by_category, latest = tallies.get(row.app_id, ({}, _EPOCH))
-            by_category[row.category] = by_category.get(row.category, 0) + 1
-            tallies[row.app_id] = (by_category, max(latest, _utc(row.time)))
-        flags = tuple(
-            FlagTally(app, tuple(sorted(by_category.items())), latest) for app, (by_category, latest) in sorted(tallies.items())
-        )
-        return Evidence(number, labels, flags)
+        return _evidence(number, self._session.execute(self._labels_of_number, (number,)),
+                         self._session.execute(self._flags_of_number, (number,)))
+
+    @_mapped
+    def evidence_many(self, numbers: Sequence[str]) -> dict[str, Evidence]:
+        # Every number's two single-partition reads in flight together.
+        wanted = list(dict.fromkeys(numbers))
+        keys = [(number,) for number in wanted]
+        label_rows = self._concurrently_all(self._labels_of_number, keys)
+        flag_rows = self._concurrently_all(self._flags_of_number, keys)
+        return {number: _evidence(number, labels, flags) for number, labels, flags in zip(wanted, label_rows, flag_rows)}
 
     # --- verdicts and the change feed --------------------------------------------
     @_mapped
@@ -562,3 +563,16 @@ def _participants(rows: Iterable[Any]) -> list[Participant]:
         for pid, (head, keys) in sorted(grouped.items())
         if head.role is not None
     ]
+
+
+def _evidence(number: str, label_rows: Iterable[Any], flag_rows: Iterable[Any]) -> Evidence:
+    labels = tuple(sorted((_label(r) for r in label_rows), key=lambda lb: lb.id))
+    tallies: dict[str, tuple[dict[str, int], datetime]] = {}
+    for row in flag_rows:
+        by_category, latest = tallies.get(row.app_id, ({}, _EPOCH))
+        by_category[row.category] = by_category.get(row.category, 0) + 1
+        tallies[row.app_id] = (by_category, max(latest, _utc(row.time)))
+    flags = tuple(
+        FlagTally(app, tuple(sorted(by_category.items())), latest) for app, (by_category, latest) in sorted(tallies.items())
+    )
+    return Evidence(number, labels, flags)

@@ -234,26 +234,34 @@ class SqliteStore(Store):
             return True
 
     def evidence(self, number: str) -> Evidence:
+        return self.evidence_many([number])[number]
+
+    def evidence_many(self, numbers: Sequence[str]) -> dict[str, Evidence]:
+        wanted = list(dict.fromkeys(numbers))
         db = self._db()
-        labels = tuple(
-            _label(row)
+        labels: dict[str, list[Label]] = {}
+        tallies: dict[str, dict[str, tuple[dict[str, int], int]]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start:start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
             for row in db.execute(
-                f"SELECT {_LABEL_COLUMNS} FROM labels WHERE number = ? AND retracted_at IS NULL ORDER BY id", (number,)
-            )
-        )
-        tallies: dict[str, tuple[dict[str, int], int]] = {}
-        for app_id, code, count, latest in db.execute(
-            "SELECT app_id, category, COUNT(*), MAX(time) FROM flags WHERE number = ? GROUP BY app_id, category",
-            (number,),
-        ):
-            by_category, newest = tallies.setdefault(app_id, ({}, 0))
-            by_category[code] = count
-            tallies[app_id] = (by_category, max(newest, latest))
-        flags = tuple(
-            FlagTally(app_id, tuple(sorted(by_category.items())), from_epoch_ms(latest))
-            for app_id, (by_category, latest) in sorted(tallies.items())
-        )
-        return Evidence(number, labels, flags)
+                f"SELECT {_LABEL_COLUMNS} FROM labels WHERE number IN ({marks}) AND retracted_at IS NULL ORDER BY number, id", chunk
+            ):
+                labels.setdefault(row[2], []).append(_label(row))
+            for number, app_id, code, count, latest in db.execute(
+                f"SELECT number, app_id, category, COUNT(*), MAX(time) FROM flags WHERE number IN ({marks})"
+                " GROUP BY number, app_id, category", chunk,
+            ):
+                by_category, newest = tallies.setdefault(number, {}).setdefault(app_id, ({}, 0))
+                by_category[code] = count
+                tallies[number][app_id] = (by_category, max(newest, latest))
+        return {
+            number: Evidence(number, tuple(labels.get(number, ())), tuple(
+                FlagTally(app_id, tuple(sorted(by_category.items())), from_epoch_ms(latest))
+                for app_id, (by_category, latest) in sorted(tallies.get(number, {}).items())
+            ))
+            for number in wanted
+        }
 
     # --- verdicts and feed -----------------------------------------------------
     def get_verdict(self, number: str) -> Verdict | None:
@@ -272,25 +280,38 @@ class SqliteStore(Store):
 
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         with self._write() as db:
-            for verdict, removed_label_ids in updates:
-                db.execute(
-                    "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
-                    (verdict.number, int(verdict.is_listed), verdict_to_json(verdict), hash32(verdict.number)),
-                )
-                if verdict.is_listed:  # its Sync entry, encoded now: labels as stored in this transaction
-                    tokens = tuple(token for (token,) in db.execute(
-                        "SELECT token FROM labels WHERE number = ? AND retracted_at IS NULL ORDER BY id", (verdict.number,)))
-                    valid_until = None if verdict.valid_until is None else to_epoch_ms(verdict.valid_until)
-                    db.execute("INSERT OR REPLACE INTO listed_entries (number, entry, valid_until) VALUES (?, ?, ?)",
-                               (verdict.number, entry_field(listing_of(verdict, tokens)), valid_until))
-                else:
-                    db.execute("DELETE FROM listed_entries WHERE number = ?", (verdict.number,))
-                at = to_epoch_ms(verdict.computed_at)
-                db.executemany(
-                    "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
-                    [(verdict.number, label_id, at) for label_id in (list(removed_label_ids) or [""])],
-                )
+            db.executemany(
+                "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
+                [(v.number, int(v.is_listed), verdict_to_json(v), hash32(v.number)) for v, _ in updates],
+            )
+            final = list({v.number: v for v, _ in updates}.values())  # a number given twice ends as its last verdict
+            listed = [v for v in final if v.is_listed]
+            # Their Sync entries, encoded now: with the labels as stored in this transaction.
+            tokens = self._live_tokens(db, [v.number for v in listed])
+            db.executemany(
+                "INSERT OR REPLACE INTO listed_entries (number, entry, valid_until) VALUES (?, ?, ?)",
+                [(v.number, entry_field(listing_of(v, tuple(tokens.get(v.number, ())))),
+                  None if v.valid_until is None else to_epoch_ms(v.valid_until)) for v in listed],
+            )
+            db.executemany("DELETE FROM listed_entries WHERE number = ?", [(v.number,) for v in final if not v.is_listed])
+            db.executemany(
+                "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
+                [(v.number, label_id, to_epoch_ms(v.computed_at)) for v, removed in updates for label_id in (list(removed) or [""])],
+            )
+
+    @staticmethod
+    def _live_tokens(db: sqlite3.Connection, numbers: Sequence[str]) -> dict[str, list[str]]:
+        """The tokens of the live labels of ``numbers``, in label-id order, by number."""
+        tokens: dict[str, list[str]] = {}
+        for start in range(0, len(numbers), _IN_CHUNK):
+            chunk = numbers[start:start + _IN_CHUNK]
+            for number, token in db.execute(
+                f"SELECT number, token FROM labels WHERE number IN ({','.join('?' * len(chunk))}) AND retracted_at IS NULL"
+                " ORDER BY number, id", chunk,
+            ):
+                tokens.setdefault(number, []).append(token)
+        return tokens
 
     def feed_head(self) -> str:
         row = self._db().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()

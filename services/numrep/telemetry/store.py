@@ -51,6 +51,6 @@ def _traced(name: str) -> Callable[..., Any]:
     return method
 
 
-for _name in sorted(Store.__abstractmethods__ | {"ping"}):
+for _name in sorted(Store.__abstractmethods__ | {"ping", "evidence_many"}):
     setattr(TracedStore, _name, _traced(_name))
 TracedStore.__abstractmethods__ = frozenset()

@@ -143,8 +143,16 @@ class TrustSnapshot:
         found = self.sources.get(source)
         if found is not None:
             return found
-        key = prior_key(source, role)
-        return prior_reliability(source, config.priors[key], key, self.class_prior)
+        held = self._priors.get((source, role))
+        if held is None or held[0] is not config:
+            key = prior_key(source, role)
+            held = self._priors[(source, role)] = (config, prior_reliability(source, config.priors[key], key, self.class_prior))
+        return held[1]
+
+    @functools.cached_property
+    def _priors(self) -> dict[tuple[str, Role | None], tuple[TrustConfig, SourceReliability]]:
+        """``reliability`` of the sources this snapshot has not fitted, as computed (the snapshot never changes)."""
+        return {}
 
     def to_json(self) -> str:
         body = {f.name: getattr(self, f.name) for f in fields(self)}
