@@ -182,20 +182,27 @@ class SqliteStore(Store):
 
     # --- evidence --------------------------------------------------------------
     def add_labels(self, labels: Sequence[Label]) -> list[AddOutcome]:
-        outcomes = []
         with self._write() as db:
+            ids = list(dict.fromkeys(label.id for label in labels))
+            stored: dict[str, bool] = {}  # id -> retracted
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                stored.update((lid, retracted is not None) for lid, retracted in db.execute(
+                    f"SELECT id, retracted_at FROM labels WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            outcomes, new = [], []
             for label in labels:
-                row = db.execute("SELECT retracted_at FROM labels WHERE id = ?", (label.id,)).fetchone()
-                if row is not None:
-                    outcomes.append(AddOutcome.DUPLICATE if row[0] is None else AddOutcome.RETRACTED)
+                if label.id in stored:
+                    outcomes.append(AddOutcome.RETRACTED if stored[label.id] else AddOutcome.DUPLICATE)
                     continue
-                db.execute(
-                    "INSERT INTO labels (id, issuer, number, category, confidence, issued_at, expires_at, token, evidence)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (label.id, label.issuer, label.number, label.category, label.confidence,
-                     to_epoch_ms(label.issued_at), to_epoch_ms(label.expires_at), label.token, label.evidence),
-                )
+                stored[label.id] = False  # the same id again in this call is a duplicate
+                new.append(label)
                 outcomes.append(AddOutcome.ADDED)
+            db.executemany(
+                "INSERT INTO labels (id, issuer, number, category, confidence, issued_at, expires_at, token, evidence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(lb.id, lb.issuer, lb.number, lb.category, lb.confidence, to_epoch_ms(lb.issued_at), to_epoch_ms(lb.expires_at),
+                  lb.token, lb.evidence) for lb in new],
+            )
         return outcomes
 
     def get_label(self, label_id: str) -> Label | None:
