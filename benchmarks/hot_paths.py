@@ -10,7 +10,8 @@ the per-round ratios of calls per CPU second (subject / baseline).
 * ``authenticate``: ``Exchange.authenticate`` of fresh bearer tokens (parse,
   key, signature, claims, replay cache);
 * ``verify_label``: a label as Publish verifies it;
-* ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``;
+* ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``; and of a
+  number nobody reported (no stored verdict: most numbers a carrier asks about);
 * ``batch_lookup``: the BatchLookup servicer's response to 1,000 stored numbers,
   as the bytes it sends (per number);
 * ``sync``: ``Exchange.sync`` snapshot pages as the bytes the server sends (per label).
@@ -99,6 +100,13 @@ def run(ctx: Ctx) -> dict:
             verdict_to_pb(exchange.lookup(n))
         return per_round
 
+    unreported = fx.sample_numbers(ctx.area_codes, per_round, per_round, seed=29)  # distinct from the listed ones
+
+    def unknown_lookups() -> int:
+        for n in unreported:
+            verdict_to_pb(exchange.lookup(n))
+        return per_round
+
     servicer = LookupServicer(exchange, Telemetry.disabled())
     batch_request = lookup_pb2.BatchLookupRequest(requests=[lookup_pb2.LookupRequest(number=n) for n in numbers[:1000]])
 
@@ -127,7 +135,8 @@ def run(ctx: Ctx) -> dict:
                 samples.setdefault(name, []).append(cost)
                 samples.setdefault(f"{alg} bare signature", []).append(base)
                 ratios.setdefault(name, []).append(base / cost)
-        for name, work in (("lookup + verdict_to_pb", lookups), ("BatchLookup response bytes, per number", batch),
+        for name, work in (("lookup + verdict_to_pb", lookups), ("lookup + verdict_to_pb, number nobody reported", unknown_lookups),
+                           ("BatchLookup response bytes, per number", batch),
                            ("Sync chunk bytes, per label", sync)):
             samples.setdefault(name, []).append(_cpu_per_call(work))
     store.close()

@@ -40,6 +40,34 @@ class Reconciler(Protocol):
         """The verdict for ``evidence.number`` at ``now``."""
         ...
 
+    def unreported(self, number: str, now: datetime) -> Verdict:
+        """``reconcile(Evidence(number), now, previous_version=-1)``: the verdict of a
+        number nobody has reported (most numbers a carrier asks about)."""
+        ...
+
+
+class UnreportedVerdicts:
+    """A reconciler's verdict of no evidence, reconciled once per ``basis`` (what it
+    rests on: a trust snapshot, a configuration) and copied for each number and
+    moment after that. With no evidence, nothing in the verdict depends on the
+    number or the time but the number itself and the verdict's two times."""
+
+    def __init__(self, reconcile: Callable[[Evidence, datetime, int], Verdict]) -> None:
+        self._reconcile = reconcile
+        self._held: tuple[object, Verdict] | None = None
+
+    def __call__(self, number: str, now: datetime, basis: object) -> Verdict:
+        held = self._held
+        if held is None or held[0] is not basis:
+            verdict = self._reconcile(Evidence(number), now, -1)
+            self._held = (basis, verdict)
+            return verdict
+        template = held[1]
+        copy = object.__new__(Verdict)  # as Verdict.with_expiry: no __init__ per copy
+        copy.__dict__.update(template.__dict__, number=number, computed_at=now,
+                             expires_at=now + (template.expires_at - template.computed_at))
+        return copy
+
 
 @dataclass(frozen=True)
 class ReconcileConfig:
@@ -76,6 +104,10 @@ class RoleWeightedReconciler:
     ) -> None:
         self._participants = participants
         self.config = config or ReconcileConfig()
+        self._unreported = UnreportedVerdicts(self.reconcile)
+
+    def unreported(self, number: str, now: datetime) -> Verdict:
+        return self._unreported(number, now, self.config)
 
     def reconcile(self, evidence: Evidence, now: datetime, previous_version: int = 0) -> Verdict:
         cfg = self.config

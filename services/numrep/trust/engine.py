@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 
 from numrep.core.categories import CATEGORIES
 from numrep.core.model import Action, Contribution, Evidence, Flag, FlagTally, Label, Role, Verdict
+from numrep.core.reconcile import UnreportedVerdicts
 from numrep.trust.config import TrustConfig
 from numrep.core.reassignment import after_reassignment, flags_after, is_vote, latest_of, reassignment_marker
 from numrep.trust.model import Participants, TrustModel, TrustSnapshot, role_resolver
@@ -92,6 +93,10 @@ class TrustReconciler:
         self._flags_for = flags_for
         self._reassigned_at = reassigned_at
         self._silent: tuple[TrustSnapshot, dict[str, float]] | None = None
+        self._unreported = UnreportedVerdicts(self.reconcile)
+
+    def unreported(self, number: str, now: datetime) -> Verdict:
+        return self._unreported(number, now, self.model.snapshot)
 
     def reconcile(
         self,
