@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from numrep.core.categories import CATEGORIES
 from numrep.core.errors import InvalidNumber
 from numrep.core.model import Action, Evidence, FlagTally, Label, Participant, Role
-from numrep.core.numbers import is_e164, normalize
+from numrep.core.numbers import is_e164, normalize, normalize_each
 from numrep.core.reconcile import ReconcileConfig, RoleWeightedReconciler
 
 NUMBERS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
@@ -113,6 +113,20 @@ def test_is_e164_is_true_exactly_for_normalised_numbers(text):
     except InvalidNumber:
         expected = False
     assert is_e164(text) is expected
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.text(), PHONEISH, st.text(min_size=120, max_size=300)), max_size=8), REGIONS)
+def test_normalize_each_answers_what_normalize_answers_for_each_number(texts, region):
+    def one(text: str) -> str | tuple[str, str]:
+        try:
+            return normalize(text, region)
+        except InvalidNumber as exc:
+            return (exc.reason, exc.message)
+
+    each = normalize_each(texts, region)
+
+    assert [r if isinstance(r, str) else (r.reason, r.message) for r in each] == [one(t) for t in texts]
 
 
 def test_an_overlong_input_is_invalid_without_echoing_all_of_it():

@@ -23,7 +23,6 @@ from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
     FailedPrecondition,
     InvalidArgument,
-    InvalidNumber,
     NotFound,
     NumrepError,
     PermissionDenied,
@@ -32,7 +31,7 @@ from numrep.core.errors import (
     Unauthenticated,
 )
 from numrep.core.model import Action, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
-from numrep.core.numbers import DEFAULT_REGION, normalize
+from numrep.core.numbers import DEFAULT_REGION, normalize, normalize_each
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import ReconcileConfig, Reconciler, RoleWeightedReconciler
@@ -43,7 +42,7 @@ from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, r
 from numrep.signing.jws import JwsRejected
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
-from numrep.signing.revocation import mark_revoked_keys, signing_kid
+from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
 from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
@@ -113,10 +112,6 @@ class BatchAnswer:
         self._verdict = verdict
         self.stored = stored
         self.expires_at = verdict.expires_at if verdict is not None else expires_at
-
-    @classmethod
-    def of_stored(cls, stored: Verdict, expires_at: datetime) -> "BatchAnswer":
-        return cls(None, stored, expires_at)
 
     @property
     def verdict(self) -> Verdict:
@@ -282,30 +277,29 @@ class Exchange:
         """``batch_lookup``, saying for each answer whether it is the stored verdict
         with a new cache expiry only (see ``BatchAnswer``)."""
         check_size("numbers", len(raw_numbers), self.config.limits.max_batch_lookup)
-        normalized: list[str | InvalidNumber] = []
-        for raw in raw_numbers:
-            try:
-                normalized.append(self.normalize(raw))
-            except InvalidNumber as exc:
-                normalized.append(exc)
-        stored = self._batch_verdicts.get_verdicts([n for n in normalized if isinstance(n, str)])
+        normalized = normalize_each(raw_numbers, self.config.default_region)
+        stored = self._batch_verdicts.get_verdicts([n for n in normalized if type(n) is str])
         now, ttl = self.clock(), self.reconciler_ttl()
-        publishers = functools.lru_cache(maxsize=None)(self.participant)  # a batch names few publishers
+        horizon = now + ttl
+        marks = RevocationMarks(functools.lru_cache(maxsize=None)(self.participant), self._kid_of)  # a batch names few publishers
         results: list[BatchAnswer | NumrepError] = []
         for number in normalized:
-            if isinstance(number, InvalidNumber):
+            if type(number) is not str:
                 results.append(number)
                 continue
             verdict = stored.get(number)
             if verdict is None:
                 results.append(BatchAnswer(self.unknown_verdict(number)))
             elif verdict.is_stale(now):
-                results.append(BatchAnswer(mark_revoked_keys(self._recompute(number), publishers, self._kid_of)))
+                results.append(BatchAnswer(marks(self._recompute(number))))
             else:
-                marked = mark_revoked_keys(verdict, publishers, self._kid_of)
-                expires = self._expiry(verdict, now, ttl)
-                results.append(BatchAnswer.of_stored(verdict, expires) if marked is verdict
-                               else BatchAnswer(marked.with_expiry(expires)))
+                # Exchange._expiry, inline: this loop runs once per number of every batch.
+                until = verdict.valid_until
+                expires = horizon if until is None or horizon < until else until
+                if expires < verdict.expires_at:
+                    expires = verdict.expires_at
+                marked = marks(verdict)
+                results.append(BatchAnswer(None, verdict, expires) if marked is verdict else BatchAnswer(marked.with_expiry(expires)))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Iterable
 
 import phonenumbers
 
@@ -49,6 +50,19 @@ def _parse(raw: str, default_region: str) -> str:
 
 
 _cached_parse = functools.lru_cache(maxsize=NORMALIZE_CACHE_SIZE)(_parse)
+
+
+def normalize_each(raws: Iterable[str], default_region: str = DEFAULT_REGION) -> list[str | InvalidNumber]:
+    """``normalize`` of each of ``raws`` in order (a batch's numbers), each refusal
+    standing in its number's place."""
+    limit = 2 * MAX_NUMBER_LENGTH
+    out: list[str | InvalidNumber] = []
+    for raw in raws:
+        try:
+            out.append(_cached_parse(raw, default_region) if type(raw) is str and len(raw) <= limit else normalize(raw, default_region))
+        except InvalidNumber as exc:
+            out.append(exc)
+    return out
 
 
 def is_e164(text: str) -> bool:

@@ -45,6 +45,30 @@ def mark_revoked_keys(verdict: Verdict, participants: ParticipantLookup, kid_of:
     return verdict if marked is None else dataclasses.replace(verdict, contributions=tuple(marked))
 
 
+class RevocationMarks:
+    """``mark_revoked_keys`` for the many verdicts of one batch: whether a publisher
+    ever revoked a key is asked once per publisher, and a verdict none of whose
+    labels' publishers did is returned as it is without further calls."""
+
+    def __init__(self, participants: ParticipantLookup, kid_of: KidLookup) -> None:
+        self._participants = participants
+        self._kid_of = kid_of
+        self._revoking: dict[str, bool] = {}
+
+    def __call__(self, verdict: Verdict) -> Verdict:
+        revoking = self._revoking
+        for contribution in verdict.contributions:
+            if contribution.label_id:
+                publisher = contribution.participant_id
+                revoked = revoking.get(publisher)
+                if revoked is None:
+                    found = self._participants(publisher)
+                    revoked = revoking[publisher] = found is not None and found.has_revoked_keys
+                if revoked:
+                    return mark_revoked_keys(verdict, self._participants, self._kid_of)
+        return verdict
+
+
 def _marked(contribution: Contribution, participants: ParticipantLookup, kid_of: KidLookup) -> Contribution:
     if not contribution.label_id:
         return contribution
