@@ -27,7 +27,8 @@ async def _exchange(conn: Any, spec: dict) -> None:
         **{key: spec[key] for key in ("verdict_cache_entries", "rate_limits") if key in spec},
         **_tls_config(spec.get("tls")),
     )
-    running = await start_server(config, telemetry=_telemetry() if spec.get("telemetry") else None)
+    kind = spec.get("telemetry")
+    running = await start_server(config, telemetry=_telemetry("full" if kind is True else kind) if kind else None)
     conn.send({"address": running.address, "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler()))
     await running.stop(0)
@@ -35,13 +36,16 @@ async def _exchange(conn: Any, spec: dict) -> None:
         conn.send({"stopped": True})
 
 
-def _telemetry() -> Any:
-    """Full instrumentation with the SDK's batching span processor and an exporter
-    that drops what it is given: the cost of tracing and metrics without a network."""
+def _telemetry(kind: str) -> Any:
+    """Instrumentation as an operator would run it, with the SDK's batching span processor
+    and an exporter that drops what it is given (no network measured): ``full`` records
+    every span, ``sampled`` 1% of traces (``parentbased_traceidratio``), ``metrics`` none."""
+    from opentelemetry import trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     from numrep.telemetry import Telemetry
 
@@ -49,9 +53,12 @@ def _telemetry() -> Any:
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    tracer_provider = TracerProvider()
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    if kind == "metrics":
+        return Telemetry.create(trace.NoOpTracerProvider(), meters)
+    tracer_provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01))) if kind == "sampled" else TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
-    return Telemetry.create(tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    return Telemetry.create(tracer_provider, meters)
 
 
 async def _baseline(conn: Any, spec: dict) -> None:

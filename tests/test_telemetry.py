@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import prometheus_client
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -20,6 +21,7 @@ from numrep.server import start_server
 from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
 from numrep.telemetry import Telemetry
+from numrep.telemetry.setup import TelemetryConfig, setup_telemetry
 from numrep_client import ExchangeClient, ExchangeError, FlagToSend
 
 NUMBER = "+12025550143"
@@ -109,6 +111,36 @@ def test_metrics_move_with_lookups_labels_flags_and_refusals(observed):
     assert sum(p.count for p in points["numrep.lookup.duration"]) == 1
     refused = {(p.attributes["status"], p.attributes["reason"]) for p in points["numrep.rpc.refused"]}
     assert refused == {("INVALID_ARGUMENT", "invalid_number")}
+
+
+def test_metrics_without_a_span_exporter_make_no_spans_and_still_count(loop_thread, tmp_path: Path, monkeypatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    started: list[int] = []
+    monkeypatch.setattr("prometheus_client.start_http_server", lambda port, addr="": started.append(port))
+    telemetry = setup_telemetry(TelemetryConfig(metrics_port=9464))  # numrep serve --metrics-port 9464, nothing else
+    assert started == [9464] and telemetry.enabled and not telemetry.tracing
+    running = loop_thread.run(start_server(ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "m"), telemetry=telemetry))
+    try:
+        carrier = generate_identity("carrier-a", Role.CARRIER)
+        running.exchange.register_participant("carrier-a", Role.CARRIER, "", [json.dumps(carrier.public_jwk())])
+        with ExchangeClient(running.address, carrier) as client:
+            client.lookup(NUMBER)
+        assert not telemetry.tracer.start_span("probe").is_recording()
+        assert 'numrep_verdicts_total{action="unknown"' in prometheus_client.generate_latest().decode()
+    finally:
+        loop_thread.run(running.stop(0))
+        telemetry.shutdown()
+
+
+def test_a_span_exporter_turns_tracing_on(monkeypatch):
+    monkeypatch.setattr("opentelemetry.sdk.trace.export.ConsoleSpanExporter.export", lambda self, spans: None)
+    telemetry = setup_telemetry(TelemetryConfig(console=True))
+    try:
+        assert telemetry.tracing
+        assert telemetry.tracer.start_span("probe").is_recording()
+    finally:
+        telemetry.shutdown()
 
 
 def test_no_span_attribute_or_metric_carries_a_phone_number_or_reporter_id(observed):

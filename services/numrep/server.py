@@ -116,7 +116,7 @@ async def start_server(
     # With mutual TLS, gRPC has verified each client's chain: its certificate may stand in for per-call tokens.
     peers = PeerIdentity(exchange) if config.tls_cert is not None and config.tls_client_ca is not None else None
     interceptors: list[grpc.aio.ServerInterceptor] = [ExchangeInterceptor(exchange, telemetry, peers)]
-    if telemetry.enabled:  # spans cost ~0.2 ms a call: only when someone collects them
+    if telemetry.tracing:  # spans cost ~0.2 ms a call: only when someone collects them
         interceptors.insert(0, aio_server_interceptor(tracer_provider=telemetry.tracer_provider))
     server = grpc.aio.server(interceptors=interceptors, options=options)
     names = []

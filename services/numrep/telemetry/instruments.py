@@ -19,6 +19,7 @@ class Telemetry:
     tracer_provider: trace.TracerProvider | None = None
     enabled: bool = True
     meter_provider: metrics.MeterProvider | None = None
+    tracing: bool = True  # spans are recorded for someone (an exporter); metrics alone need none
     lookup_duration: Histogram = field(init=False)
     rpc_duration: Histogram = field(init=False)
     verdicts: Counter = field(init=False)
@@ -46,9 +47,11 @@ class Telemetry:
     @classmethod
     def create(cls, tracer_provider: trace.TracerProvider | None = None,
                meter_provider: metrics.MeterProvider | None = None) -> "Telemetry":
+        """Telemetry from these providers; ``trace.NoOpTracerProvider()`` for metrics without spans."""
         tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(INSTRUMENTATION)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION)
-        return cls(tracer, meter, tracer_provider, meter_provider=meter_provider)
+        tracing = not isinstance(tracer_provider, trace.NoOpTracerProvider)
+        return cls(tracer, meter, tracer_provider, meter_provider=meter_provider, tracing=tracing)
 
     def shutdown(self) -> None:
         """Flush and stop exporters (their threads would keep the process alive)."""
@@ -59,4 +62,4 @@ class Telemetry:
 
     @classmethod
     def disabled(cls) -> "Telemetry":
-        return cls(trace.NoOpTracer(), metrics.NoOpMeter(INSTRUMENTATION), trace.NoOpTracerProvider(), enabled=False)
+        return cls(trace.NoOpTracer(), metrics.NoOpMeter(INSTRUMENTATION), trace.NoOpTracerProvider(), enabled=False, tracing=False)

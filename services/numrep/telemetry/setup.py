@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -37,6 +38,7 @@ def setup_telemetry(config: TelemetryConfig, service_name: str = "numrep-exchang
     if not config.enabled:
         return Telemetry.disabled()
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    # The SDK's sampler comes from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (every span by default).
     tracer_provider = TracerProvider(resource=resource)
     readers: list[MetricReader] = []
     if config.otlp:
@@ -48,10 +50,13 @@ def setup_telemetry(config: TelemetryConfig, service_name: str = "numrep-exchang
     if config.console:
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=config.metrics_interval_ms))
+    spans: trace.TracerProvider = tracer_provider
+    if not (config.otlp or config.console):  # metrics only: spans nobody exports are not made at all
+        spans = trace.NoOpTracerProvider()
     if config.metrics_port is not None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
         start_http_server(config.metrics_port, addr="127.0.0.1")
         readers.append(PrometheusMetricReader())
-    return Telemetry.create(tracer_provider, MeterProvider(resource=resource, metric_readers=readers))
+    return Telemetry.create(spans, MeterProvider(resource=resource, metric_readers=readers))
