@@ -30,7 +30,7 @@ from numrep.core.errors import (
     TooLarge,
     Unauthenticated,
 )
-from numrep.core.model import Action, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
+from numrep.core.model import Action, Evidence, Flag, Label, Participant, PublicKeyRecord, Role, SyncEntry, SyncPage, Verdict
 from numrep.core.numbers import DEFAULT_REGION, normalize, normalize_each
 from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
@@ -313,7 +313,10 @@ class Exchange:
         return verdicts, 4 * len(prefix.strip())
 
     def unknown_verdict(self, number: str) -> Verdict:
-        return self.reconciler.unreported(number, self.clock())
+        unreported = getattr(self.reconciler, "unreported", None)  # a reconciler written before it existed: reconcile
+        if unreported is None:
+            return self.reconciler.reconcile(Evidence(number), self.clock(), previous_version=-1)
+        return unreported(number, self.clock())
 
     # --- publish -----------------------------------------------------------------
     def publish(self, caller: Participant, tokens: Sequence[str]) -> list[ItemOutcome]:

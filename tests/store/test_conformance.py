@@ -317,7 +317,8 @@ class TestLabels:
     def test_evidence_many_answers_what_evidence_answers_for_each_number(self, store: Store) -> None:
         a, b, bare = numbers(3)
         gone = label("carrier/a3", a)
-        store.add_labels([label("carrier/a2", a), label("ftc/a1", a, category="fraud"), gone, label("carrier/b1", b)])
+        store.add_labels([label("ftc/a1", a, category="fraud"), gone, label("carrier/b1", b)])
+        store.add_labels([label("carrier/a2", a)])  # stored last, first in label-id order
         store.retract_label(gone.id, NOW)
         store.add_flags("app-a", "batch-1", [flag("r1", "fraud", number=a), flag("r2", "legitimate", number=b),
                                              flag("r3", "fraud", number=b, app="app-a")], NOW)
@@ -327,6 +328,7 @@ class TestLabels:
 
         assert list(got) == [b, a, bare, OTHER], "each number once, in the order asked"
         assert got == {n: store.evidence(n) for n in asked}
+        assert got == {n: store.evidence_many([n])[n] for n in asked}
         assert [lb.id for lb in got[a].labels] == ["carrier/a2", "ftc/a1"]
         assert tallies(got[b]) == {"app-a": ({"fraud": 1, "legitimate": 1}, NOW)}
         assert got[bare] == Evidence(bare, (), ())
@@ -350,6 +352,20 @@ class TestLabels:
         assert store.get_label("carrier/a") is None
         assert store.get_label("carrier/b") == b
         assert store.evidence(NUMBER).labels == (b,)
+
+    def test_a_batch_of_more_ids_than_one_query_holds_tells_new_stored_and_retracted_apart(self, store: Store) -> None:
+        stored = [label(f"carrier/s{i:04d}", numbers(1, start=2000 + i)[0]) for i in range(600)]
+        store.add_labels(stored)
+        for lb in stored[::50]:
+            store.retract_label(lb.id, NOW)
+        new = [label(f"carrier/n{i:04d}", numbers(1, start=3000 + i)[0]) for i in range(600)]
+        batch = [x for pair in zip(new, stored) for x in pair] + [new[0]]
+
+        outcomes = store.add_labels(batch)
+
+        expected = [o for i in range(600) for o in (AddOutcome.ADDED, AddOutcome.RETRACTED if i % 50 == 0 else AddOutcome.DUPLICATE)]
+        assert outcomes == expected + [AddOutcome.DUPLICATE], "the same id twice in one call is added once"
+        assert all(store.get_label(lb.id) == lb for lb in new)
 
     def test_retracting_twice_or_an_unknown_id_returns_false(self, store: Store) -> None:
         store.add_labels([label("carrier/a")])
@@ -782,6 +798,19 @@ class TestListedPage:
         assert sorted(listing.number for listing in walk_listing(store, 100)) == [b, c]
         assert sorted(listing.number for listing in walk_listing(store, 1)) == [b, c]
 
+
+    def test_more_listed_verdicts_than_one_query_holds_each_carry_their_own_labels(self, store: Store) -> None:
+        listed = numbers(600, start=7000)
+        store.add_labels([label(f"carrier/{n}", n) for n in listed] + [label(f"ftc/{n}", n, category="fraud") for n in listed[::7]])
+        store.put_verdicts([(verdict(n, Action.BLOCK), ()) for n in listed])
+
+        walked = walk_listing(store, 250)
+
+        assert sorted(x.number for x in walked) == sorted(listed)
+        for listing in walked:
+            extra = (f"ftc/{listing.number}",) if listing.number in listed[::7] else ()
+            expected = sorted((f"carrier/{listing.number}", *extra))
+            assert list(listing.tokens) == [label(i, listing.number).token for i in expected]
 
     def test_a_number_given_twice_in_one_put_ends_listed_as_its_last_verdict(self, store: Store) -> None:
         first, second = numbers(2)

@@ -48,17 +48,18 @@ class Reconciler(Protocol):
 
 class UnreportedVerdicts:
     """A reconciler's verdict of no evidence, reconciled once per ``basis`` (what it
-    rests on: a trust snapshot, a configuration) and copied for each number and
-    moment after that. With no evidence, nothing in the verdict depends on the
-    number or the time but the number itself and the verdict's two times."""
+    rests on, compared by identity: a trust snapshot, a configuration) and copied
+    for each number and moment after that. With no evidence, nothing in the verdict
+    depends on the number or the time but the number itself and the verdict's two
+    times."""
 
     def __init__(self, reconcile: Callable[[Evidence, datetime, int], Verdict]) -> None:
         self._reconcile = reconcile
-        self._held: tuple[object, Verdict] | None = None
+        self._held: tuple[tuple[object, ...], Verdict] | None = None
 
-    def __call__(self, number: str, now: datetime, basis: object) -> Verdict:
+    def __call__(self, number: str, now: datetime, *basis: object) -> Verdict:
         held = self._held
-        if held is None or held[0] is not basis:
+        if held is None or len(held[0]) != len(basis) or any(a is not b for a, b in zip(held[0], basis)):
             verdict = self._reconcile(Evidence(number), now, -1)
             self._held = (basis, verdict)
             return verdict

@@ -96,7 +96,7 @@ class TrustReconciler:
         self._unreported = UnreportedVerdicts(self.reconcile)
 
     def unreported(self, number: str, now: datetime) -> Verdict:
-        return self._unreported(number, now, self.model.snapshot)
+        return self._unreported(number, now, self.model.snapshot, self.config)
 
     def reconcile(
         self,
