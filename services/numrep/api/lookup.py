@@ -68,12 +68,11 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         encodings = self._basic_encodings if basic else self._encodings
         parts: list[bytes] = []
         actions: Counter[str] = Counter()
-        asked: list[str] = []
-        calls: list[lookup_pb2.CallContext | None] = []  # None: asked without a call context, the common case
-        for request in requests:
-            asked.append(request.number)
-            call = request.context if request.HasField("context") else None
-            calls.append(call if call is not None and (call.identity_header or call.callee) else None)
+        asked = [request.number for request in requests]
+        calls: list[lookup_pb2.CallContext | None] = [  # None: asked without a call context, the common case
+            request.context if request.HasField("context") and (request.context.identity_header or request.context.callee) else None
+            for request in requests
+        ]
         for number, call, answer in zip(asked, calls, self._exchange.batch_answers(asked)):
             if isinstance(answer, NumrepError):
                 parts.append(_error_result(number, answer))
