@@ -254,15 +254,17 @@ class Exchange:
         now = self.clock() if now is None else now
         if verdict.is_stale(now):
             return self._recompute(verdict.number)
-        expires = self._expiry(verdict, now, self.reconciler_ttl() if ttl is None else ttl)
+        expires = self._expiry(verdict, now + (self.reconciler_ttl() if ttl is None else ttl))
         return verdict.with_expiry(expires) if expires != verdict.expires_at else verdict
 
     @staticmethod
-    def _expiry(verdict: Verdict, now: datetime, ttl: timedelta) -> datetime:
+    def _expiry(verdict: Verdict, horizon: datetime) -> datetime:
         """When an answer repeating the (fresh) stored verdict stops being good in a
-        cache: a TTL from now, never past the verdict's own end, never in the past."""
-        expires = now + ttl if verdict.valid_until is None else min(now + ttl, verdict.valid_until)
-        return max(expires, verdict.expires_at)
+        cache: at ``horizon`` (a TTL from now), never past the verdict's own end,
+        never in the past."""
+        until = verdict.valid_until
+        expires = horizon if until is None or horizon < until else until
+        return expires if expires > verdict.expires_at else verdict.expires_at
 
     def reconciler_ttl(self) -> timedelta:
         config = getattr(self.reconciler, "config", None)
@@ -293,11 +295,7 @@ class Exchange:
             elif verdict.is_stale(now):
                 results.append(BatchAnswer(marks(self._recompute(number))))
             else:
-                # Exchange._expiry, inline: this loop runs once per number of every batch.
-                until = verdict.valid_until
-                expires = horizon if until is None or horizon < until else until
-                if expires < verdict.expires_at:
-                    expires = verdict.expires_at
+                expires = self._expiry(verdict, horizon)
                 marked = marks(verdict)
                 results.append(BatchAnswer(None, verdict, expires) if marked is verdict else BatchAnswer(marked.with_expiry(expires)))
         return results
