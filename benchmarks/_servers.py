@@ -28,7 +28,7 @@ async def _exchange(conn: Any, spec: dict) -> None:
         **_tls_config(spec.get("tls")),
     )
     kind = spec.get("telemetry")
-    running = await start_server(config, telemetry=_telemetry("full" if kind is True else kind) if kind else None)
+    running = await start_server(config, telemetry=_telemetry(kind) if kind else None)
     conn.send({"address": running.address, "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler()))
     await running.stop(0)
