@@ -29,6 +29,7 @@ from numrep.core.consent import CallingHours, ConsentPolicy
 from numrep.core.errors import NumrepError
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
+from numrep.gc_tuning import tune_for_serving
 from numrep.limits import RateLimits
 from numrep.shaken import TrustAnchors
 from numrep.signing.tokens import TokenPolicy
@@ -200,6 +201,7 @@ async def serve_forever(
 ) -> None:
     """Serve until SIGTERM/SIGINT, then let in-flight calls finish (grace period)."""
     running = await start_server(config, telemetry=telemetry)
+    tune_for_serving()
     log.info("numrep serving %s on %s", ",".join(config.services), running.address)
     if announce is not None:
         announce(running)
