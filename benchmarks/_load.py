@@ -27,7 +27,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Awaitable, Callable
 
-from benchmarks._procs import Child, child_entry, serve_commands
+from benchmarks._procs import Child, GcPauses, child_entry, serve_commands
 from benchmarks._stats import percentiles
 
 GRPC_TIMEOUT = 10.0
@@ -449,16 +449,25 @@ def _cassandra_raw_blocking(msg: dict) -> dict:
 
 
 async def _loadgen(conn: Any, setup: dict) -> None:
+    from numrep.gc_tuning import tune_for_serving
+
     gen = LoadGen(setup)
     await gen.ready()
+    tune_for_serving()  # its setup (numbers, clients) out of full passes: a client's pause would count as the server's latency
     conn.send({"ready": True})
     handlers = {
         "closed": gen.closed, "open": gen.open, "mint_cost": gen.mint_cost, "sync_stream": gen.sync_stream,
         "sync_handset": gen.sync_handset, "publish": gen.publish, "cassandra_raw": gen.cassandra_raw,
     }
 
+    gc_pauses = GcPauses()
+
     async def handle(message: dict) -> Any:
-        return await handlers[message["cmd"]](message)
+        if message["cmd"] not in ("closed", "open"):
+            return await handlers[message["cmd"]](message)
+        gc_pauses.take()
+        result = await handlers[message["cmd"]](message)
+        return {**result, "client_gc": gc_pauses.take()}  # a client's own pause delays the answers it times
 
     stop = await serve_commands(conn, handle)
     await gen.close()

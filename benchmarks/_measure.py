@@ -25,7 +25,9 @@ class Variant:
 
 
 def phase(lg: Child, servers: list[Child], message: dict, timeout: float = 300) -> dict:
-    """One load phase; adds the server processes' CPU use (in cores) to the result."""
+    """One load phase; adds the server processes' CPU use (in cores) and their GC pauses to the result."""
+    for s in servers:
+        s.request({"cmd": "gc_pauses"})  # forget the pauses before this phase
     before = [cpu_seconds(s.pid) or 0.0 for s in servers]
     t0 = time.perf_counter()
     result = lg.request(message, timeout)
@@ -33,7 +35,25 @@ def phase(lg: Child, servers: list[Child], message: dict, timeout: float = 300) 
     used = [(cpu_seconds(s.pid) or 0.0) - b for s, b in zip(servers, before)]
     result["server_cpu"] = sum(used) / wall if wall > 0 else None
     result["server_cpu_each"] = [u / wall for u in used] if wall > 0 else None
+    result["server_gc"] = merge_gc([s.request({"cmd": "gc_pauses"})["gc"] for s in servers])
     return result
+
+
+def merge_gc(takes: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """GC pauses of several processes or rounds: counts and totals added, the longest
+    kept; the heap (objects a full pass walks, objects frozen) the largest seen."""
+    out: dict[str, dict[str, float]] = {}
+    for take in takes:
+        for gen, p in take.items():
+            if gen == "heap":
+                held = out.setdefault("heap", {"tracked": 0, "frozen": 0})
+                out["heap"] = {key: max(held[key], p[key]) for key in held}
+                continue
+            held = out.setdefault(gen, {"count": 0, "total_ms": 0.0, "max_ms": 0.0})
+            held["count"] += p["count"]
+            held["total_ms"] += p["total_ms"]
+            held["max_ms"] = max(held["max_ms"], p["max_ms"])
+    return dict(sorted(out.items()))
 
 
 def _pool(message: dict, estimate: float) -> dict:
@@ -81,6 +101,8 @@ def merge_closed(results: list[dict]) -> dict:
         "client_cpu": _median([r.get("client_cpu") for r in results]),
         "errors": _sum_counts(r.get("errors", {}) for r in results),
         "inline_mints": sum(r.get("inline_mints", 0) for r in results),
+        "server_gc": merge_gc([r.get("server_gc", {}) for r in results]),
+        "client_gc": merge_gc([r.get("client_gc", {}) for r in results]),
     }
 
 
@@ -100,6 +122,8 @@ def merge_open(results: list[dict]) -> dict:
         "server_cpu": _median([r.get("server_cpu") for r in results]),
         "client_cpu": _median([r.get("client_cpu") for r in results]),
         "inline_mints": sum(r.get("inline_mints", 0) for r in results),
+        "server_gc": merge_gc([r.get("server_gc", {}) for r in results]),
+        "client_gc": merge_gc([r.get("client_gc", {}) for r in results]),
     }
 
 

@@ -209,3 +209,37 @@ class Profiler:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
         return path
+
+
+# --- garbage-collection pauses inside a child --------------------------------------------------
+class GcPauses:
+    """Every cyclic-GC pass in this process (``gc.callbacks``): per generation the
+    count, total and longest pause since the last ``take``. A full (generation 2)
+    pass stops every thread for as long as it walks the whole heap."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._started = 0.0
+        self._pauses: dict[int, list[float]] = {}
+        self._lock = threading.Lock()
+        gc.callbacks.append(self._record)
+
+    def _record(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - self._started) * 1000
+        with self._lock:
+            self._pauses.setdefault(info["generation"], []).append(pause_ms)
+
+    def take(self) -> dict[str, Any]:
+        """{generation: {count, total_ms, max_ms}} since the last take, then forget them;
+        and under "heap", the objects a full pass walks now and those frozen out of it."""
+        import gc
+
+        with self._lock:
+            pauses, self._pauses = self._pauses, {}
+        taken: dict[str, Any] = {str(gen): {"count": len(p), "total_ms": sum(p), "max_ms": max(p)} for gen, p in sorted(pauses.items())}
+        taken["heap"] = {"tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count()}
+        return taken

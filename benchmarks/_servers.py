@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmarks._procs import Child, Profiler, child_entry, serve_commands
+from benchmarks._procs import Child, GcPauses, Profiler, child_entry, serve_commands
 
 
 async def _exchange(conn: Any, spec: dict) -> None:
     from numrep.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig
+    from numrep.gc_tuning import tune_for_serving
     from numrep.server import start_server
 
     config = ServerConfig(
@@ -29,8 +30,10 @@ async def _exchange(conn: Any, spec: dict) -> None:
     )
     kind = spec.get("telemetry")
     running = await start_server(config, telemetry=_telemetry(kind) if kind else None)
+    if spec.get("gc_tuning", True):  # as `numrep serve` runs
+        tune_for_serving()
     conn.send({"address": running.address, "pid": os.getpid()})
-    stop = await serve_commands(conn, _control(Profiler()))
+    stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
     await running.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
@@ -65,6 +68,7 @@ async def _baseline(conn: Any, spec: dict) -> None:
     import grpc
 
     from numrep.config import DEFAULT_MAX_MESSAGE_BYTES
+    from numrep.gc_tuning import tune_for_serving
     from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
     verdict = common_pb2.Verdict.FromString(spec["verdict"])
@@ -88,8 +92,10 @@ async def _baseline(conn: Any, spec: dict) -> None:
     tls = spec.get("tls")
     port = server.add_secure_port(listen, _server_credentials(tls)) if tls else server.add_insecure_port(listen)
     await server.start()
+    if spec.get("gc_tuning", True):  # the exchange's collector settings, so both sides run alike
+        tune_for_serving()
     conn.send({"address": f"127.0.0.1:{port}", "pid": os.getpid()})
-    stop = await serve_commands(conn, _control(Profiler()))
+    stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
     await server.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
@@ -158,11 +164,13 @@ def _server_credentials(tls: dict) -> Any:
                                        root_certificates=Path(tls["client_ca"]).read_bytes(), require_client_auth=True)
 
 
-def _control(profiler: Profiler) -> Any:
-    """The commands every server child answers: profiling and ping."""
+def _control(profiler: Profiler, gc_pauses: GcPauses) -> Any:
+    """The commands every server child answers: profiling, GC pauses and ping."""
 
     async def handle(message: dict) -> Any:
         cmd = message["cmd"]
+        if cmd == "gc_pauses":
+            return {"gc": gc_pauses.take()}
         if cmd == "profile_start":
             return {"profiler": profiler.start()}
         if cmd == "profile_stop":

@@ -78,3 +78,11 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def fmt_gc(pauses: dict[str, dict[str, float]]) -> str:
+    """GC pauses as 'gen0 n (max x ms), ...'; 'none' when the collector did not run."""
+    heap = pauses.get("heap")
+    passes = ", ".join(f"gen{gen} {int(p['count'])} (max {p['max_ms']:.1f} ms)" for gen, p in pauses.items() if gen != "heap")
+    walked = f" [{heap['tracked']:,.0f} objects tracked, {heap['frozen']:,.0f} frozen]" if heap else ""
+    return (passes or "no pass") + walked

@@ -7,7 +7,9 @@ the transport and this machine allow), and the store's own read latency
 in-process on the N-number table versus the 20,000-number lookup table (does
 table size matter?). The exchange is also run at half of its measured
 closed-loop maximum, to separate "too slow for 4,000/s" from "slower on a big
-table".
+table"; there, rounds alternate with a second exchange left on CPython's
+default garbage-collector settings (``numrep.gc_tuning`` is what ``numrep
+serve`` changes), with every process's GC pauses reported.
 
 The Python load generator cannot offer 4,000/s on this 2-core machine (it spends
 about as much CPU per call as the server). So the same arrivals are also sent by
@@ -31,7 +33,7 @@ from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open
 from benchmarks._procs import cpu_seconds
 from benchmarks._native import binary as native_binary, open_loop as native_open_loop
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_num, fmt_pcts, percentiles
+from benchmarks._stats import fmt_gc, fmt_num, fmt_pcts, percentiles
 from benchmarks.lookup_cached import representative_verdict
 
 NAME = "data_scale"
@@ -75,14 +77,19 @@ def run(ctx: Ctx) -> dict:
 
     verdict = representative_verdict(data_dir, queries[0])
     setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": queries, "channels": 1}
-    with baseline_process({"verdict": verdict}) as base, exchange_process({"data_dir": str(data_dir), "services": ["lookup"]}) as ex, \
+    spec = {"data_dir": str(data_dir), "services": ["lookup"]}
+    with baseline_process({"verdict": verdict}) as base, exchange_process(spec) as ex, \
+            exchange_process({**spec, "gc_tuning": False}, name="bench-exchange-default-gc") as ex_gc, \
             loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
-            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex:
+            loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex, \
+            loadgen_process({**setup, "target": ex_gc.hello["address"]}, name="bench-loadgen-default-gc") as lg_gc:
         base_v = Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"})
         ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
-        ctx.log("data_scale: closed-loop maximum of the exchange on the large table")
-        probe = closed_rounds([ex_v], 1, 2.0, s.warmup, s.concurrency, estimate=2000.0)
+        gc_v = Variant("default_gc", lg_gc, [ex_gc], {"method": "lookup", "tokens": "premint"})
+        ctx.log("data_scale: closed-loop maximum of the exchange on the large table (and with CPython's default GC)")
+        probe = closed_rounds([ex_v, gc_v], 2, 2.0, s.warmup, s.concurrency, estimate=2000.0)
         results["exchange_max"] = merge_closed(probe["exchange"])
+        results["default_gc_max"] = merge_closed(probe["default_gc"])
         ctx.log(f"data_scale: open loop at {s.data_rate:,.0f}/s for {s.data_seconds:.0f} s, exchange then baseline")
         fixed = open_rounds([ex_v, base_v], {"exchange": s.data_rate, "baseline": s.data_rate}, 1, s.data_seconds, s.warmup,
                             max_inflight=1000, drain=3.0)
@@ -90,8 +97,11 @@ def run(ctx: Ctx) -> dict:
         results["baseline_at_rate"] = merge_open(fixed["baseline"])
         time.sleep(1.0)
         half = max(10.0, results["exchange_max"]["qps"] * 0.5)
-        ctx.log(f"data_scale: exchange at half its maximum ({half:,.0f}/s)")
-        results["exchange_at_half"] = merge_open(open_rounds([ex_v], {"exchange": half}, 1, s.data_seconds, s.warmup)["exchange"])
+        ctx.log(f"data_scale: at half the exchange's maximum ({half:,.0f}/s), {s.open_rounds} rounds alternating "
+                "with an exchange on CPython's default GC settings")
+        halves = open_rounds([ex_v, gc_v], {"exchange": half, "default_gc": half}, s.open_rounds, s.data_seconds, s.warmup)
+        results["exchange_at_half"] = merge_open(halves["exchange"])
+        results["default_gc_at_half"] = merge_open(halves["default_gc"])
     results["native"] = native_runs(ctx, data_dir, queries, verdict)
     return summarize(ctx, results)
 
@@ -144,7 +154,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     rows = []
     for key, label in (("baseline_at_rate", f"baseline bare grpc.aio at {rate:,.0f}/s"),
                        ("exchange_at_rate", f"exchange, {n:,} numbers, at {rate:,.0f}/s"),
-                       ("exchange_at_half", f"exchange, {n:,} numbers, at 50% of its max")):
+                       ("exchange_at_half", f"exchange, {n:,} numbers, at 50% of its max"),
+                       ("default_gc_at_half", "  the same, CPython's default GC settings")):
         v = r[key]
         rows.append([label, fmt_num(v["rate"]), fmt_num(v["achieved_qps"]), fmt_pcts(v["latency_ms"]),
                      f"{v['unfinished']:,}", f"{v['server_cpu']:.2f}/{v['client_cpu']:.2f}" if v.get("client_cpu") is not None else "-"])
@@ -154,11 +165,15 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     holds = at["achieved_qps"] >= 0.98 * rate and p99 is not None and p99 <= 10 and not at["latency_ms"].get("lower_bound")
     large, small = sl["large"], sl["small"]
     notes = [
-        f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, pre-minted tokens).",
+        f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, pre-minted tokens); "
+        f"with CPython's default GC settings {r['default_gc_max']['qps']:,.0f} QPS (2 interleaved rounds each).",
         f"in-process SqliteStore.get_verdict p50/p99: {large['p50']:.3f}/{large['p99']:.3f} ms on {n:,} numbers vs "
         f"{small['p50']:.3f}/{small['p99']:.3f} ms on 20,000 (ratio of p99 {large['p99'] / small['p99']:.2f}x).",
         f"table built in {r['dataset']['seconds']:.0f} s ({r['dataset']['method']}; {r['dataset'].get('through_store', 0):,} rows through "
         f"put_verdicts), {r['dataset']['db_bytes'] / 1e6:,.0f} MB; {r['dataset']['valid_fraction']:.0%} of sampled query numbers valid.",
+        "GC pauses, server | load generator: " + "; ".join(
+            f"{key} {fmt_gc(r[key].get('server_gc', {}))} | {fmt_gc(r[key].get('client_gc', {}))}"
+            for key in ("baseline_at_rate", "exchange_at_rate", "exchange_at_half", "default_gc_at_half")) + ".",
         "'unfinished' = calls still queued or in flight when the bounded run ended (counted with their waiting time so far: percentiles are then lower bounds, '>=').",
     ]
     targets = [{"target": f"{rate:,.0f} lookups/s with p99 <= 10 ms (at {n:,} numbers; the target names 10M: --full)",
