@@ -8,7 +8,9 @@ flooded p99 / quiet p99 (median of the per-round ratios, and of the merged
 samples). The app's per-participant limits (``numrep.limits``: write calls and
 flags per second) refuse most of the flood with RESOURCE_EXHAUSTED; the flood
 still costs the exchange a JWT check and the parsing of every batch, which is
-what this measures.
+what this measures. A second exchange left on CPython's default garbage-collector
+settings (``numrep.gc_tuning`` is what ``numrep serve`` changes) runs the same
+quiet and flooded phases in the same rounds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import Any
 
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
-from benchmarks._measure import phase
+from benchmarks._measure import merge_gc, phase
 from benchmarks._procs import Child, child_entry, cpu_seconds, serve_commands
 from benchmarks._servers import exchange_process
-from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio, percentiles
+from benchmarks._stats import fmt_gc, fmt_num, fmt_pcts, fmt_ratio, percentiles
 
 NAME = "flag_flood"
 LOOKUP_RATE = 100.0       # carrier lookups per second (fixed arrival rate; well below the max on a shared 2-core box)
@@ -132,7 +134,10 @@ VARIANTS = (
     ("quiet", "quiet"),
     ("flooded", "one app flooding SubmitFlags, same process"),
     ("flooded_apart", "the flood on a separate flags-only process"),
+    ("quiet_default_gc", "quiet, exchange on CPython's default GC settings"),
+    ("flooded_default_gc", "flooded, same process, default GC settings"),
 )
+QUIET_OF = {"flooded": "quiet", "flooded_apart": "quiet", "flooded_default_gc": "quiet_default_gc"}  # each flood's quiet reference
 
 
 def run(ctx: Ctx) -> dict:
@@ -150,26 +155,32 @@ def run(ctx: Ctx) -> dict:
             f"quiet / flooded / flooded on a separate flags process, {seconds:g} s each")
     with exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
             exchange_process({"data_dir": str(ds.data_dir), "services": ["flags"]}, name="bench-exchange-flags") as ex_flags, \
+            exchange_process({"data_dir": str(ds.data_dir), "gc_tuning": False}, name="bench-exchange-default-gc") as ex_gc, \
             loadgen_process({**carrier, "target": ex.hello["address"]}, name="bench-loadgen-carrier") as lg, \
+            loadgen_process({**carrier, "target": ex_gc.hello["address"]}, name="bench-loadgen-carrier-default-gc") as lg_gc, \
             flooder_process({**app, "target": ex.hello["address"]}) as flood_same, \
             flooder_process({**app, "target": ex_flags.hello["address"]}) as flood_apart, \
+            flooder_process({**app, "target": ex_gc.hello["address"]}) as flood_gc, \
             flooder_process({**neighbour, "target": ex.hello["address"]}) as other_app:
         message = {"cmd": "open", "method": "lookup", "tokens": "premint", "rate": LOOKUP_RATE, "duration": seconds,
                    "warmup": 0.5, "samples": True, "max_inflight": 1000, "drain": 5.0}
         runs: dict[str, list[dict]] = {name: [] for name, _ in VARIANTS}
-        floods: dict[str, list[dict]] = {"flooded": [], "flooded_apart": []}
+        floods: dict[str, list[dict]] = {name: [] for name in QUIET_OF}
         neighbours: dict[str, list[float]] = {"quiet": [], "flooded": []}
         for _ in range(rounds):
             other_app.request({"cmd": "start"})
             runs["quiet"].append(phase(lg, [ex], message))
             neighbours["quiet"] += other_app.request({"cmd": "halt"})["latencies_ms"]
-            for name, flooder, servers in (("flooded", flood_same, [ex]), ("flooded_apart", flood_apart, [ex, ex_flags])):
+            runs["quiet_default_gc"].append(phase(lg_gc, [ex_gc], message))
+            for name, carrier_lg, carrier_ex, flooder, servers in (
+                    ("flooded", lg, ex, flood_same, [ex]), ("flooded_apart", lg, ex, flood_apart, [ex, ex_flags]),
+                    ("flooded_default_gc", lg_gc, ex_gc, flood_gc, [ex_gc])):
                 flooder.request({"cmd": "start"})
                 time.sleep(0.5)  # the flood is at full speed before the carrier's phase starts
                 if name == "flooded":
                     other_app.request({"cmd": "start"})
                 cpu0, t0 = sum(cpu_seconds(s.pid) or 0.0 for s in servers), time.monotonic()
-                runs[name].append(phase(lg, [ex], message))
+                runs[name].append(phase(carrier_lg, [carrier_ex], message))
                 used = (sum(cpu_seconds(s.pid) or 0.0 for s in servers) - cpu0) / (time.monotonic() - t0)
                 if name == "flooded":
                     neighbours["flooded"] += other_app.request({"cmd": "halt"})["latencies_ms"]
@@ -187,7 +198,8 @@ def _merged(rounds: list[dict]) -> dict:
     return {"latency_ms": percentiles(samples), "count": len(samples), "errors": dict(errors),
             "unfinished": sum(r.get("unfinished", 0) for r in rounds),
             "achieved_qps": sum(r["achieved_qps"] for r in rounds) / len(rounds),
-            "server_cpu": sum(r.get("server_cpu") or 0.0 for r in rounds) / len(rounds)}
+            "server_cpu": sum(r.get("server_cpu") or 0.0 for r in rounds) / len(rounds),
+            "server_gc": merge_gc([r.get("server_gc", {}) for r in rounds])}
 
 
 def _flood_totals(floods: list[dict]) -> dict:
@@ -209,11 +221,12 @@ def _ratios(quiet: list[dict], flooded: list[dict]) -> list[float]:
 
 
 def summarize(r: dict) -> dict:
-    per_round = {name: _ratios(r["runs"]["quiet"], r["runs"][name]) for name in r["floods"]}
+    per_round = {name: _ratios(r["runs"][QUIET_OF[name]], r["runs"][name]) for name in r["floods"]}
     merged = {name: _merged(rounds) for name, rounds in r["runs"].items()}
     floods = {name: _flood_totals(f) for name, f in r["floods"].items()}
     q99 = merged["quiet"]["latency_ms"]["p99"]
-    ratio = {name: (merged[name]["latency_ms"]["p99"] / q99 if q99 and merged[name]["latency_ms"]["p99"] else None)
+    quiet99 = {name: merged[QUIET_OF[name]]["latency_ms"]["p99"] for name in r["floods"]}
+    ratio = {name: (merged[name]["latency_ms"]["p99"] / quiet99[name] if quiet99[name] and merged[name]["latency_ms"]["p99"] else None)
              for name in r["floods"]}
     r["summary"] = {"merged": merged, "floods": floods, "p99_ratio_merged": ratio, "p99_ratio_rounds": per_round}
     rows = []
@@ -228,12 +241,16 @@ def summarize(r: dict) -> dict:
         f"scheduled send time. App: {r['flood']['concurrency']} SubmitFlags calls in flight, {r['flood']['batch']} flags each, "
         "a fresh token per call, in its own process. 'separate flags process': `numrep serve --services flags` on the same "
         "data directory, the carrier's exchange serving no flags.",
-        f"Flood answers: same process {floods['flooded']['calls']}, separate {floods['flooded_apart']['calls']} "
+        f"Flood answers: same process {floods['flooded']['calls']}, separate {floods['flooded_apart']['calls']}, "
+        f"default GC {floods['flooded_default_gc']['calls']} "
         "(RESOURCE_EXHAUSTED would be the app's per-participant limits, numrep.limits).",
         "p99 flooded/quiet per round: " + "; ".join(f"{name}: {', '.join(fmt_ratio(x) for x in xs) or '-'}"
                                                       for name, xs in per_round.items())
         + f". {r['rounds']} alternating rounds of {r['round_seconds']:g} s; percentiles merge all rounds.",
     ]
+    notes.append("'p99 vs quiet' of the default-GC flood is against the default-GC quiet run (that exchange serves no second app). GC pauses of the carrier's exchange "
+                 "(numrep.gc_tuning settings, as `numrep serve`; the default-GC rows: another exchange left on CPython's defaults): "
+                 + "; ".join(f"{name} {fmt_gc(merged[name]['server_gc'])}" for name, _ in VARIANTS) + ".")
     near = r["neighbour"]
     notes.append(
         f"Another app ({NEIGHBOUR_BATCH} flags per batch, one at a time, {NEIGHBOUR_INTERVAL:g} s apart) on the same process: "
