@@ -465,7 +465,7 @@ async def _loadgen(conn: Any, setup: dict) -> None:
     async def handle(message: dict) -> Any:
         if message["cmd"] not in ("closed", "open"):
             return await handlers[message["cmd"]](message)
-        gc_pauses.take()
+        gc_pauses.reset()  # the pauses of this phase (token pre-minting, warm-up and drain included)
         result = await handlers[message["cmd"]](message)
         return {**result, "client_gc": gc_pauses.take()}  # a client's own pause delays the answers it times
 

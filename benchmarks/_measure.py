@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks._procs import Child, cpu_seconds
+from benchmarks._procs import Child, GcTake, cpu_seconds
 from benchmarks._stats import percentiles
 
 
@@ -25,9 +25,10 @@ class Variant:
 
 
 def phase(lg: Child, servers: list[Child], message: dict, timeout: float = 300) -> dict:
-    """One load phase; adds the server processes' CPU use (in cores) and their GC pauses to the result."""
+    """One load phase; adds the server processes' CPU use (in cores) and their GC pauses (over the whole
+    phase, warm-up and drain included) to the result."""
     for s in servers:
-        s.request({"cmd": "gc_pauses"})  # forget the pauses before this phase
+        s.request({"cmd": "gc_pauses", "reset": True})
     before = [cpu_seconds(s.pid) or 0.0 for s in servers]
     t0 = time.perf_counter()
     result = lg.request(message, timeout)
@@ -39,10 +40,10 @@ def phase(lg: Child, servers: list[Child], message: dict, timeout: float = 300) 
     return result
 
 
-def merge_gc(takes: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+def merge_gc(takes: list[GcTake]) -> GcTake:
     """GC pauses of several processes or rounds: counts and totals added, the longest
     kept; the heap (objects a full pass walks, objects frozen) the largest seen."""
-    out: dict[str, dict[str, float]] = {}
+    out: GcTake = {}
     for take in takes:
         for gen, p in take.items():
             if gen == "heap":

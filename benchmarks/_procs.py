@@ -10,6 +10,7 @@ its pipe on its own thread, never on the default executor, so the exchange's
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing as mp
 import os
 import threading
@@ -212,34 +213,41 @@ class Profiler:
 
 
 # --- garbage-collection pauses inside a child --------------------------------------------------
+GcTake = dict[str, dict[str, float]]  # generation ("0", "1", "2") -> count, total_ms, max_ms; "heap" -> tracked, frozen
+
+
 class GcPauses:
     """Every cyclic-GC pass in this process (``gc.callbacks``): per generation the
     count, total and longest pause since the last ``take``. A full (generation 2)
     pass stops every thread for as long as it walks the whole heap."""
 
     def __init__(self) -> None:
-        import gc
-
         self._started = 0.0
         self._pauses: dict[int, list[float]] = {}
         self._lock = threading.Lock()
         gc.callbacks.append(self._record)
 
-    def _record(self, phase: str, info: dict) -> None:
+    def _record(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
             return
         pause_ms = (time.perf_counter() - self._started) * 1000
-        with self._lock:
+        with self._lock:  # no collection starts in here: the collector does not run inside its own callback
             self._pauses.setdefault(info["generation"], []).append(pause_ms)
 
-    def take(self) -> dict[str, Any]:
-        """{generation: {count, total_ms, max_ms}} since the last take, then forget them;
-        and under "heap", the objects a full pass walks now and those frozen out of it."""
-        import gc
-
+    def _swap(self) -> dict[int, list[float]]:
+        fresh: dict[int, list[float]] = {}  # made before the lock: an allocation may start a collection, whose callback takes it
         with self._lock:
-            pauses, self._pauses = self._pauses, {}
-        taken: dict[str, Any] = {str(gen): {"count": len(p), "total_ms": sum(p), "max_ms": max(p)} for gen, p in sorted(pauses.items())}
+            pauses, self._pauses = self._pauses, fresh
+        return pauses
+
+    def reset(self) -> None:
+        """Forget the pauses so far (a phase starts)."""
+        self._swap()
+
+    def take(self) -> GcTake:
+        """{generation: {count, total_ms, max_ms}} since the last take or reset, then
+        forget them; and under "heap", the objects a full pass walks now and those frozen out of it."""
+        taken: GcTake = {str(gen): {"count": len(p), "total_ms": sum(p), "max_ms": max(p)} for gen, p in sorted(self._swap().items())}
         taken["heap"] = {"tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count()}
         return taken

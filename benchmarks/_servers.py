@@ -16,7 +16,6 @@ from benchmarks._procs import Child, GcPauses, Profiler, child_entry, serve_comm
 
 async def _exchange(conn: Any, spec: dict) -> None:
     from numrep.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig
-    from numrep.gc_tuning import tune_for_serving
     from numrep.server import start_server
 
     config = ServerConfig(
@@ -29,9 +28,8 @@ async def _exchange(conn: Any, spec: dict) -> None:
         **_tls_config(spec.get("tls")),
     )
     kind = spec.get("telemetry")
-    running = await start_server(config, telemetry=_telemetry(kind) if kind else None)
-    if spec.get("gc_tuning", True):  # as `numrep serve` runs
-        tune_for_serving()
+    running = await start_server(config, telemetry=_telemetry(kind) if kind else None,
+                                 tune_gc=spec.get("gc_tuning", True))  # as `numrep serve` runs
     conn.send({"address": running.address, "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
     await running.stop(0)
@@ -91,9 +89,9 @@ async def _baseline(conn: Any, spec: dict) -> None:
     listen = spec.get("listen", "127.0.0.1:0")
     tls = spec.get("tls")
     port = server.add_secure_port(listen, _server_credentials(tls)) if tls else server.add_insecure_port(listen)
-    await server.start()
     if spec.get("gc_tuning", True):  # the exchange's collector settings, so both sides run alike
         tune_for_serving()
+    await server.start()
     conn.send({"address": f"127.0.0.1:{port}", "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
     await server.stop(0)
@@ -170,6 +168,9 @@ def _control(profiler: Profiler, gc_pauses: GcPauses) -> Any:
     async def handle(message: dict) -> Any:
         cmd = message["cmd"]
         if cmd == "gc_pauses":
+            if message.get("reset"):  # forget the pauses so far (a phase starts), without walking the heap
+                gc_pauses.reset()
+                return {"gc": {}}
             return {"gc": gc_pauses.take()}
         if cmd == "profile_start":
             return {"profiler": profiler.start()}

@@ -81,8 +81,13 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def fmt_gc(pauses: dict[str, dict[str, float]]) -> str:
-    """GC pauses as 'gen0 n (max x ms), ...'; 'none' when the collector did not run."""
+    """GC pauses as 'gen0 n (max x ms), ... [objects tracked, frozen]'; 'no pass' when the collector did not run."""
     heap = pauses.get("heap")
     passes = ", ".join(f"gen{gen} {int(p['count'])} (max {p['max_ms']:.1f} ms)" for gen, p in pauses.items() if gen != "heap")
     walked = f" [{heap['tracked']:,.0f} objects tracked, {heap['frozen']:,.0f} frozen]" if heap else ""
     return (passes or "no pass") + walked
+
+
+def fmt_gc_pair(result: dict) -> str:
+    """A load phase's GC pauses: the server's, then the load generator's."""
+    return f"{fmt_gc(result['server_gc'])} | {fmt_gc(result['client_gc'])}"

@@ -33,11 +33,13 @@ from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open
 from benchmarks._procs import cpu_seconds
 from benchmarks._native import binary as native_binary, open_loop as native_open_loop
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_gc, fmt_num, fmt_pcts, percentiles
+from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, percentiles
 from benchmarks.lookup_cached import representative_verdict
 
 NAME = "data_scale"
 
+
+MAX_ROUNDS = 2  # interleaved closed-loop rounds of each exchange for its maximum
 
 def store_latency(dirs: dict[str, Path], queries: dict[str, list[str]], per_round: int = 2000, rounds: int = 5) -> dict:
     """get_verdict latency in this process, alternating between the stores in rounds."""
@@ -87,7 +89,7 @@ def run(ctx: Ctx) -> dict:
         ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
         gc_v = Variant("default_gc", lg_gc, [ex_gc], {"method": "lookup", "tokens": "premint"})
         ctx.log("data_scale: closed-loop maximum of the exchange on the large table (and with CPython's default GC)")
-        probe = closed_rounds([ex_v, gc_v], 2, 2.0, s.warmup, s.concurrency, estimate=2000.0)
+        probe = closed_rounds([ex_v, gc_v], MAX_ROUNDS, 2.0, s.warmup, s.concurrency, estimate=2000.0)
         results["exchange_max"] = merge_closed(probe["exchange"])
         results["default_gc_max"] = merge_closed(probe["default_gc"])
         ctx.log(f"data_scale: open loop at {s.data_rate:,.0f}/s for {s.data_seconds:.0f} s, exchange then baseline")
@@ -166,13 +168,13 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     large, small = sl["large"], sl["small"]
     notes = [
         f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, pre-minted tokens); "
-        f"with CPython's default GC settings {r['default_gc_max']['qps']:,.0f} QPS (2 interleaved rounds each).",
+        f"with CPython's default GC settings {r['default_gc_max']['qps']:,.0f} QPS ({MAX_ROUNDS} interleaved rounds each).",
         f"in-process SqliteStore.get_verdict p50/p99: {large['p50']:.3f}/{large['p99']:.3f} ms on {n:,} numbers vs "
         f"{small['p50']:.3f}/{small['p99']:.3f} ms on 20,000 (ratio of p99 {large['p99'] / small['p99']:.2f}x).",
         f"table built in {r['dataset']['seconds']:.0f} s ({r['dataset']['method']}; {r['dataset'].get('through_store', 0):,} rows through "
         f"put_verdicts), {r['dataset']['db_bytes'] / 1e6:,.0f} MB; {r['dataset']['valid_fraction']:.0%} of sampled query numbers valid.",
         "GC pauses, server | load generator: " + "; ".join(
-            f"{key} {fmt_gc(r[key].get('server_gc', {}))} | {fmt_gc(r[key].get('client_gc', {}))}"
+            f"{key} {fmt_gc_pair(r[key])}"
             for key in ("baseline_at_rate", "exchange_at_rate", "exchange_at_half", "default_gc_at_half")) + ".",
         "'unfinished' = calls still queued or in flight when the bounded run ended (counted with their waiting time so far: percentiles are then lower bounds, '>=').",
     ]

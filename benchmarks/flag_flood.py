@@ -152,7 +152,8 @@ def run(ctx: Ctx) -> dict:
     neighbour = {"identity": ctx.fed.other_app.to_json(), "numbers": ds.queries[5000:10000],
                  "concurrency": 1, "batch": NEIGHBOUR_BATCH, "interval": NEIGHBOUR_INTERVAL}
     ctx.log(f"flag_flood: exchange (SQLite), carrier lookups at {LOOKUP_RATE:g}/s, {rounds} rounds of "
-            f"quiet / flooded / flooded on a separate flags process, {seconds:g} s each")
+            f"quiet / flooded / flooded on a separate flags process, then quiet / flooded on an exchange left on CPython's "
+            f"default GC settings, {seconds:g} s each")
     with exchange_process({"data_dir": str(ds.data_dir)}) as ex, \
             exchange_process({"data_dir": str(ds.data_dir), "services": ["flags"]}, name="bench-exchange-flags") as ex_flags, \
             exchange_process({"data_dir": str(ds.data_dir), "gc_tuning": False}, name="bench-exchange-default-gc") as ex_gc, \

@@ -28,7 +28,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_gc, fmt_num, fmt_pcts, fmt_ratio
+from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio
 
 NAME = "lookup_cached"
 # variant -> the baseline its QPS ratio is taken against (same transport)
@@ -170,7 +170,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if any(r[k]["closed"].get("inline_mints") for k in ("exchange_premint",)):
         notes.append(f"pre-minted pool ran dry: {r['exchange_premint']['closed']['inline_mints']} tokens minted inline")
     notes.append("GC pauses in the open loop at 50% of max, server | load generator: " + "; ".join(
-        f"{key} {fmt_gc(r[key]['open50'].get('server_gc', {}))} | {fmt_gc(r[key]['open50'].get('client_gc', {}))}" for key in BASELINE_OF))
+        f"{key} {fmt_gc_pair(r[key]['open50'])}" for key in BASELINE_OF))
     if r.get("profile"):
         notes.append(f"server profile: {r['profile']}")
     return {

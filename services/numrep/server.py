@@ -104,9 +104,11 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
 
 
 async def start_server(
-    config: ServerConfig, exchange: Exchange | None = None, telemetry: Telemetry | None = None
+    config: ServerConfig, exchange: Exchange | None = None, telemetry: Telemetry | None = None, *, tune_gc: bool = False
 ) -> RunningServer:
-    """Start the configured services. A server given an ``exchange`` leaves its store open on stop."""
+    """Start the configured services. A server given an ``exchange`` leaves its store open on stop.
+    ``tune_gc``: set the process's garbage collector for serving (``numrep.gc_tuning``) before the
+    first call can arrive; for a process that only serves, never for one that hosts tests."""
     telemetry = telemetry or Telemetry.disabled()
     owns_store = exchange is None
     exchange = exchange or build_exchange(config, telemetry=telemetry if telemetry.enabled else None)
@@ -131,6 +133,8 @@ async def start_server(
     port = _add_port(server, config)
     if port == 0:
         raise NumrepError(f"cannot listen on {config.listen}")
+    if tune_gc:
+        tune_for_serving()
     web = serve_exchange_page(config.http_listen, exchange) if config.http_listen else None
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
@@ -200,8 +204,7 @@ async def serve_forever(
     config: ServerConfig, announce: Callable[[RunningServer], None] | None = None, telemetry: Telemetry | None = None
 ) -> None:
     """Serve until SIGTERM/SIGINT, then let in-flight calls finish (grace period)."""
-    running = await start_server(config, telemetry=telemetry)
-    tune_for_serving()
+    running = await start_server(config, telemetry=telemetry, tune_gc=True)
     log.info("numrep serving %s on %s", ",".join(config.services), running.address)
     if announce is not None:
         announce(running)

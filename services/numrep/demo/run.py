@@ -21,7 +21,6 @@ from numrep.core.errors import AlreadyExists
 from numrep.core.model import Role
 from numrep.demo.complaints import ComplaintSet, load
 from numrep.demo.consent import show_consent
-from numrep.gc_tuning import tune_for_serving
 from numrep.server import RunningServer, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
@@ -63,12 +62,11 @@ def run_demo(config: ServerConfig, fresh: bool, numbers: int, keep_serving: bool
 
 
 async def _run(config: ServerConfig, numbers: int, keep_serving: bool, telemetry: Telemetry | None) -> int:
-    running = await start_server(config, telemetry=telemetry)
+    running = await start_server(config, telemetry=telemetry, tune_gc=keep_serving)
     try:
         federation = await asyncio.to_thread(_set_up, running, config.data_dir)
         await asyncio.to_thread(_walkthrough, federation, config.data_dir, numbers)
         if keep_serving:
-            tune_for_serving()
             _print_try_it(federation, config.data_dir)
             if running.web is not None:
                 print(f"  Or open the public web page (lookup, complaints, disputes): {running.web.url}", flush=True)
