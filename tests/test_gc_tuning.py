@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 # A lookup stream over ever new numbers: each decoded verdict enters the codec's
 # memo (evicting an old one), and each call leaves a little cyclic garbage.
@@ -83,7 +84,7 @@ def test_garbage_cycles_made_after_tuning_are_still_reclaimed_without_a_full_pas
     assert counted["reclaimed"] >= 1000 - counted["middle_while_making"]
 
 
-def test_a_server_started_for_serving_is_tuned_before_its_first_call(tmp_path) -> None:
+def test_a_server_started_for_serving_is_tuned_before_its_first_call(tmp_path: Path) -> None:
     state = _run(f"""
         import asyncio, gc, json
         from pathlib import Path
