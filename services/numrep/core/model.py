@@ -135,11 +135,15 @@ class Verdict:
         return self.valid_until is not None and self.valid_until <= now
 
     def with_expiry(self, expires_at: datetime) -> "Verdict":
-        """This verdict with another cache expiry. Every lookup sets one, so this
-        copies the fields directly instead of re-running ``__init__`` as
-        ``dataclasses.replace`` does (about 10x cheaper)."""
+        """This verdict with another cache expiry (every lookup sets one)."""
+        return self.copied(expires_at=expires_at)
+
+    def copied(self, **changes: object) -> "Verdict":
+        """``dataclasses.replace`` for fields known to be valid: the fields are copied
+        directly instead of re-running ``__init__`` (about 10x cheaper), for the
+        per-lookup copies of an already built verdict."""
         copy = object.__new__(Verdict)
-        copy.__dict__.update(self.__dict__, expires_at=expires_at)
+        copy.__dict__.update(self.__dict__, **changes)
         return copy
 
     @property

@@ -64,10 +64,7 @@ class UnreportedVerdicts:
             self._held = (basis, verdict)
             return verdict
         template = held[1]
-        copy = object.__new__(Verdict)  # as Verdict.with_expiry: no __init__ per copy
-        copy.__dict__.update(template.__dict__, number=number, computed_at=now,
-                             expires_at=now + (template.expires_at - template.computed_at))
-        return copy
+        return template.copied(number=number, computed_at=now, expires_at=now + (template.expires_at - template.computed_at))
 
 
 @dataclass(frozen=True)
