@@ -185,10 +185,9 @@ class SqliteStore(Store):
         with self._write() as db:
             ids = list(dict.fromkeys(label.id for label in labels))
             stored: dict[str, bool] = {}  # id -> retracted
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start:start + _IN_CHUNK]
+            for chunk, marks in _in_chunks(ids):
                 stored.update((lid, retracted is not None) for lid, retracted in db.execute(
-                    f"SELECT id, retracted_at FROM labels WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+                    f"SELECT id, retracted_at FROM labels WHERE id IN ({marks})", chunk))
             outcomes, new = [], []
             for label in labels:
                 if label.id in stored:
@@ -248,9 +247,7 @@ class SqliteStore(Store):
         db = self._db()
         labels: dict[str, list[Label]] = {}
         tallies: dict[str, dict[str, tuple[dict[str, int], int]]] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start:start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(wanted):
             for row in db.execute(
                 f"SELECT {_LABEL_COLUMNS} FROM labels WHERE number IN ({marks}) AND retracted_at IS NULL ORDER BY number, id", chunk
             ):
@@ -279,9 +276,8 @@ class SqliteStore(Store):
         wanted = list(dict.fromkeys(numbers))
         db = self._db()
         found: dict[str, Verdict] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start:start + _IN_CHUNK]
-            rows = db.execute(f"SELECT number, body FROM verdicts WHERE number IN ({','.join('?' * len(chunk))})", chunk)
+        for chunk, marks in _in_chunks(wanted):
+            rows = db.execute(f"SELECT number, body FROM verdicts WHERE number IN ({marks})", chunk)
             found.update((number, verdict_from_json(body)) for number, body in rows)
         return found
 
@@ -311,10 +307,9 @@ class SqliteStore(Store):
     def _live_tokens(db: sqlite3.Connection, numbers: Sequence[str]) -> dict[str, list[str]]:
         """The tokens of the live labels of ``numbers``, in label-id order, by number."""
         tokens: dict[str, list[str]] = {}
-        for start in range(0, len(numbers), _IN_CHUNK):
-            chunk = numbers[start:start + _IN_CHUNK]
+        for chunk, marks in _in_chunks(numbers):
             for number, token in db.execute(
-                f"SELECT number, token FROM labels WHERE number IN ({','.join('?' * len(chunk))}) AND retracted_at IS NULL"
+                f"SELECT number, token FROM labels WHERE number IN ({marks}) AND retracted_at IS NULL"
                 " ORDER BY number, id", chunk,
             ):
                 tokens.setdefault(number, []).append(token)
@@ -424,6 +419,13 @@ _FLAG_COLUMNS = "number, app_id, reporter, category, time, comment"
 def _flag(row: tuple) -> Flag:
     number, app_id, reporter, code, when, comment = row
     return Flag(number, app_id, reporter, code, from_epoch_ms(when), comment)
+
+
+def _in_chunks(values: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """``values`` in slices that one ``IN (...)`` query takes, each with its placeholders."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start:start + _IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _label(row: tuple) -> Label:
