@@ -129,6 +129,50 @@ def test_normalize_each_answers_what_normalize_answers_for_each_number(texts, re
     assert [r if isinstance(r, str) else (r.reason, r.message) for r in each] == [one(t) for t in texts]
 
 
+def _generic_parse(text: str) -> str:
+    """What phonenumbers' general parser makes of ``text`` (the path every other form takes)."""
+    try:
+        parsed = phonenumbers.parse(text.strip(), None)
+    except phonenumbers.NumberParseException:
+        return "unparsable"
+    if not phonenumbers.is_possible_number(parsed):
+        return "impossible"
+    if not phonenumbers.is_valid_number(parsed):
+        return "invalid"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+NANP_DIGITS = st.text("0123456789", min_size=9, max_size=9)
+
+
+@FUZZ
+@given(st.one_of(
+    st.tuples(st.sampled_from("23456789"), NANP_DIGITS).map("".join),
+    us_numbers().map("".join),
+), st.sampled_from(["", " ", "  \t"]))
+def test_a_north_american_e164_number_normalises_as_the_general_parser_says(national, padding):
+    text = f"{padding}+1{national}{padding}"
+    expected = _generic_parse(text)
+    try:
+        assert normalize(text) == expected
+    except InvalidNumber as exc:
+        assert expected != f"+1{national}"
+        assert exc.message.endswith({"impossible": "wrong length for its country)",
+                                     "invalid": "not a valid number in its numbering plan"}[expected])
+
+
+def test_every_north_american_area_code_normalises_as_the_general_parser_says():
+    """All 800 area codes 200-999, assigned or not, with exchanges across their range."""
+    for area in range(200, 1000):
+        for exchange in ("201", "355", "555", "911", "987"):
+            text = f"+1{area}{exchange}0147"
+            expected = _generic_parse(text)
+            try:
+                assert normalize(text) == expected, text
+            except InvalidNumber:
+                assert expected in ("impossible", "invalid"), text
+
+
 def test_an_overlong_input_is_invalid_without_echoing_all_of_it():
     with pytest.raises(InvalidNumber) as caught:
         normalize("1" * 10_000)
