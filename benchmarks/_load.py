@@ -345,37 +345,41 @@ class LoadGen:
 
 
 def _sync_handset_blocking(target: str, identity: Any, msg: dict) -> dict:
+    """``sync_handset`` into a fresh ``HandsetLabelStore``, then the baseline: the
+    same labels verified offline (``verify_label``, nothing stored) in this process."""
+    from datetime import datetime, timezone
     from pathlib import Path
 
-    from numrep_client import ExchangeClient, HandsetLabelStore, sync_handset
-
-    save_seconds = [0.0, 0]
-
-    class TimedHandsetStore(HandsetLabelStore):
-        """The SDK's store; only ``save`` is timed (same behaviour)."""
-
-        def save(self) -> None:
-            t0 = time.perf_counter()
-            super().save()
-            save_seconds[0] += time.perf_counter() - t0
-            save_seconds[1] += 1
+    from numrep.signing.labels import verify_label
+    from numrep_client import ExchangeClient, HandsetLabelStore, KeyDirectory, sync_handset
 
     path = Path(msg["path"])
     client = ExchangeClient(target, identity, timeout=120)
     try:
-        store = TimedHandsetStore(path)
-        cpu0, started = time.process_time(), time.perf_counter()
-        report = sync_handset(client, store, msg.get("chunk_size", 0))
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu0
+        with HandsetLabelStore(path) as store:
+            cpu0, started = time.process_time(), time.perf_counter()
+            report = sync_handset(client, store, msg.get("chunk_size", 0))
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu0
+            tokens = [token for number in store.numbers for token in store.numbers[number]["labels"]]
+        keys = KeyDirectory(client.list_participants())
     finally:
         client.close()
+    now = datetime.now(timezone.utc)
+    verify_cpu0, verify_started = time.process_time(), time.perf_counter()
+    for token in tokens:
+        verify_label(token, keys, now)
+    verify_seconds = time.perf_counter() - verify_started
+    verify_cpu = time.process_time() - verify_cpu0
     return {"labels_verified": report.labels_verified, "labels_dropped": len(report.labels_dropped),
             "drop_reasons": dict(Counter(r for _, r in report.labels_dropped)),
             "upserts": report.upserts, "chunks": report.chunks, "seconds": elapsed,
             "labels_per_s": report.labels_verified / elapsed if elapsed else None,
-            "save_seconds": save_seconds[0], "saves": save_seconds[1], "file_bytes": path.stat().st_size,
-            "client_cpu": cpu / elapsed if elapsed else None}
+            "cpu_us_per_label": 1e6 * cpu / max(1, report.labels_verified),
+            "file_bytes": sum(p.stat().st_size for p in path.parent.glob(path.name + "*")),
+            "client_cpu": cpu / elapsed if elapsed else None,
+            "verify_only": {"labels": len(tokens), "labels_per_s": len(tokens) / verify_seconds if verify_seconds else None,
+                            "cpu_us_per_label": 1e6 * verify_cpu / max(1, len(tokens))}}
 
 
 def _cassandra_raw_blocking(msg: dict) -> dict:

@@ -1,12 +1,12 @@
 """A handset vendor's sync: pull the label set (a snapshot, then deltas) into a
-local file, verifying every label offline against its publisher's key.
+local SQLite file, verifying every label offline against its publisher's key.
 
 Start the demo exchange in one terminal (``make run``; it serves on
 127.0.0.1:50051 and writes its identities to ``var/demo/identities/``), then,
 from the repository root::
 
     .venv/bin/python examples/handset_sync.py --server 127.0.0.1:50051 \\
-        --identity var/demo/identities/handset-acme.json --store var/demo/handset-example.json
+        --identity var/demo/identities/handset-acme.json --store var/demo/handset-example.sqlite3
 
 The first run downloads a full snapshot; run it again and only the changes
 since the stored cursor arrive (often none). The file holds what a phone's
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", default="127.0.0.1:50051", help="exchange address (default 127.0.0.1:50051)")
     parser.add_argument("--identity", type=Path, default=Path("var/demo/identities/handset-acme.json"),
                         help="the handset vendor's identity file")
-    parser.add_argument("--store", type=Path, default=Path("var/demo/handset-example.json"),
-                        help="the local label file (created on the first run)")
+    parser.add_argument("--store", type=Path, default=Path("var/demo/handset-example.sqlite3"),
+                        help="the local label store, SQLite (created on the first run)")
     parser.add_argument("--chunk-size", type=int, default=0, help="numbers per chunk (0: the exchange's default)")
     parser.add_argument("--tls-ca", type=Path, help="PEM CA of the exchange's certificate (the exchange serves TLS)")
     parser.add_argument("--tls-cert", type=Path, help="client certificate, for mutual TLS")

@@ -1,9 +1,9 @@
 """Python SDK for participants of a numrep exchange."""
 
 from numrep_client._client import ExchangeClient, ExchangeError, FlagToSend, PrivateAnswer, TlsFiles, open_channel
-from numrep_client._handset import HandsetLabelStore, KeyDirectory, SyncReport, sync_handset
+from numrep_client._handset import HandsetLabelStore, HeldNumbers, KeyDirectory, SyncReport, sync_handset
 
-__all__ = ["ExchangeClient", "ExchangeError", "FlagToSend", "PrivateAnswer", "TlsFiles", "open_channel", "HandsetLabelStore", "KeyDirectory", "SyncReport", "sync_handset"]
+__all__ = ["ExchangeClient", "ExchangeError", "FlagToSend", "PrivateAnswer", "TlsFiles", "open_channel", "HandsetLabelStore", "HeldNumbers", "KeyDirectory", "SyncReport", "sync_handset"]
 
 from numrep_client._app import AppFlagClient, FlushReport, InvalidFlag, QueuedFlag, SealedBatch, pseudonymize
 from numrep_client._breaker import CircuitBreaker, NullBreaker

@@ -1,14 +1,16 @@
-"""What a handset vendor keeps: the synced label set in a local file, applied
-chunk by chunk, every label verified offline against its publisher's key."""
+"""What a handset vendor keeps: the synced label set in a local SQLite file,
+applied chunk by chunk, every label verified offline against its publisher's key."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import jwt
 
@@ -60,65 +62,164 @@ class KeyDirectory:
 
 
 class HandsetLabelStore:
-    """A JSON file holding ``{cursor, numbers: {e164: {action, category, p, labels}}}``.
-    It is rewritten atomically after each chunk, so an interrupted sync resumes
-    from the last applied cursor with no gap and no duplicate."""
+    """The synced label set in one SQLite file (the stdlib's, and what phones
+    themselves use): per number its action, category, probability, version and
+    the signed labels behind it, plus the cursor to resume from.
+
+    Each chunk is applied in one transaction together with its cursor, so an
+    interrupted sync resumes from the last applied cursor with no gap and no
+    duplicate, and a chunk costs what it holds, not what the whole set holds (a
+    file rewritten per chunk made a snapshot's cost grow with the square of its
+    size). A file written by the JSON store of earlier SDK versions is imported
+    on first open."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if path.exists():
-            data = json.loads(path.read_text())
-            self.cursor: str = data.get("cursor", "")
-            self.numbers: dict[str, dict] = data.get("numbers", {})
-        else:
-            self.cursor, self.numbers = "", {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _is_legacy_json(path):
+            _import_legacy_json(path)
+        self._db = _open(path)
+        row = self._db.execute("SELECT cursor FROM sync_state").fetchone()
+        self.cursor: str = "" if row is None else row[0]
+        self.numbers = HeldNumbers(self._db)
+
+    def __enter__(self) -> "HandsetLabelStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
 
     def apply(self, chunk: sync_pb2.SyncChunk, keys: KeyDirectory, report: SyncReport, now: datetime | None = None) -> None:
+        """Verify the chunk's labels, then store its entries and its cursor in one transaction."""
         when = now or datetime.now(timezone.utc)
+        gone: list[tuple[str]] = []
+        held: list[tuple[str, str, str, float, int, str]] = []
         for entry in chunk.entries:
             if entry.tombstone:
-                self.numbers.pop(entry.number, None)
+                gone.append((entry.number,))
                 report.tombstones += 1
                 continue
-            tokens = []
-            for token in entry.labels:
-                try:
-                    label = verify_label(token, keys, when)
-                except JwsRejected as exc:
-                    label = _issued_before_revocation(token, keys, when) if exc.reason == "revoked_key" else None
-                    if label is None:
-                        report.labels_dropped.append((entry.number, exc.reason))
-                        continue
-                    report.labels_with_revoked_key.append((entry.number, label.id, jwt.get_unverified_header(token)["kid"]))
-                if label.number != entry.number:
-                    report.labels_dropped.append((entry.number, "number_mismatch"))
-                    continue
-                tokens.append(token)
-                report.labels_verified += 1
-            self.numbers[entry.number] = {
-                "action": ACTION_FROM_PB[entry.action].value,
-                "category": entry.category,
-                "spam_probability": entry.spam_probability,
-                "version": entry.version,
-                "labels": tokens,
-            }
+            tokens = _verified_tokens(entry, keys, when, report)
+            held.append((entry.number, ACTION_FROM_PB[entry.action].value, entry.category, entry.spam_probability,
+                         entry.version, json.dumps(tokens, separators=(",", ":"))))
             report.upserts += 1
+        with self._db:  # one transaction: the entries and the cursor they bring the set up to
+            self._db.executemany("DELETE FROM numbers WHERE number = ?", gone)
+            self._db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", held)
+            self._db.execute("INSERT OR REPLACE INTO sync_state (id, cursor) VALUES (0, ?)", (chunk.cursor,))
         self.cursor = chunk.cursor
         report.chunks += 1
-        self.save()
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "w") as out:
-            json.dump({"cursor": self.cursor, "numbers": self.numbers}, out, separators=(",", ":"), sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
 
     def block_list(self) -> list[tuple[str, str, str]]:
         """(number, action, category), sorted by number: what a call-directory extension takes."""
-        return sorted((n, v["action"], v["category"]) for n, v in self.numbers.items())
+        return self._db.execute("SELECT number, action, category FROM numbers ORDER BY number").fetchall()
+
+
+class HeldNumbers(Mapping[str, dict]):
+    """The numbers a handset holds, read from its store: ``number -> {action,
+    category, spam_probability, version, labels}``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __getitem__(self, number: str) -> dict:
+        row = self._db.execute(f"SELECT {_ENTRY_COLUMNS} FROM numbers WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            raise KeyError(number)
+        return _entry(row)
+
+    def __contains__(self, number: object) -> bool:
+        return self._db.execute("SELECT 1 FROM numbers WHERE number = ?", (number,)).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (number for (number,) in self._db.execute("SELECT number FROM numbers ORDER BY number").fetchall())
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM numbers").fetchone()[0]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_state (id INTEGER PRIMARY KEY CHECK (id = 0), cursor TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS numbers (
+    number TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    category TEXT NOT NULL,
+    spam_probability REAL NOT NULL,
+    version INTEGER NOT NULL,
+    labels TEXT NOT NULL  -- JSON array of the signed tokens, verbatim
+);
+"""
+_ENTRY_COLUMNS = "action, category, spam_probability, version, labels"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    # A commit lost to a power cut takes its cursor with it: the next sync asks
+    # for that chunk again. So NORMAL (no fsync per chunk) loses no label.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _entry(row: tuple[str, str, float, int, str]) -> dict:
+    action, category, probability, version, labels = row
+    return {"action": action, "category": category, "spam_probability": probability, "version": version,
+            "labels": json.loads(labels)}
+
+
+def _verified_tokens(entry: sync_pb2.SyncEntry, keys: KeyDirectory, when: datetime, report: SyncReport) -> list[str]:
+    """The entry's labels that verify offline (and are about its number); the rest are reported as dropped."""
+    tokens = []
+    for token in entry.labels:
+        try:
+            label = verify_label(token, keys, when)
+        except JwsRejected as exc:
+            label = _issued_before_revocation(token, keys, when) if exc.reason == "revoked_key" else None
+            if label is None:
+                report.labels_dropped.append((entry.number, exc.reason))
+                continue
+            report.labels_with_revoked_key.append((entry.number, label.id, jwt.get_unverified_header(token)["kid"]))
+        if label.number != entry.number:
+            report.labels_dropped.append((entry.number, "number_mismatch"))
+            continue
+        tokens.append(token)
+        report.labels_verified += 1
+    return tokens
+
+
+def _is_legacy_json(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return False
+    return head != _SQLITE_MAGIC and head.lstrip().startswith(b"{")
+
+
+def _import_legacy_json(path: Path) -> None:
+    """Replace a JSON store (``{cursor, numbers}``) with the same set in SQLite:
+    built beside it, then swapped in, so a crash midway leaves the JSON file."""
+    data = json.loads(path.read_text())
+    building = path.with_name(path.name + ".importing")
+    building.unlink(missing_ok=True)
+    db = _open(building)
+    try:
+        with db:
+            db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", [
+                (number, held["action"], held["category"], held["spam_probability"], held.get("version", 0),
+                 json.dumps(held.get("labels", []), separators=(",", ":")))
+                for number, held in data.get("numbers", {}).items()
+            ])
+            db.execute("INSERT OR REPLACE INTO sync_state (id, cursor) VALUES (0, ?)", (data.get("cursor", ""),))
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file before it moves
+    finally:
+        db.close()
+    os.replace(building, path)
 
 
 def _issued_before_revocation(token: str, keys: KeyDirectory, now: datetime) -> Label | None:

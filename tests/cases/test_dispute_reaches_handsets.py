@@ -35,7 +35,7 @@ def blocked_number(federation, connect) -> list[str]:
 
 def test_an_upheld_dispute_reaches_a_synced_handset_as_a_tombstone(federation, connect, tmp_path: Path):
     label_ids = blocked_number(federation, connect)
-    handset_file = tmp_path / "handset.json"
+    handset_file = tmp_path / "handset.sqlite3"
     handset = connect(federation.handset)
     first = sync_handset(handset, HandsetLabelStore(handset_file))
     before = HandsetLabelStore(handset_file)
@@ -77,7 +77,7 @@ def test_an_upheld_dispute_reaches_a_synced_handset_as_a_tombstone(federation, c
 
 def test_a_rejected_dispute_leaves_the_handset_blocking_the_number(federation, connect, tmp_path: Path):
     blocked_number(federation, connect)
-    handset_file = tmp_path / "handset.json"
+    handset_file = tmp_path / "handset.sqlite3"
     handset = connect(federation.handset)
     sync_handset(handset, HandsetLabelStore(handset_file))
     dispute = connect(federation.app).file_dispute(NUMBER, CONTACT, EVIDENCE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from numrep_client import HandsetLabelStore
 from sdk_testkit import SPAM_NUMBER, save_identity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -42,12 +42,12 @@ def test_carrier_check_example(server, federation, identities, publish):
 
 def test_handset_sync_example(server, federation, identities, publish, tmp_path):
     publish(federation.regulator, SPAM_NUMBER, "fraud.impersonation", 1.0)
-    store = tmp_path / "handset.json"
+    store = tmp_path / "handset.sqlite3"
     args = ["--server", server.address, "--identity", str(identities["handset"]), "--store", str(store)]
     first = run_example("handset_sync.py", *args)
     assert first.returncode == 0, first.stderr
     assert "from a full snapshot" in first.stdout and "1 labels verified" in first.stdout
-    assert SPAM_NUMBER in json.loads(store.read_text())["numbers"]
+    assert SPAM_NUMBER in HandsetLabelStore(store).numbers
     again = run_example("handset_sync.py", *args)
     assert again.returncode == 0, again.stderr
     assert "deltas only" in again.stdout
@@ -67,5 +67,5 @@ def test_examples_fail_cleanly_when_the_exchange_is_down(identities, dead_target
     assert carrier.returncode == 0, carrier.stderr  # a carrier fails open
     assert "not reachable" in carrier.stdout and "reason=unavailable" in carrier.stdout
     handset = run_example("handset_sync.py", "--server", dead_target, "--identity", str(identities["handset"]),
-                          "--store", str(tmp_path / "h.json"))
+                          "--store", str(tmp_path / "h.sqlite3"))
     assert handset.returncode == 1 and "UNAVAILABLE" in handset.stderr

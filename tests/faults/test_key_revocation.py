@@ -102,7 +102,7 @@ def test_a_handset_keeps_a_label_accepted_before_its_key_was_revoked_and_marks_i
     [late] = connect(new).publish([sign_label(old, OTHER_NUMBER, "fraud", 0.9)])
     assert late.reason == "revoked_key"
 
-    store = HandsetLabelStore(tmp_path / "handset.json")
+    store = HandsetLabelStore(tmp_path / "handset.sqlite3")
     report = sync_handset(connect(federation.handset), store)
 
     assert report.labels_dropped == []

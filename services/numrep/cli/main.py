@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("sync", "Sync the label set into a local file (snapshot first, then deltas), verifying every label.", cmd_sync)
     _client_flags(p)
-    p.add_argument("--out", type=Path, required=True, help="local label store (JSON); resumes from its cursor")
+    p.add_argument("--out", type=Path, required=True, help="local label store (SQLite); resumes from its cursor")
     p.add_argument("--chunk-size", type=int, default=0)
 
     trust = command("trust", "The learned trust engine: each participant's learned reliability, and refits.", _need_subcommand)

@@ -172,7 +172,7 @@ def _a_call_arrives(federation: Federation, seeded: dict[str, list]) -> None:
 
 def _handset_sync(federation: Federation, data_dir: Path) -> None:
     _heading("4. Acme Phones syncs the label set to its handsets")
-    store = HandsetLabelStore(data_dir / "handset-acme.json")
+    store = HandsetLabelStore(data_dir / "handset-acme.sqlite3")
     with federation.client("handset-acme") as handset:
         report = sync_handset(handset, store)
         print(f"  first sync: {report.chunks} chunks, {len(store.numbers)} numbers to warn about or block, "
@@ -233,7 +233,7 @@ def _print_try_it(federation: Federation, data_dir: Path) -> None:
     print(f"    numrep lookup --server {federation.address} --identity {ids}/carrier-west.json {LEGITIMATE[0]} '(202) 555-0143'")
     print(f"    numrep publish --server {federation.address} --identity {ids}/carrier-east.json +12025550143 fraud.one_ring")
     print(f"    numrep flag --server {federation.address} --identity {ids}/app-callguard.json +12025550143 fraud --reporter u-123")
-    print(f"    numrep sync --server {federation.address} --identity {ids}/handset-acme.json --out /tmp/handset.json")
+    print(f"    numrep sync --server {federation.address} --identity {ids}/handset-acme.json --out /tmp/handset.sqlite3")
     print(f"    numrep participants list --server {federation.address} --identity {ids}/regulator.json")
     print("    grpcurl -plaintext " + federation.address + " list   # reflection is on", flush=True)
 
