@@ -350,6 +350,7 @@ def _sync_handset_blocking(target: str, identity: Any, msg: dict) -> dict:
     from datetime import datetime, timezone
     from pathlib import Path
 
+    from numrep.core.numbers import _cached_parse
     from numrep.signing.labels import verify_label
     from numrep_client import ExchangeClient, HandsetLabelStore, KeyDirectory, sync_handset
 
@@ -366,6 +367,7 @@ def _sync_handset_blocking(target: str, identity: Any, msg: dict) -> dict:
     finally:
         client.close()
     now = datetime.now(timezone.utc)
+    _cached_parse.cache_clear()  # the sync met these numbers first: the baseline parses them anew, as the sync did
     verify_cpu0, verify_started = time.process_time(), time.perf_counter()
     for token in tokens:
         verify_label(token, keys, now)
