@@ -206,7 +206,8 @@ def _import_legacy_json(path: Path) -> None:
     built beside it, then swapped in, so a crash midway leaves the JSON file."""
     data = json.loads(path.read_text())
     building = path.with_name(path.name + ".importing")
-    building.unlink(missing_ok=True)
+    for leftover in ("", "-wal", "-shm"):  # what an import cut short leaves behind
+        path.with_name(building.name + leftover).unlink(missing_ok=True)
     db = _open(building)
     try:
         with db:
