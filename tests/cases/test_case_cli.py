@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from numrep.cli.main import main
+from numrep_client import HandsetLabelStore
 
 from numrep_testkit import NUMBER
 
@@ -68,7 +69,7 @@ def test_refusals_are_one_line_errors(cli):
 
 
 def test_a_dispute_from_filing_to_the_tombstone_on_a_synced_handset(cli, tmp_path: Path):
-    handset_file = tmp_path / "phone-label-store.json"
+    handset_file = tmp_path / "phone-label-store.sqlite3"
     assert cli("carrier", "publish", NUMBER, "fraud.impersonation", "--confidence", "1.0")[0] == 0
     assert cli("regulator", "publish", NUMBER, "fraud.impersonation", "--confidence", "1.0")[0] == 0
     code, out, _ = cli("handset", "sync", "--out", str(handset_file), "--json")
@@ -87,4 +88,4 @@ def test_a_dispute_from_filing_to_the_tombstone_on_a_synced_handset(cli, tmp_pat
     assert code == 0, err
     synced = json.loads(out)
     assert (synced["started_from"], synced["tombstones"], synced["numbers_held"]) == ("cursor", 1, 0)
-    assert NUMBER not in json.loads(handset_file.read_text())["numbers"]
+    assert NUMBER not in HandsetLabelStore(handset_file).numbers
