@@ -10,8 +10,9 @@ the per-round ratios of calls per CPU second (subject / baseline).
 * ``authenticate``: ``Exchange.authenticate`` of fresh bearer tokens (parse,
   key, signature, claims, replay cache);
 * ``verify_label``: a label as Publish verifies it;
-* ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``; and of a
+* ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``; of a
   number nobody reported (no stored verdict: most numbers a carrier asks about);
+  and of a number never asked before (its parse included: most callers are new);
 * ``batch_lookup``: the BatchLookup servicer's response to 1,000 stored numbers,
   as the bytes it sends (per number);
 * ``sync``: ``Exchange.sync`` snapshot pages as the bytes the server sends (per label).
@@ -52,7 +53,7 @@ def run(ctx: Ctx) -> dict:
     from numrep.api.lookup import LookupServicer
     from numrep.telemetry import Telemetry
     from numrep.v1 import lookup_pb2
-    from numrep.core.model import Role
+    from numrep.core.model import Action, Role
     from numrep.core.pseudonym import Pseudonymizer
     from numrep.exchange import Exchange
     from numrep.signing.keys import generate_identity
@@ -100,11 +101,21 @@ def run(ctx: Ctx) -> dict:
             verdict_to_pb(exchange.lookup(n))
         return per_round
 
-    unreported = fx.sample_numbers(ctx.area_codes, per_round, per_round, seed=29)  # distinct from the listed ones
+    # Numbers past the listed ones in the same space (so no label names them): asked again every round, and
+    # never asked before in any round (the number's parse is part of the cost: most callers a carrier sees are new).
+    space = fx.NumberSpace(ctx.area_codes)
+    unreported = space.numbers(LISTED, LISTED + per_round)
+    unseen = iter(space.numbers(LISTED + per_round, LISTED + per_round + ROUNDS * per_round))
+    assert exchange.lookup(unreported[0]).action is Action.UNKNOWN, "an 'unreported' number has a verdict"
 
     def unknown_lookups() -> int:
         for n in unreported:
             verdict_to_pb(exchange.lookup(n))
+        return per_round
+
+    def unseen_lookups() -> int:
+        for _ in range(per_round):
+            verdict_to_pb(exchange.lookup(next(unseen)))
         return per_round
 
     servicer = LookupServicer(exchange, Telemetry.disabled())
@@ -136,6 +147,7 @@ def run(ctx: Ctx) -> dict:
                 samples.setdefault(f"{alg} bare signature", []).append(base)
                 ratios.setdefault(name, []).append(base / cost)
         for name, work in (("lookup + verdict_to_pb", lookups), ("lookup + verdict_to_pb, number nobody reported", unknown_lookups),
+                           ("lookup + verdict_to_pb, a number never asked before", unseen_lookups),
                            ("BatchLookup response bytes, per number", batch),
                            ("Sync chunk bytes, per label", sync)):
             samples.setdefault(name, []).append(_cpu_per_call(work))
