@@ -6,6 +6,8 @@
 #   cassandra.sh start [--nodes N]     start 1 (default) or 3 nodes and wait until each accepts CQL
 #   cassandra.sh stop                  stop every node (SIGTERM, then SIGKILL after a timeout)
 #   cassandra.sh kill NODE             SIGKILL one node (fault tests)
+#   cassandra.sh pause NODE            SIGSTOP one node: it hangs, its connections stay open (fault tests)
+#   cassandra.sh resume NODE           SIGCONT a paused node
 #   cassandra.sh start-node NODE       (re)start one node of the current cluster
 #   cassandra.sh status                which nodes run and answer CQL (exit 3 if none runs)
 #   cassandra.sh nodetool [--node N] ARGS...   NodeTool against node 1 (or N), e.g. `nodetool status`
@@ -331,6 +333,7 @@ stop_nodes() { # node...: SIGTERM all at once (Cassandra drains), SIGKILL after 
   done
   if [ ${#pids[@]} -gt 0 ]; then
     kill -TERM "${pids[@]}" 2>/dev/null || true
+    kill -CONT "${pids[@]}" 2>/dev/null || true  # a paused node (cassandra.sh pause) handles SIGTERM only once resumed
     while :; do
       alive=()
       for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive+=("$p"); fi; done
@@ -363,6 +366,15 @@ kill_node() {
   for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
   rm -f "$(pid_file "$n")"
   say "node $n killed (SIGKILL, pid $pids)"
+}
+
+signal_node() { # SIGNAL WHAT NODE: send a signal to one running node's process(es)
+  local sig="$1" what="$2" n="${3:?usage: cassandra.sh pause|resume NODE}" pids
+  pids="$(node_pids "$n" | xargs)"
+  [ -n "$pids" ] || die "node $n is not running"
+  # shellcheck disable=SC2086
+  kill "-$sig" $pids
+  say "node $n $what (SIG$sig, pid $pids)"
 }
 
 status() {
@@ -402,9 +414,11 @@ case "${1:-}" in
   start) shift; start "$@" ;;
   stop) stop ;;
   kill) kill_node "${2:-}" ;;
+  pause) signal_node STOP paused "${2:-}" ;;
+  resume) signal_node CONT resumed "${2:-}" ;;
   start-node) start_node "${2:?usage: cassandra.sh start-node NODE}" "$(nodes_in_cluster)" ;;
   status) status ;;
   nodetool) shift; nodetool "$@" ;;
   wipe) wipe ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

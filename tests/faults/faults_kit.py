@@ -69,6 +69,14 @@ class CassandraNodes:
     def kill(self, node: int) -> None:
         self.run("kill", str(node), timeout=60)
 
+    def pause(self, node: int) -> None:
+        """SIGSTOP: the node hangs with its connections open, as a node stuck in a long GC
+        pause or on a dead disk does; unlike a killed node, nobody is told it is gone."""
+        self.run("pause", str(node), timeout=60)
+
+    def resume(self, node: int) -> None:
+        self.run("resume", str(node), timeout=60)
+
     def start_node(self, node: int) -> None:
         self.run("start-node", str(node))
 
