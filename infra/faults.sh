@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-faults`: the fault scenarios of tests/faults, including those marked `faults`
-# that kill or stop Cassandra nodes. They get dedicated nodes, never the shared node on
+# that kill, hang or stop Cassandra nodes. They get dedicated nodes, never the shared node on
 # 127.0.0.1 that `make test` and other runs use:
 #   - a 3-node cluster on 127.0.1.1-3 (JMX 7301-7303, home ~/.cache/numrep/cassandra-faults),
 #     started here, also used by the SIGKILL-during-ingest test;

@@ -1,13 +1,20 @@
-"""SIGKILL one node of a 3-node Cassandra cluster (RF=3, QUORUM) while carriers
-publish signed labels and look callers up through a real exchange process; keep
-going, restart the node and let it rejoin. Nothing acknowledged is lost or
-stored twice, and lookups keep being answered (QUORUM of RF=3 survives one node).
+"""One node of a 3-node Cassandra cluster (RF=3, QUORUM) fails while carriers
+publish signed labels and look callers up through a real exchange process; the
+load keeps going, the node comes back and rejoins. Two ways to fail:
+
+* killed (SIGKILL): its connections close, and the driver knows at once;
+* hung (SIGSTOP, then SIGCONT): its connections stay open and it answers
+  nothing, as a node stuck in a long GC pause or on a dead disk; nobody is told.
+
+Either way nothing acknowledged is lost or stored twice, and lookups keep being
+answered (QUORUM of RF=3 survives one node; reads a hung coordinator holds are
+asked again of another replica: ``CassandraStore``'s speculative reads).
 
 Whether the answers also came inside a carrier's call-setup budget (250 ms) is a
 measurement, not an assertion (this machine's speed is not the exchange's): the
 numbers (availability, share inside the budget, acknowledged vs found, lookup
-p50/p99 before, during and after the kill) are printed and written to
-var/faults/cluster_kill.json.
+p50/p99 before, during and after the fault) are printed and written to
+var/faults/cluster_kill.json and var/faults/cluster_hang.json.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 import pytest
@@ -39,7 +46,7 @@ from numrep_testkit import public_jwk_text
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1200)]
 
-NODE = int(os.environ.get("NUMREP_FAULTS_KILL_NODE", "2"))          # which node gets SIGKILL
+NODE = int(os.environ.get("NUMREP_FAULTS_KILL_NODE", "2"))          # which node is killed or hung
 DEADLINE = float(os.environ.get("NUMREP_FAULTS_LOOKUP_DEADLINE", "5.0"))  # the client's deadline: answered or not, s
 BUDGET = 0.25  # a carrier's per-call budget inside call set-up, s: reported
 LOOKUP_RATE = 40.0       # carrier lookups per second, at a fixed arrival rate (a shared 2-core box)
@@ -47,7 +54,7 @@ LOOKUP_WORKERS = 32      # threads issuing them, so a slow answer does not delay
 PUBLISHERS = 2
 PUBLISH_BATCH = 5
 PUBLISH_PAUSE = 0.5      # seconds between a publisher's batches: about 2 x 10 labels/s, each an LWT at QUORUM/SERIAL
-WARMUP, BEFORE, DURING, AFTER = 5.0, 15.0, 20.0, 15.0  # seconds: not counted, before the kill, after it, after the rejoin
+WARMUP, BEFORE, DURING, AFTER = 5.0, 15.0, 20.0, 15.0  # seconds: not counted, before the fault, in it, after the rejoin
 AVAILABILITY_TARGET = 0.999
 NUMBERS = [f"+1212555{n:04d}" for n in range(1000, 1400)]
 
@@ -139,10 +146,30 @@ def _health(address: str) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
 
-def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_answering(
-    cluster: CassandraNodes, tmp_path: Path
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    inject: Callable[[CassandraNodes], None]
+    recover: Callable[[CassandraNodes], None]  # back: started again, or resumed
+    back_in_time: Callable[[CassandraNodes], None]  # after a failed test: the cluster whole for the next one
+
+
+def _restart_if_down(cluster: CassandraNodes) -> None:
+    if cluster.running() < cluster.nodes:
+        cluster.start_node(NODE)
+
+
+KILL = Fault("kill", "SIGKILL", lambda c: c.kill(NODE), lambda c: c.start_node(NODE), _restart_if_down)
+HANG = Fault("hang", "SIGSTOP, SIGCONT after the fault phase", lambda c: c.pause(NODE), lambda c: c.resume(NODE),
+             lambda c: c.resume(NODE))
+
+
+@pytest.mark.parametrize("fault", [KILL, HANG], ids=lambda f: f.name)
+def test_a_node_killed_or_hung_under_load_loses_nothing_acknowledged_and_lookups_keep_answering(
+    cluster: CassandraNodes, tmp_path: Path, fault: Fault
 ) -> None:
-    keyspace = f"numrep_kill_{uuid.uuid4().hex[:10]}"
+    keyspace = f"numrep_{fault.name}_{uuid.uuid4().hex[:10]}"
     url = cluster.store_url(keyspace, replication="NetworkTopologyStrategy:datacenter1=3", consistency="QUORUM")
     publishers = [generate_identity(f"carrier-pub{i}", Role.CARRIER, ("ES256", "EdDSA")[i % 2]) for i in range(PUBLISHERS)]
     looker = generate_identity("carrier-calls", Role.CARRIER, "EdDSA")
@@ -172,13 +199,13 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
         loadavg["start"] = os.getloadavg()[0]
         time.sleep(BEFORE)
         health["before"] = _health(exchange.address)
-        timeline["kill"] = time.monotonic()
-        loadavg["kill"] = os.getloadavg()[0]
-        cluster.kill(NODE)
+        timeline["fault"] = time.monotonic()
+        loadavg["fault"] = os.getloadavg()[0]
+        fault.inject(cluster)
         time.sleep(DURING)
         health["during"] = _health(exchange.address)
-        timeline["restart"] = time.monotonic()
-        cluster.start_node(NODE)
+        timeline["recover"] = time.monotonic()
+        fault.recover(cluster)
         timeline["node_answers"] = time.monotonic()
         cluster.wait_all_up()
         timeline["rejoined"] = time.monotonic()
@@ -191,8 +218,8 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
         for thread in threads:
             thread.join(120)
         exchange.stop()
-        if cluster.running() < cluster.nodes:
-            cluster.start_node(NODE)  # a failed test must not leave the cluster short of a node
+        if "node_answers" not in timeline:
+            fault.back_in_time(cluster)  # a failed test must not leave the cluster short of a node
 
     try:
         acknowledged = set(load.acknowledged)
@@ -210,21 +237,22 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
         store.close()
 
     phases = {
-        "before": _phase(load, timeline["start"], timeline["kill"]),
-        "during": _phase(load, timeline["kill"], timeline["rejoined"]),
+        "before": _phase(load, timeline["start"], timeline["fault"]),
+        "during": _phase(load, timeline["fault"], timeline["rejoined"]),
         "after": _phase(load, timeline["rejoined"], timeline["end"]),
     }
     overall = _phase(load, timeline["start"], timeline["end"])
     result = {
         "cluster": "3 nodes, RF=3 (NetworkTopologyStrategy datacenter1=3), QUORUM reads and writes",
-        "killed_node": cluster.address(NODE),
+        "fault": fault.description,
+        "failed_node": cluster.address(NODE),
         "lookup_deadline_ms": DEADLINE * 1000,
         "call_setup_budget_ms": BUDGET * 1000,
         "lookup_rate_per_s": LOOKUP_RATE,
         "timeline_s": {
-            "load_before_kill": round(timeline["kill"] - timeline["start"], 1),
-            "killed_until_restart": round(timeline["restart"] - timeline["kill"], 1),
-            "restart_until_node_answers": round(timeline["node_answers"] - timeline["restart"], 1),
+            "load_before_fault": round(timeline["fault"] - timeline["start"], 1),
+            "fault_until_recovery": round(timeline["recover"] - timeline["fault"], 1),
+            "recovery_until_node_answers": round(timeline["node_answers"] - timeline["recover"], 1),
             "node_answers_until_all_UN": round(timeline["rejoined"] - timeline["node_answers"], 1),
             "load_after_rejoin": round(timeline["end"] - timeline["rejoined"], 1),
         },
@@ -239,10 +267,10 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
         "health": health,
         "load_average_1min": loadavg,
     }
-    print("cluster node kill:", json.dumps(result, indent=2))
+    print(f"cluster node {fault.name}:", json.dumps(result, indent=2))
     out = REPO / "var" / "faults"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cluster_kill.json").write_text(json.dumps(result, indent=2))
+    (out / f"cluster_{fault.name}.json").write_text(json.dumps(result, indent=2))
 
     assert len(acknowledged) > 100, "the publishers made too little progress"
     assert load.rejected == [], f"labels refused: {load.rejected[:5]}"
@@ -251,5 +279,6 @@ def test_a_node_killed_under_load_loses_nothing_acknowledged_and_lookups_keep_an
     assert acknowledged <= set(stored_ids)
     assert unbalanced == [], f"verdicts that do not count their labels: {unbalanced[:5]}"
     assert phases["during"]["lookups"] > 0 and phases["after"]["lookups"] > 0
+    assert health["during"] == "SERVING", "the exchange answers with a node down: no load balancer should drop it"
     assert overall["availability"] >= AVAILABILITY_TARGET, (
         f"{overall['answered_in_deadline']} of {overall['lookups']} lookups answered inside {DEADLINE * 1000:.0f} ms")

@@ -1,9 +1,12 @@
 """The store for scale: Apache Cassandra through the DataStax Python driver.
 
 Prepared statements, token-aware and DC-aware routing, protocol v5,
-LOCAL_QUORUM by default. Statements that may safely run twice are marked
-idempotent so the driver can retry them; conditional writes (LWT) claim label
-ids, flag batches and participant ids exactly once. Driver failures become
+LOCAL_QUORUM by default. Statements that may safely run twice (every read, the
+plain writes) are marked idempotent: the driver may retry them, and sends one
+that its node has not answered within ``speculate_after`` to another replica as
+well (a hung node keeps its connections open, so nothing else takes it out of the
+query plan). Conditional writes (LWT) claim label ids, flag batches and
+participant ids exactly once. Driver failures become
 ``StoreUnavailable`` or ``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
 See ``infra/schema/`` for the tables and why each exists.
 """
@@ -23,8 +26,8 @@ from urllib.parse import parse_qs, urlparse
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.policies import ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement
 from cassandra.util import max_uuid_from_time, uuid_from_time
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
@@ -42,12 +45,34 @@ FEED_SHARD = 0
 CONCURRENCY = 64
 RECONNECT_BASE_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 2.0
+# A carrier asks inside call set-up (a budget of about 250 ms): an idempotent statement its
+# coordinator has not answered in this long goes to the next replica too, at most twice.
+# Ordinary reads answer in a few ms, so only a slow or hung node's share is sent again.
+SPECULATE_AFTER_SECONDS = 0.1
+SPECULATIVE_ATTEMPTS = 2
 # Change ids are taken when a write starts; one that lands later than a newer one
 # must still be seen by a reader that already passed it. Readers therefore stop
 # this far behind the clock (the write timeout plus margin).
 DEFAULT_FEED_SAFETY_LAG_SECONDS = 6.0
 SCAN_PAGE = 5000  # rows per page of a full-table scan
+# Any node's answer will do: idempotent, so one hung node cannot fail the health check the
+# reads it stands for would pass (they go to another replica after SPECULATE_AFTER_SECONDS).
+_PING = SimpleStatement("SELECT release_version FROM system.local", is_idempotent=True)
 T = TypeVar("T")
+
+
+def execution_profile(local_dc: str, consistency: int, request_timeout: float, speculate_after: float) -> ExecutionProfile:
+    """How every statement runs: token-aware, DC-aware, ``consistency``; an idempotent
+    one unanswered after ``speculate_after`` seconds also goes to the next replica (0: never)."""
+    return ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
+        consistency_level=consistency,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=request_timeout,
+        row_factory=named_rows,
+        speculative_execution_policy=(ConstantSpeculativeExecutionPolicy(speculate_after, SPECULATIVE_ATTEMPTS)
+                                      if speculate_after > 0 else None),
+    )
 
 
 def _mapped(method: Callable[..., T]) -> Callable[..., T]:
@@ -118,6 +143,7 @@ class CassandraStore(Store):
         consistency: str = "LOCAL_QUORUM",
         replication: str = "SimpleStrategy:1",
         request_timeout: float = 5.0,
+        speculate_after: float = SPECULATE_AFTER_SECONDS,
         run_migrations: bool = True,
         feed_bucket_seconds: int = 3600,
         feed_safety_lag_seconds: float = 0.0,
@@ -125,13 +151,7 @@ class CassandraStore(Store):
         level = getattr(ConsistencyLevel, consistency.upper(), None)
         if level is None:
             raise InvalidArgument(f"unknown consistency level {consistency!r}")
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
-            consistency_level=level,
-            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-            request_timeout=request_timeout,
-            row_factory=named_rows,
-        )
+        profile = execution_profile(local_dc, level, request_timeout, speculate_after)
         cluster = Cluster(
             contact_points,
             port=port,
@@ -155,7 +175,8 @@ class CassandraStore(Store):
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "CassandraStore":
-        """``cassandra://host[:port][,host...]/keyspace?dc=&consistency=&replication=&bucket_seconds=``"""
+        """``cassandra://host[:port][,host...]/keyspace?dc=&consistency=&replication=&bucket_seconds=&timeout=&speculate=``
+        (``speculate``: seconds before an unanswered idempotent statement also goes to another replica; 0: never)"""
         options = cls.parse_url(url)
         options.update(overrides)
         return cls.connect(**options)
@@ -176,7 +197,7 @@ class CassandraStore(Store):
                                    "feed_safety_lag_seconds": DEFAULT_FEED_SAFETY_LAG_SECONDS}
         for key, name, kind in [("dc", "local_dc", str), ("consistency", "consistency", str), ("replication", "replication", str),
                                 ("bucket_seconds", "feed_bucket_seconds", int), ("timeout", "request_timeout", float),
-                                ("lag", "feed_safety_lag_seconds", float)]:
+                                ("lag", "feed_safety_lag_seconds", float), ("speculate", "speculate_after", float)]:
             if key in query:
                 options[name] = kind(query[key])
         return options
@@ -235,7 +256,7 @@ class CassandraStore(Store):
 
     @_mapped
     def ping(self) -> None:
-        self._session.execute("SELECT release_version FROM system.local")
+        self._session.execute(_PING)
 
     def close(self) -> None:
         self._cluster.shutdown()
