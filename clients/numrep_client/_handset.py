@@ -3,6 +3,8 @@ applied chunk by chunk, every label verified offline against its publisher's key
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sqlite3
@@ -16,7 +18,7 @@ import jwt
 
 from numrep.api.convert import ACTION_FROM_PB, ROLE_FROM_PB
 from numrep.core.model import Label, Participant, PublicKeyRecord
-from numrep.signing.jws import JwsRejected, time_claim
+from numrep.signing.jws import JwsRejected, SignatureMemo, time_claim
 from numrep.signing.labels import verify_label
 from numrep.v1 import registry_pb2, sync_pb2
 
@@ -30,6 +32,9 @@ class SyncReport:
     upserts: int = 0
     tombstones: int = 0
     labels_verified: int = 0
+    # of those, labels the store held already, byte for byte, verified with the same key:
+    # every check ran again but the signature's (a delta re-sends a number's whole set)
+    signatures_reused: int = 0
     labels_dropped: list[tuple[str, str]] = field(default_factory=list)  # (number, reason)
     # (number, label id, kid): kept, but signed with a key its owner revoked after the label was issued
     labels_with_revoked_key: list[tuple[str, str, str]] = field(default_factory=list)
@@ -96,19 +101,22 @@ class HandsetLabelStore:
         """Verify the chunk's labels, then store its entries and its cursor in one transaction."""
         when = now or datetime.now(timezone.utc)
         gone: list[tuple[str]] = []
-        held: list[tuple[str, str, str, float, int, str]] = []
+        held: list[tuple[str, str, str, float, int, str, str]] = []
+        memo = _HeldSignatures(self._db, [entry.number for entry in chunk.entries if not entry.tombstone])
         for entry in chunk.entries:
             if entry.tombstone:
                 gone.append((entry.number,))
                 report.tombstones += 1
                 continue
-            tokens = _verified_tokens(entry, keys, when, report)
+            tokens = _verified_tokens(entry, keys, when, report, memo)
             held.append((entry.number, ACTION_FROM_PB[entry.action].value, entry.category, entry.spam_probability,
-                         entry.version, json.dumps(tokens, separators=(",", ":"))))
+                         entry.version, json.dumps(tokens, separators=(",", ":")),
+                         json.dumps([memo.key_of(token) for token in tokens], separators=(",", ":"))))
             report.upserts += 1
+            report.signatures_reused += sum(token in memo.reused for token in tokens)
         with self._db:  # one transaction: the entries and the cursor they bring the set up to
             self._db.executemany("DELETE FROM numbers WHERE number = ?", gone)
-            self._db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", held)
+            self._db.executemany(f"INSERT OR REPLACE INTO numbers ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", held)
             self._db.execute("INSERT OR REPLACE INTO sync_state (id, cursor) VALUES (0, ?)", (chunk.cursor,))
         self.cursor = chunk.cursor
         report.chunks += 1
@@ -141,6 +149,43 @@ class HeldNumbers(Mapping[str, dict]):
         return self._db.execute("SELECT COUNT(*) FROM numbers").fetchone()[0]
 
 
+class _HeldSignatures:
+    """The ``SignatureMemo`` of one chunk: the labels the store already holds for the
+    chunk's numbers, each with the digest of the public key that verified it. A
+    delta re-sends a number's whole label set when one label changes; the ones
+    held byte for byte skip only their signature check, and only while the
+    directory still gives their kid that same key."""
+
+    def __init__(self, db: sqlite3.Connection, numbers: list[str]) -> None:
+        self._held: dict[str, str] = {}
+        for start in range(0, len(numbers), _IN_BATCH):
+            part = numbers[start:start + _IN_BATCH]
+            rows = db.execute(f"SELECT labels, signed_by FROM numbers WHERE number IN ({','.join('?' * len(part))})"
+                              " AND signed_by IS NOT NULL", part)
+            for labels, signed_by in rows:
+                self._held.update((token, key) for token, key in zip(json.loads(labels), json.loads(signed_by)) if key)
+        self._fresh: dict[str, str] = {}
+        self.reused: set[str] = set()  # the held tokens whose signature was not checked again
+
+    def verified(self, token: str, jwk: str) -> bool:
+        if self._held.get(token) == _key_digest(jwk):
+            self.reused.add(token)
+            return True
+        return False
+
+    def remember(self, token: str, jwk: str) -> None:
+        self._fresh[token] = _key_digest(jwk)
+
+    def key_of(self, token: str) -> str | None:
+        """The digest of the key a kept token verified with (now or before)."""
+        return self._fresh.get(token) or self._held.get(token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_digest(jwk: str) -> str:
+    return hashlib.sha256(jwk.encode()).hexdigest()[:32]
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_state (id INTEGER PRIMARY KEY CHECK (id = 0), cursor TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS numbers (
@@ -149,10 +194,13 @@ CREATE TABLE IF NOT EXISTS numbers (
     category TEXT NOT NULL,
     spam_probability REAL NOT NULL,
     version INTEGER NOT NULL,
-    labels TEXT NOT NULL  -- JSON array of the signed tokens, verbatim
+    labels TEXT NOT NULL,  -- JSON array of the signed tokens, verbatim
+    signed_by TEXT  -- JSON array: per label, a digest of the public key it verified with (NULL: not recorded)
 );
 """
 _ENTRY_COLUMNS = "action, category, spam_probability, version, labels"
+_ROW_COLUMNS = f"number, {_ENTRY_COLUMNS}, signed_by"
+_IN_BATCH = 500  # numbers per IN (...) query
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -163,6 +211,9 @@ def _open(path: Path) -> sqlite3.Connection:
     # for that chunk again. So NORMAL (no fsync per chunk) loses no label.
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(numbers)")}
+    if "signed_by" not in columns:  # a store written before the column existed: its labels get checked once more
+        db.execute("ALTER TABLE numbers ADD COLUMN signed_by TEXT")
     return db
 
 
@@ -172,14 +223,15 @@ def _entry(row: tuple[str, str, float, int, str]) -> dict:
             "labels": json.loads(labels)}
 
 
-def _verified_tokens(entry: sync_pb2.SyncEntry, keys: KeyDirectory, when: datetime, report: SyncReport) -> list[str]:
+def _verified_tokens(entry: sync_pb2.SyncEntry, keys: KeyDirectory, when: datetime, report: SyncReport,
+                     memo: SignatureMemo | None = None) -> list[str]:
     """The entry's labels that verify offline (and are about its number); the rest are reported as dropped."""
     tokens = []
     for token in entry.labels:
         try:
-            label = verify_label(token, keys, when)
+            label = verify_label(token, keys, when, memo=memo)
         except JwsRejected as exc:
-            label = _issued_before_revocation(token, keys, when) if exc.reason == "revoked_key" else None
+            label = _issued_before_revocation(token, keys, when, memo) if exc.reason == "revoked_key" else None
             if label is None:
                 report.labels_dropped.append((entry.number, exc.reason))
                 continue
@@ -211,7 +263,7 @@ def _import_legacy_json(path: Path) -> None:
     db = _open(building)
     try:
         with db:
-            db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", [
+            db.executemany(f"INSERT OR REPLACE INTO numbers ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)", [
                 (number, held["action"], held["category"], held["spam_probability"], held.get("version", 0),
                  json.dumps(held.get("labels", []), separators=(",", ":")))
                 for number, held in data.get("numbers", {}).items()
@@ -223,14 +275,14 @@ def _import_legacy_json(path: Path) -> None:
     os.replace(building, path)
 
 
-def _issued_before_revocation(token: str, keys: KeyDirectory, now: datetime) -> Label | None:
+def _issued_before_revocation(token: str, keys: KeyDirectory, now: datetime, memo: SignatureMemo | None = None) -> Label | None:
     """A synced label whose key was revoked after the label was issued. The exchange
     refuses labels signed with a key that is revoked when they arrive, so this one was
     accepted before the revocation and stays valid: verified as of its issue time, and
     still unexpired now."""
     try:
         issued = time_claim(jwt.decode(token, options={"verify_signature": False}), "iat")
-        label = verify_label(token, keys, issued)
+        label = verify_label(token, keys, issued, memo=memo)
     except (jwt.InvalidTokenError, JwsRejected):
         return None
     return label if label.expires_at > now else None

@@ -128,3 +128,109 @@ def test_a_json_store_of_an_earlier_sdk_is_imported_on_first_open(tmp_path: Path
     assert not path.with_name(path.name + ".importing").exists()
     with HandsetLabelStore(path) as reopened:
         assert reopened.cursor == "new-cursor" and len(reopened.numbers) == 2
+
+
+# --- deltas: a number's whole label set comes again when one of its labels changes ---------------
+class CountingVerifiers(dict):
+    """``numrep.signing.jws._VERIFIERS`` with a count of the signatures actually checked."""
+
+    def __init__(self, real: dict) -> None:
+        super().__init__(real)
+        self.checked = 0
+
+    def __getitem__(self, alg: str):
+        verifier = super().__getitem__(alg)
+        outer = self
+
+        class Counted:
+            def verify(self, *args):
+                outer.checked += 1
+                return verifier.verify(*args)
+
+        return Counted()
+
+
+@pytest.fixture
+def verifiers(monkeypatch: pytest.MonkeyPatch) -> CountingVerifiers:
+    from numrep.signing import jws
+
+    counting = CountingVerifiers(jws._VERIFIERS)
+    monkeypatch.setattr(jws, "_VERIFIERS", counting)
+    return counting
+
+
+def directory(*members: tuple[Identity, dict]) -> KeyDirectory:
+    """Publishers as the registry lists them, each with the public JWK given."""
+    return KeyDirectory([participant_to_pb(Participant(who.participant_id, Role.CARRIER, "",
+                                                       (PublicKeyRecord(who.kid, json.dumps(jwk), now_utc()),)))
+                         for who, jwk in members])
+
+
+def test_a_delta_checks_the_signatures_of_new_labels_only_and_every_other_rule_of_held_ones(
+    tmp_path: Path, carrier: Identity, keys: KeyDirectory, verifiers: CountingVerifiers
+) -> None:
+    held = [sign_label(carrier, SPAMMERS[0], "fraud.impersonation", jti=f"held-{i}") for i in range(3)]
+    with HandsetLabelStore(tmp_path / "h.sqlite3") as store:
+        store.apply(chunk("c1", listed(carrier, SPAMMERS[0], labels=held)), keys, SyncReport())
+        assert verifiers.checked == 3
+
+        new = sign_label(carrier, SPAMMERS[0], "marketing.robocall")
+        report = SyncReport()
+        store.apply(chunk("c2", listed(carrier, SPAMMERS[0], labels=[*held, new], version=2)), keys, report)
+
+        assert verifiers.checked == 4  # the new label's
+        assert (report.labels_verified, report.signatures_reused) == (4, 3)
+        assert store.numbers[SPAMMERS[0]]["labels"] == [*held, new]
+
+
+def test_a_held_label_is_dropped_when_it_has_expired_or_its_key_is_no_longer_the_one_that_verified_it(
+    tmp_path: Path, carrier: Identity, keys: KeyDirectory, verifiers: CountingVerifiers
+) -> None:
+    from datetime import timedelta
+
+    short = sign_label(carrier, SPAMMERS[0], "fraud.impersonation", lifetime=timedelta(days=1))
+    lasting = sign_label(carrier, SPAMMERS[1], "fraud.impersonation")
+    with HandsetLabelStore(tmp_path / "h.sqlite3") as store:
+        store.apply(chunk("c1", listed(carrier, SPAMMERS[0], labels=[short]), listed(carrier, SPAMMERS[1], labels=[lasting])),
+                    keys, SyncReport())
+
+        two_days_on = SyncReport()
+        store.apply(chunk("c2", listed(carrier, SPAMMERS[0], labels=[short], version=2)), keys, two_days_on,
+                    now=now_utc() + timedelta(days=2))
+        assert two_days_on.labels_dropped == [(SPAMMERS[0], "expired")] and two_days_on.signatures_reused == 0
+        assert store.numbers[SPAMMERS[0]]["labels"] == []
+
+        # The directory now gives the carrier's kid other key material: the held signature is checked, and fails.
+        impostor = generate_identity("carrier-test", Role.CARRIER, "EdDSA")
+        swapped = SyncReport()
+        checked = verifiers.checked
+        store.apply(chunk("c3", listed(carrier, SPAMMERS[1], labels=[lasting], version=2)),
+                    directory((carrier, {**impostor.public_jwk(), "kid": carrier.kid})), swapped)
+        assert verifiers.checked == checked + 1
+        assert swapped.labels_dropped == [(SPAMMERS[1], "bad_signature")] and swapped.signatures_reused == 0
+
+        gone = SyncReport()
+        store.apply(chunk("c4", listed(carrier, SPAMMERS[1], labels=[lasting], version=3)), directory(), gone)
+        assert gone.labels_dropped == [(SPAMMERS[1], "unknown_participant")]
+
+
+def test_a_store_of_the_previous_sdk_checks_its_held_labels_once_more_then_reuses_them(
+    tmp_path: Path, carrier: Identity, keys: KeyDirectory, verifiers: CountingVerifiers
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    token = sign_label(carrier, SPAMMERS[0], "fraud.impersonation")
+    with sqlite3.connect(path) as db:  # the schema of the previous SDK: no record of which key verified a label
+        db.executescript("""
+            CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 0), cursor TEXT NOT NULL);
+            CREATE TABLE numbers (number TEXT PRIMARY KEY, action TEXT NOT NULL, category TEXT NOT NULL,
+                                  spam_probability REAL NOT NULL, version INTEGER NOT NULL, labels TEXT NOT NULL);""")
+        db.execute("INSERT INTO numbers VALUES (?, 'block', 'fraud.impersonation', 0.97, 1, ?)", (SPAMMERS[0], json.dumps([token])))
+        db.execute("INSERT INTO sync_state VALUES (0, 'c1')")
+    db.close()
+
+    with HandsetLabelStore(path) as store:
+        assert store.numbers[SPAMMERS[0]]["labels"] == [token]
+        first, second = SyncReport(), SyncReport()
+        store.apply(chunk("c2", listed(carrier, SPAMMERS[0], labels=[token], version=2)), keys, first)
+        store.apply(chunk("c3", listed(carrier, SPAMMERS[0], labels=[token], version=3)), keys, second)
+    assert (first.signatures_reused, second.signatures_reused, verifiers.checked) == (0, 1, 1)

@@ -21,7 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
@@ -44,6 +44,18 @@ class JwsRejected(Exception):
         self.message = message
 
 
+class SignatureMemo(Protocol):
+    """Signatures a holder has checked before (a handset re-sent labels it holds).
+    Only the signature is remembered, for that exact token and that exact key:
+    every other check (key registered and unrevoked, claims, expiry) runs again."""
+
+    def verified(self, token: str, jwk: str) -> bool:
+        """Did ``token``'s signature verify with the public key ``jwk`` before?"""
+
+    def remember(self, token: str, jwk: str) -> None:
+        """``token``'s signature has just verified with ``jwk``."""
+
+
 @dataclass(frozen=True)
 class VerifiedJws:
     header: dict[str, Any]
@@ -57,11 +69,13 @@ def verify_jws(
     participants: ParticipantLookup,
     now: datetime,
     expected_issuer: str | None = None,
+    memo: SignatureMemo | None = None,
 ) -> VerifiedJws:
     """Verify signature, algorithm and key of ``token``; return header and claims.
 
     Time claims are read but not judged here: labels and tokens have different
     rules, and both take ``now`` from the caller so tests can fix the clock.
+    ``memo``: a signature it says verified with this key before is not checked again.
     """
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
@@ -101,9 +115,12 @@ def verify_jws(
     key_alg, key = _public_key(record.jwk)
     if key_alg != alg:
         raise JwsRejected("alg_key_mismatch", f"header says {alg} but key {kid!r} is {key_alg}")
-    signing_input = token[: len(header_part) + 1 + len(claims_part)].encode("ascii")
-    if not _VERIFIERS[alg].verify(signing_input, key, signature):
-        raise JwsRejected("bad_signature", f"signature does not verify with key {kid!r}")
+    if memo is None or not memo.verified(token, record.jwk):
+        signing_input = token[: len(header_part) + 1 + len(claims_part)].encode("ascii")
+        if not _VERIFIERS[alg].verify(signing_input, key, signature):
+            raise JwsRejected("bad_signature", f"signature does not verify with key {kid!r}")
+        if memo is not None:
+            memo.remember(token, record.jwk)
     for name in ("sub", "jti"):  # registered claims that, when present, are strings (RFC 7519 4.1)
         if name in claims and not isinstance(claims[name], str):
             raise JwsRejected("malformed", f"token cannot be verified: claim {name!r} must be a string")

@@ -18,7 +18,7 @@ from numrep.core.categories import CATEGORIES
 from numrep.core.model import Label
 from numrep.core.numbers import normalize
 from numrep.core.errors import InvalidNumber
-from numrep.signing.jws import JwsRejected, ParticipantLookup, string_claim, time_claim, verify_jws
+from numrep.signing.jws import JwsRejected, ParticipantLookup, SignatureMemo, string_claim, time_claim, verify_jws
 from numrep.signing.keys import Identity
 
 LABEL_TYPE = "numrep-label+jwt"
@@ -68,13 +68,15 @@ def verify_label(
     now: datetime,
     sender: str | None = None,
     policy: LabelPolicy = LabelPolicy(),
+    memo: SignatureMemo | None = None,
 ) -> Label:
     """The verified ``Label`` in ``token`` or ``JwsRejected`` naming the failed check.
 
     ``sender`` is the authenticated participant that submitted the token; a
-    label signed by anyone else is refused (``issuer_mismatch``).
+    label signed by anyone else is refused (``issuer_mismatch``). ``memo``: see
+    ``numrep.signing.jws.SignatureMemo``.
     """
-    verified = verify_jws(token, LABEL_TYPE, participants, now, expected_issuer=sender)
+    verified = verify_jws(token, LABEL_TYPE, participants, now, expected_issuer=sender, memo=memo)
     claims = verified.claims
     issuer = string_claim(claims, "iss")
     jti = string_claim(claims, "jti", max_length=128)
