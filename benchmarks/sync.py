@@ -9,6 +9,10 @@ memory while it streams a large snapshot.
   and on ten times that set (a phone's sync must cost per chunk what the chunk
   holds, not what the phone holds already); its baseline: ``verify_label`` of the
   same labels in the same process, the floor of any verifying client;
+* a handset delta, in this process: a phone holding a few labels per number
+  applies a delta that re-sends each number's set with one new label; CPU per
+  entry against ``verify_label`` of every label the delta carries (what a client
+  that checks every signature again pays) and of the new labels alone (the floor);
 * baseline: the same rows read straight from SQLite in this process, plus, for
   attribution, ``Exchange.sync`` in-process (no gRPC).
 
@@ -36,6 +40,9 @@ from benchmarks._stats import fmt_mb, fmt_num, fmt_ratio, ratio
 
 NAME = "sync"
 HANDSET_GROWTH = 10  # the second handset set is this many times the first
+DELTA_NUMBERS = 300  # numbers in the handset delta
+DELTA_HELD = 3  # labels each of them holds before the delta, which adds one
+DELTA_ROUNDS = 3
 
 
 def raw_sqlite(data_dir: Path, cap_seconds: float) -> dict:
@@ -134,6 +141,55 @@ def handset_dataset(ctx: Ctx, count: int) -> Path:
     return data_dir
 
 
+def handset_delta(ctx: Ctx) -> dict:
+    """CPU per delta entry of ``HandsetLabelStore.apply`` on a store holding the
+    entries' earlier labels, against ``verify_label`` of all the delta's labels and
+    of its new ones only, in alternating rounds (medians; a fresh store per round)."""
+    from numrep.api.convert import participant_to_pb
+    from numrep.signing.labels import verify_label
+    from numrep.v1 import common_pb2, sync_pb2
+    from numrep_client import HandsetLabelStore, KeyDirectory, SyncReport
+
+    participants = ctx.fed.participants()
+    keys = KeyDirectory([participant_to_pb(p) for p in participants.values()])
+    issued = datetime.now(timezone.utc) - timedelta(days=1)
+    numbers = fx.NumberSpace(ctx.area_codes).numbers(7_000_000, 7_000_000 + DELTA_NUMBERS)
+    signers = (ctx.fed.carrier_ed, ctx.fed.carrier_es)
+    held = {n: [fx.signed_label(signers[j % 2], n, i * 8 + j, issued).token for j in range(DELTA_HELD)] for i, n in enumerate(numbers)}
+    new = {n: fx.signed_label(signers[i % 2], n, i * 8 + DELTA_HELD, issued).token for i, n in enumerate(numbers)}
+
+    def chunks(sets: dict[str, list[str]], version: int) -> list[Any]:
+        entries = [sync_pb2.SyncEntry(number=n, action=common_pb2.ACTION_BLOCK, category="fraud.impersonation",
+                                      spam_probability=0.97, labels=tokens, version=version) for n, tokens in sets.items()]
+        return [sync_pb2.SyncChunk(cursor=f"v{version}-{i}", entries=entries[i:i + 100]) for i in range(0, len(entries), 100)]
+
+    snapshot = chunks(held, 1)
+    delta = chunks({n: [*held[n], new[n]] for n in numbers}, 2)
+    every_token = [t for n in numbers for t in (*held[n], new[n])]
+    times: dict[str, list[float]] = {"delta": [], "verify_all": [], "verify_new": []}
+    reused = 0
+    for r in range(DELTA_ROUNDS):
+        with HandsetLabelStore(ctx.tmp / f"delta-device-{r}" / "labels.sqlite3") as store:
+            for c in snapshot:
+                store.apply(c, keys, SyncReport())
+            report = SyncReport()
+            t0 = time.process_time()
+            for c in delta:
+                store.apply(c, keys, report)
+            times["delta"].append((time.process_time() - t0) / DELTA_NUMBERS)
+            reused = report.signatures_reused
+        now = datetime.now(timezone.utc)
+        for key, tokens in (("verify_all", every_token), ("verify_new", list(new.values()))):
+            t0 = time.process_time()
+            for token in tokens:
+                verify_label(token, keys, now)
+            times[key].append((time.process_time() - t0) / DELTA_NUMBERS)
+    us = {key: sorted(values)[len(values) // 2] * 1e6 for key, values in times.items()}
+    return {"numbers": DELTA_NUMBERS, "held_per_number": DELTA_HELD, "signatures_reused": reused,
+            "cpu_us_per_entry": us["delta"], "verify_all_cpu_us_per_entry": us["verify_all"],
+            "verify_new_cpu_us_per_entry": us["verify_new"]}
+
+
 def run(ctx: Ctx) -> dict:
     s = ctx.sizes
     results: dict[str, Any] = {}
@@ -178,12 +234,14 @@ def run(ctx: Ctx) -> dict:
         if key == "handset":
             results["handset_raw_sqlite"] = raw_sqlite(hs_dir, 30.0)
         shutil.rmtree(hs_dir, ignore_errors=True)
+    ctx.log(f"sync: a handset delta in this process ({DELTA_NUMBERS} numbers holding {DELTA_HELD} labels each, one new label each)")
+    results["handset_delta"] = handset_delta(ctx)
     return summarize(ctx, results)
 
 
 def summarize(ctx: Ctx, r: dict) -> dict:
     raw, ip, st, hs, rss = r["raw_sqlite"], r["in_process"], r["stream"], r["handset"], r["rss"]
-    big = r["handset_10x"]
+    big, delta = r["handset_10x"], r["handset_delta"]
     growth_ratio = ratio(big["labels_per_s"], hs["labels_per_s"])
     verify_ratio = ratio(hs["labels_per_s"], hs["verify_only"]["labels_per_s"])
     verify_cpu_ratio = ratio(hs["verify_only"]["cpu_us_per_label"], hs["cpu_us_per_label"])  # verification's share of the CPU
@@ -205,6 +263,11 @@ def summarize(ctx: Ctx, r: dict) -> dict:
          f"{hs['verify_only']['labels']:,}"],
         ["  raw stream consumer on the same (handset) set", fmt_num(r["handset_stream"]["labels_per_s"]),
          fmt_ratio(ratio(r["handset_stream"]["labels_per_s"], r["handset_raw_sqlite"]["labels_per_s"])), f"{r['handset_stream']['labels']:,}"],
+        ["handset delta, entries per CPU s (held labels re-sent, one new each)", fmt_num(1e6 / delta["cpu_us_per_entry"]),
+         fmt_ratio(ratio(delta["verify_all_cpu_us_per_entry"], delta["cpu_us_per_entry"])), f"{delta['numbers']:,} entries"],
+        ["  baseline: verify_label of every label the delta carries", fmt_num(1e6 / delta["verify_all_cpu_us_per_entry"]), "1.00x", ""],
+        ["  floor: verify_label of the new labels only", fmt_num(1e6 / delta["verify_new_cpu_us_per_entry"]),
+         fmt_ratio(ratio(delta["verify_all_cpu_us_per_entry"], delta["verify_new_cpu_us_per_entry"])), ""],
     ]
     notes = [
         f"server RSS while streaming {st['labels']:,} labels ({fmt_mb(st['bytes'])} of chunks) in {st['seconds']:.1f} s: idle {fmt_mb(rss.get('idle'))}, "
@@ -217,6 +280,10 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         f"store {fmt_mb(big['file_bytes'])}. 'vs base' of the handset rows: against their own set read straight from SQLite.",
         "bulk snapshot tokens carry placeholder signatures (not verified by anyone on this path); the handset set is really signed (EdDSA+ES256).",
         f"time to first chunk {st['first_chunk_s']:.3f} s; client CPU {st['client_cpu']:.2f} cores while streaming.",
+        f"handset delta (in this process, CPU, median of {DELTA_ROUNDS} rounds): {delta['numbers']} numbers holding "
+        f"{delta['held_per_number']} labels each get one more; the delta re-sends all {delta['held_per_number'] + 1}: "
+        f"{delta['cpu_us_per_entry']:.0f} us per entry, {delta['signatures_reused']:,} held signatures not checked again "
+        f"(every other check ran); 'vs base' of its rows: entries per CPU second against verifying every label the delta carries.",
     ]
     if r.get("profile"):
         notes.append(f"server profile: {r['profile']}")
