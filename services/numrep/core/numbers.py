@@ -16,7 +16,12 @@ NORMALIZE_CACHE_SIZE = 65_536  # canonical forms remembered; about 10 MB when fu
 # A North American number already in E.164. Its national number starts with 2-9, so
 # phonenumbers.parse would strip no national prefix ("1") and keep no leading zero:
 # it would build exactly PhoneNumber(1, <the ten digits>), at about nine times the cost.
+# Ten digits are a possible length for every NANP region, and its E.164 form is the text.
 _NANP_E164 = re.compile(r"\+1[2-9][0-9]{9}")
+# is_valid_number finds a number's region, then checks its number type in that region.
+# The US (first of the NANP regions) is found by exactly that check, its metadata having
+# no leading digits, so for a US number the second check repeats the first.
+_US_FOUND_BY_TYPE = phonenumbers.PhoneMetadata.metadata_for_region("US").leading_digits is None
 
 
 def normalize(raw: str, default_region: str = DEFAULT_REGION) -> str:
@@ -44,17 +49,26 @@ def _parse(raw: str, default_region: str) -> str:
     if len(text) > MAX_NUMBER_LENGTH:
         raise InvalidNumber(raw[:MAX_NUMBER_LENGTH] + "...", "too long")
     if _NANP_E164.fullmatch(text):
-        parsed = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
-    else:
-        try:
-            parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
-        except phonenumbers.NumberParseException as exc:
-            raise InvalidNumber(raw, _parse_error_text(exc)) from None
+        if not _valid_nanp(phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))):
+            raise InvalidNumber(raw, "not a valid number in its numbering plan")
+        return text
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidNumber(raw, _parse_error_text(exc)) from None
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidNumber(raw, "not a possible number (wrong length for its country)")
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidNumber(raw, "not a valid number in its numbering plan")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_nanp(number: phonenumbers.PhoneNumber) -> bool:
+    """``phonenumbers.is_valid_number`` of a ten-digit NANP number, without its repeated check."""
+    region = phonenumbers.region_code_for_number(number)
+    if region == "US" and _US_FOUND_BY_TYPE:
+        return True
+    return region is not None and phonenumbers.is_valid_number_for_region(number, region)
 
 
 _cached_parse = functools.lru_cache(maxsize=NORMALIZE_CACHE_SIZE)(_parse)
