@@ -32,7 +32,7 @@ class _Session:
     def __init__(self, outcome: Any) -> None:
         self.outcome = outcome
 
-    def execute_async(self, statement: Any, parameters: Any) -> _Answer:
+    def execute_async(self, statement: Any, parameters: Any, execution_profile: Any = None) -> _Answer:
         return _Answer(self.outcome)
 
 

@@ -1,12 +1,13 @@
 """The store for scale: Apache Cassandra through the DataStax Python driver.
 
 Prepared statements, token-aware and DC-aware routing, protocol v5,
-LOCAL_QUORUM by default. Statements that may safely run twice (every read, the
-plain writes) are marked idempotent: the driver may retry them, and sends one
-that its node has not answered within ``speculate_after`` to another replica as
-well (a hung node keeps its connections open, so nothing else takes it out of the
-query plan). Conditional writes (LWT) claim label ids, flag batches and
-participant ids exactly once. Driver failures become
+LOCAL_QUORUM by default. Statements that may safely run twice are marked
+idempotent so the driver can retry them. The reads a carrier's call waits on
+(verdicts, and the health ping) run under the ``CALL_PATH`` profile: one its node
+has not answered within ``speculate_after`` goes to another replica as well (a
+hung node keeps its connections open, so nothing else takes it out of the query
+plan). Conditional writes (LWT) claim label ids, flag batches and participant ids
+exactly once. Driver failures become
 ``StoreUnavailable`` or ``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
 See ``infra/schema/`` for the tables and why each exists.
 """
@@ -45,25 +46,28 @@ FEED_SHARD = 0
 CONCURRENCY = 64
 RECONNECT_BASE_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 2.0
-# A carrier asks inside call set-up (a budget of about 250 ms): an idempotent statement its
+# A carrier asks inside call set-up (a budget of about 250 ms): a call-path read its
 # coordinator has not answered in this long goes to the next replica too, at most twice.
 # Ordinary reads answer in a few ms, so only a slow or hung node's share is sent again.
+# Only single-row reads: the driver (3.30) would take a late page of a losing copy for the
+# next page of a paged read, and writes sent again would load a cluster that is slow already.
 SPECULATE_AFTER_SECONDS = 0.1
 SPECULATIVE_ATTEMPTS = 2
+CALL_PATH = "numrep-call-path"  # the execution profile of the reads a call waits on
 # Change ids are taken when a write starts; one that lands later than a newer one
 # must still be seen by a reader that already passed it. Readers therefore stop
 # this far behind the clock (the write timeout plus margin).
 DEFAULT_FEED_SAFETY_LAG_SECONDS = 6.0
 SCAN_PAGE = 5000  # rows per page of a full-table scan
-# Any node's answer will do: idempotent, so one hung node cannot fail the health check the
-# reads it stands for would pass (they go to another replica after SPECULATE_AFTER_SECONDS).
+# Any node's answer will do: idempotent and on the call path, so one hung node cannot fail the
+# health check the reads it stands for would pass (they go to another replica in time).
 _PING = SimpleStatement("SELECT release_version FROM system.local", is_idempotent=True)
 T = TypeVar("T")
 
 
-def execution_profile(local_dc: str, consistency: int, request_timeout: float, speculate_after: float) -> ExecutionProfile:
-    """How every statement runs: token-aware, DC-aware, ``consistency``; an idempotent
-    one unanswered after ``speculate_after`` seconds also goes to the next replica (0: never)."""
+def execution_profile(local_dc: str, consistency: int, request_timeout: float, speculate_after: float = 0.0) -> ExecutionProfile:
+    """How statements run: token-aware, DC-aware, ``consistency``; with ``speculate_after``
+    (seconds, > 0), an idempotent one unanswered by then also goes to the next replica."""
     return ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
         consistency_level=consistency,
@@ -151,12 +155,12 @@ class CassandraStore(Store):
         level = getattr(ConsistencyLevel, consistency.upper(), None)
         if level is None:
             raise InvalidArgument(f"unknown consistency level {consistency!r}")
-        profile = execution_profile(local_dc, level, request_timeout, speculate_after)
         cluster = Cluster(
             contact_points,
             port=port,
             protocol_version=5,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            execution_profiles={EXEC_PROFILE_DEFAULT: execution_profile(local_dc, level, request_timeout),
+                                CALL_PATH: execution_profile(local_dc, level, request_timeout, speculate_after)},
             connect_timeout=request_timeout,
             # The driver's default backs off to 10 minutes between attempts on a down node;
             # capped, a restarted node (or a whole cluster back from an outage) is used again
@@ -176,7 +180,7 @@ class CassandraStore(Store):
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "CassandraStore":
         """``cassandra://host[:port][,host...]/keyspace?dc=&consistency=&replication=&bucket_seconds=&timeout=&speculate=``
-        (``speculate``: seconds before an unanswered idempotent statement also goes to another replica; 0: never)"""
+        (``speculate``: seconds before an unanswered call-path read also goes to another replica; 0: never)"""
         options = cls.parse_url(url)
         options.update(overrides)
         return cls.connect(**options)
@@ -200,6 +204,9 @@ class CassandraStore(Store):
                                 ("lag", "feed_safety_lag_seconds", float), ("speculate", "speculate_after", float)]:
             if key in query:
                 options[name] = kind(query[key])
+        speculate = options.get("speculate_after", 0.0)
+        if not 0.0 <= speculate < float("inf"):  # NaN too
+            raise InvalidArgument(f"bad Cassandra URL {url!r}: speculate must be 0 (never) or a number of seconds")
         return options
 
     def _prepare(self) -> None:
@@ -256,7 +263,7 @@ class CassandraStore(Store):
 
     @_mapped
     def ping(self) -> None:
-        self._session.execute(_PING)
+        self._session.execute(_PING, execution_profile=CALL_PATH)
 
     def close(self) -> None:
         self._cluster.shutdown()
@@ -315,15 +322,16 @@ class CassandraStore(Store):
         self._concurrently(self._label_number_upsert, evidence_rows)
         return outcomes
 
-    def _concurrently(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def _concurrently(self, statement: Any, rows: Sequence[Sequence[Any]], profile: Any = EXEC_PROFILE_DEFAULT) -> list[Any]:
         """Execute ``statement`` for each row in parallel; the first row of each result, in order."""
-        return [found[0] if found else None for found in self._concurrently_all(statement, rows)]
+        return [found[0] if found else None for found in self._concurrently_all(statement, rows, profile)]
 
-    def _concurrently_all(self, statement: Any, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    def _concurrently_all(self, statement: Any, rows: Sequence[Sequence[Any]], profile: Any = EXEC_PROFILE_DEFAULT) -> list[list[Any]]:
         """Execute ``statement`` for each row in parallel; every row of each result, in order."""
         if not rows:
             return []
-        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
+        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True,
+                                               execution_profile=profile)
         return [list(result.result_or_exc) for result in results]
 
     @_mapped
@@ -378,7 +386,7 @@ class CassandraStore(Store):
     # --- verdicts and the change feed --------------------------------------------
     @_mapped
     def get_verdict(self, number: str) -> Verdict | None:
-        row = self._session.execute(self._verdict_select, (number,)).one()
+        row = self._session.execute(self._verdict_select, (number,), execution_profile=CALL_PATH).one()
         return None if row is None else verdict_from_json(row.body)
 
     async def get_verdict_async(self, number: str) -> Verdict | None:
@@ -386,7 +394,7 @@ class CassandraStore(Store):
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         with _driver_errors():
-            response = self._session.execute_async(self._verdict_select, (number,))
+            response = self._session.execute_async(self._verdict_select, (number,), execution_profile=CALL_PATH)
             response.add_callbacks(lambda rows: _settle_from_driver(loop, answer, rows, None),
                                    lambda exc: _settle_from_driver(loop, answer, None, exc))
             rows = await answer
@@ -397,7 +405,7 @@ class CassandraStore(Store):
         # One single-partition read per number, all in flight together: token-aware
         # routing sends each to its replica, which an "IN" over partitions would not.
         wanted = list(dict.fromkeys(numbers))
-        rows = self._concurrently(self._verdict_select, [(number,) for number in wanted])
+        rows = self._concurrently(self._verdict_select, [(number,) for number in wanted], CALL_PATH)
         return {number: verdict_from_json(row.body) for number, row in zip(wanted, rows) if row is not None}
 
     @_mapped
