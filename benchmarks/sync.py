@@ -283,7 +283,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         f"handset delta (in this process, CPU, median of {DELTA_ROUNDS} rounds): {delta['numbers']} numbers holding "
         f"{delta['held_per_number']} labels each get one more; the delta re-sends all {delta['held_per_number'] + 1}: "
         f"{delta['cpu_us_per_entry']:.0f} us per entry, {delta['signatures_reused']:,} held signatures not checked again "
-        f"(every other check ran); 'vs base' of its rows: entries per CPU second against verifying every label the delta carries.",
+        f"(every other check ran); 'vs base' of its rows: entries per CPU second against verifying every label the delta carries "
+        f"(the verify_label rows write nothing: the delta's includes its SQLite transaction).",
     ]
     if r.get("profile"):
         notes.append(f"server profile: {r['profile']}")

@@ -101,8 +101,9 @@ class HandsetLabelStore:
         """Verify the chunk's labels, then store its entries and its cursor in one transaction."""
         when = now or datetime.now(timezone.utc)
         gone: list[tuple[str]] = []
-        held: list[tuple[str, str, str, float, int, str, str]] = []
-        memo = _HeldSignatures(self._db, [entry.number for entry in chunk.entries if not entry.tombstone])
+        held: list[tuple[str, str, str, float, int, str]] = []
+        signed: list[tuple[str, bytes, bytes]] = []  # (number, token digest, key digest) of every label kept
+        memo = _HeldSignatures(self._db, [entry.number for entry in chunk.entries])
         for entry in chunk.entries:
             if entry.tombstone:
                 gone.append((entry.number,))
@@ -110,13 +111,15 @@ class HandsetLabelStore:
                 continue
             tokens = _verified_tokens(entry, keys, when, report, memo)
             held.append((entry.number, ACTION_FROM_PB[entry.action].value, entry.category, entry.spam_probability,
-                         entry.version, json.dumps(tokens, separators=(",", ":")),
-                         json.dumps([memo.key_of(token) for token in tokens], separators=(",", ":"))))
+                         entry.version, json.dumps(tokens, separators=(",", ":"))))
+            signed += [(entry.number, _digest(token), memo.key_of(token)) for token in tokens]
             report.upserts += 1
             report.signatures_reused += sum(token in memo.reused for token in tokens)
         with self._db:  # one transaction: the entries and the cursor they bring the set up to
             self._db.executemany("DELETE FROM numbers WHERE number = ?", gone)
-            self._db.executemany(f"INSERT OR REPLACE INTO numbers ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", held)
+            self._db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", held)
+            self._db.executemany("DELETE FROM verified_labels WHERE number = ?", [(entry.number,) for entry in chunk.entries])
+            self._db.executemany("INSERT OR REPLACE INTO verified_labels VALUES (?, ?, ?)", signed)
             self._db.execute("INSERT OR REPLACE INTO sync_state (id, cursor) VALUES (0, ?)", (chunk.cursor,))
         self.cursor = chunk.cursor
         report.chunks += 1
@@ -151,24 +154,22 @@ class HeldNumbers(Mapping[str, dict]):
 
 class _HeldSignatures:
     """The ``SignatureMemo`` of one chunk: the labels the store already holds for the
-    chunk's numbers, each with the digest of the public key that verified it. A
-    delta re-sends a number's whole label set when one label changes; the ones
-    held byte for byte skip only their signature check, and only while the
-    directory still gives their kid that same key."""
+    chunk's numbers (by digest), each with the digest of the public key that verified
+    it. A delta re-sends a number's whole label set when one label changes; the ones
+    held byte for byte skip only their signature check, and only while the directory
+    still gives their kid that same key."""
 
     def __init__(self, db: sqlite3.Connection, numbers: list[str]) -> None:
-        self._held: dict[str, str] = {}
+        self._held: dict[bytes, bytes] = {}  # token digest -> key digest
         for start in range(0, len(numbers), _IN_BATCH):
             part = numbers[start:start + _IN_BATCH]
-            rows = db.execute(f"SELECT labels, signed_by FROM numbers WHERE number IN ({','.join('?' * len(part))})"
-                              " AND signed_by IS NOT NULL", part)
-            for labels, signed_by in rows:
-                self._held.update((token, key) for token, key in zip(json.loads(labels), json.loads(signed_by)) if key)
-        self._fresh: dict[str, str] = {}
+            self._held.update(db.execute(
+                f"SELECT token_sha, key_sha FROM verified_labels WHERE number IN ({','.join('?' * len(part))})", part))
+        self._fresh: dict[str, bytes] = {}  # token -> key digest, verified in this chunk
         self.reused: set[str] = set()  # the held tokens whose signature was not checked again
 
     def verified(self, token: str, jwk: str) -> bool:
-        if self._held.get(token) == _key_digest(jwk):
+        if self._held and self._held.get(_digest(token)) == _key_digest(jwk):
             self.reused.add(token)
             return True
         return False
@@ -176,14 +177,18 @@ class _HeldSignatures:
     def remember(self, token: str, jwk: str) -> None:
         self._fresh[token] = _key_digest(jwk)
 
-    def key_of(self, token: str) -> str | None:
+    def key_of(self, token: str) -> bytes:
         """The digest of the key a kept token verified with (now or before)."""
-        return self._fresh.get(token) or self._held.get(token)
+        return self._fresh.get(token) or self._held[_digest(token)]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 @functools.lru_cache(maxsize=1024)
-def _key_digest(jwk: str) -> str:
-    return hashlib.sha256(jwk.encode()).hexdigest()[:32]
+def _key_digest(jwk: str) -> bytes:
+    return hashlib.sha256(jwk.encode()).digest()
 
 
 _SCHEMA = """
@@ -194,12 +199,19 @@ CREATE TABLE IF NOT EXISTS numbers (
     category TEXT NOT NULL,
     spam_probability REAL NOT NULL,
     version INTEGER NOT NULL,
-    labels TEXT NOT NULL,  -- JSON array of the signed tokens, verbatim
-    signed_by TEXT  -- JSON array: per label, a digest of the public key it verified with (NULL: not recorded)
+    labels TEXT NOT NULL  -- JSON array of the signed tokens, verbatim
 );
+-- Which public key verified each held label, so that a delta re-sending it skips its signature check.
+-- A table of its own, so that a store stays readable and writable by the SDK before it; a row left
+-- behind by that SDK still says something true about the bytes of a token and a key.
+CREATE TABLE IF NOT EXISTS verified_labels (
+    number TEXT NOT NULL,
+    token_sha BLOB NOT NULL,  -- SHA-256 of the token
+    key_sha BLOB NOT NULL,  -- SHA-256 of the public JWK it verified with
+    PRIMARY KEY (number, token_sha)
+) WITHOUT ROWID;
 """
 _ENTRY_COLUMNS = "action, category, spam_probability, version, labels"
-_ROW_COLUMNS = f"number, {_ENTRY_COLUMNS}, signed_by"
 _IN_BATCH = 500  # numbers per IN (...) query
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -211,9 +223,6 @@ def _open(path: Path) -> sqlite3.Connection:
     # for that chunk again. So NORMAL (no fsync per chunk) loses no label.
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
-    columns = {row[1] for row in db.execute("PRAGMA table_info(numbers)")}
-    if "signed_by" not in columns:  # a store written before the column existed: its labels get checked once more
-        db.execute("ALTER TABLE numbers ADD COLUMN signed_by TEXT")
     return db
 
 
@@ -263,7 +272,7 @@ def _import_legacy_json(path: Path) -> None:
     db = _open(building)
     try:
         with db:
-            db.executemany(f"INSERT OR REPLACE INTO numbers ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)", [
+            db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", [
                 (number, held["action"], held["category"], held["spam_probability"], held.get("version", 0),
                  json.dumps(held.get("labels", []), separators=(",", ":")))
                 for number, held in data.get("numbers", {}).items()

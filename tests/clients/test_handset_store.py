@@ -72,6 +72,9 @@ def test_a_later_entry_replaces_the_number_and_a_tombstone_removes_it(tmp_path: 
         with pytest.raises(KeyError):
             store.numbers[SPAMMERS[1]]
         assert store.cursor == "c2"
+    with sqlite3.connect(tmp_path / "h.sqlite3") as db:  # which key verified each label: kept for the labels held, no more
+        assert db.execute("SELECT number, COUNT(*) FROM verified_labels GROUP BY number").fetchall() == [(SPAMMERS[0], 2)]
+    db.close()
 
 
 def test_labels_that_do_not_verify_offline_are_dropped_and_reported(tmp_path: Path, carrier: Identity, keys: KeyDirectory) -> None:
@@ -219,7 +222,7 @@ def test_a_store_of_the_previous_sdk_checks_its_held_labels_once_more_then_reuse
 ) -> None:
     path = tmp_path / "h.sqlite3"
     token = sign_label(carrier, SPAMMERS[0], "fraud.impersonation")
-    with sqlite3.connect(path) as db:  # the schema of the previous SDK: no record of which key verified a label
+    with sqlite3.connect(path) as db:  # the previous SDK's store: no record of which key verified a label
         db.executescript("""
             CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 0), cursor TEXT NOT NULL);
             CREATE TABLE numbers (number TEXT PRIMARY KEY, action TEXT NOT NULL, category TEXT NOT NULL,
@@ -234,3 +237,18 @@ def test_a_store_of_the_previous_sdk_checks_its_held_labels_once_more_then_reuse
         store.apply(chunk("c2", listed(carrier, SPAMMERS[0], labels=[token], version=2)), keys, first)
         store.apply(chunk("c3", listed(carrier, SPAMMERS[0], labels=[token], version=3)), keys, second)
     assert (first.signatures_reused, second.signatures_reused, verifiers.checked) == (0, 1, 1)
+
+
+def test_a_store_this_sdk_wrote_stays_readable_and_writable_by_the_previous_one(
+    tmp_path: Path, carrier: Identity, keys: KeyDirectory
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    token = sign_label(carrier, SPAMMERS[0], "fraud.impersonation")
+    with HandsetLabelStore(path) as store:
+        store.apply(chunk("c1", listed(carrier, SPAMMERS[0], labels=[token])), keys, SyncReport())
+    with sqlite3.connect(path) as db:  # what the previous SDK reads and writes
+        assert db.execute("SELECT number, labels FROM numbers").fetchall() == [(SPAMMERS[0], json.dumps([token], separators=(",", ":")))]
+        db.execute("INSERT OR REPLACE INTO numbers VALUES (?, 'warn', 'marketing.robocall', 0.6, 2, '[]')", (SPAMMERS[1],))
+    db.close()
+    with HandsetLabelStore(path) as store:
+        assert list(store.numbers) == SPAMMERS[:2]
