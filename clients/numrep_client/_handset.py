@@ -103,8 +103,9 @@ class HandsetLabelStore:
         gone: list[tuple[str]] = []
         held: list[tuple[str, str, str, float, int, str]] = []
         signed: list[tuple[str, bytes, bytes]] = []  # (number, token digest, key digest) of every label kept
-        memo = _HeldSignatures(self._db, [entry.number for entry in chunk.entries])
-        for entry in chunk.entries:
+        entries = list({entry.number: entry for entry in chunk.entries}.values())  # a number given twice: its last entry
+        memo = _HeldSignatures(self._db, [entry.number for entry in entries])
+        for entry in entries:
             if entry.tombstone:
                 gone.append((entry.number,))
                 report.tombstones += 1
@@ -118,7 +119,7 @@ class HandsetLabelStore:
         with self._db:  # one transaction: the entries and the cursor they bring the set up to
             self._db.executemany("DELETE FROM numbers WHERE number = ?", gone)
             self._db.executemany("INSERT OR REPLACE INTO numbers VALUES (?, ?, ?, ?, ?, ?)", held)
-            self._db.executemany("DELETE FROM verified_labels WHERE number = ?", [(entry.number,) for entry in chunk.entries])
+            self._db.executemany("DELETE FROM verified_labels WHERE number = ?", [(entry.number,) for entry in entries])
             self._db.executemany("INSERT OR REPLACE INTO verified_labels VALUES (?, ?, ?)", signed)
             self._db.execute("INSERT OR REPLACE INTO sync_state (id, cursor) VALUES (0, ?)", (chunk.cursor,))
         self.cursor = chunk.cursor

@@ -77,6 +77,15 @@ def test_a_later_entry_replaces_the_number_and_a_tombstone_removes_it(tmp_path: 
     db.close()
 
 
+
+def test_a_number_given_twice_in_one_chunk_ends_as_its_last_entry_says(tmp_path: Path, carrier: Identity, keys: KeyDirectory) -> None:
+    gone_again = sync_pb2.SyncEntry(number=SPAMMERS[0], tombstone=True)
+    with HandsetLabelStore(tmp_path / "h.sqlite3") as store:
+        store.apply(chunk("c1", listed(carrier, SPAMMERS[0]), gone_again, gone_again, listed(carrier, SPAMMERS[1])), keys, SyncReport())
+        store.apply(chunk("c2", sync_pb2.SyncEntry(number=SPAMMERS[1], tombstone=True), listed(carrier, SPAMMERS[1], version=2)),
+                    keys, SyncReport())
+        assert list(store.numbers) == [SPAMMERS[1]] and store.numbers[SPAMMERS[1]]["version"] == 2
+
 def test_labels_that_do_not_verify_offline_are_dropped_and_reported(tmp_path: Path, carrier: Identity, keys: KeyDirectory) -> None:
     stranger = generate_identity("carrier-unknown", Role.CARRIER, "EdDSA")
     good = sign_label(carrier, SPAMMERS[0], "fraud.impersonation")
