@@ -21,11 +21,11 @@ def _call_path_policy(url: str):
                              options.get("speculate_after", SPECULATE_AFTER_SECONDS)).speculative_execution_policy
 
 
-def test_an_unanswered_call_path_read_goes_to_another_replica_after_a_tenth_of_a_second_by_default() -> None:
+def test_an_unanswered_call_path_read_goes_to_another_replica_after_50_ms_by_default() -> None:
     policy = _call_path_policy("cassandra://db1,db2,db3/numrep")
     assert isinstance(policy, ConstantSpeculativeExecutionPolicy)
     plan = policy.new_plan("numrep", SimpleStatement("SELECT 1", is_idempotent=True))
-    assert [plan.next_execution(None) for _ in range(3)] == [0.1, 0.1, -1]  # at most two more replicas
+    assert [plan.next_execution(None) for _ in range(3)] == [0.05, 0.05, -1]  # at most two more replicas
 
 
 def test_every_other_statement_runs_once() -> None:

@@ -3,10 +3,11 @@
 Prepared statements, token-aware and DC-aware routing, protocol v5,
 LOCAL_QUORUM by default. Statements that may safely run twice are marked
 idempotent so the driver can retry them. The reads a carrier's call waits on
-(verdicts, and the health ping) run under the ``CALL_PATH`` profile: one its node
-has not answered within ``speculate_after`` goes to another replica as well (a
-hung node keeps its connections open, so nothing else takes it out of the query
-plan). Conditional writes (LWT) claim label ids, flag batches and participant ids
+(its verdict, the caller's registry entry, a label's key, the consent ledger's
+records of a caller and callee, the health ping) run under the ``CALL_PATH``
+profile: one its node has not answered within ``speculate_after`` goes to another
+replica as well (a hung node keeps its connections open, so nothing else takes it
+out of the query plan). Conditional writes (LWT) claim label ids, flag batches and participant ids
 exactly once. Driver failures become
 ``StoreUnavailable`` or ``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
 See ``infra/schema/`` for the tables and why each exists.
@@ -48,10 +49,13 @@ RECONNECT_BASE_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 2.0
 # A carrier asks inside call set-up (a budget of about 250 ms): a call-path read its
 # coordinator has not answered in this long goes to the next replica too, at most twice.
-# Ordinary reads answer in a few ms, so only a slow or hung node's share is sent again.
-# Only single-row reads: the driver (3.30) would take a late page of a losing copy for the
-# next page of a paged read, and writes sent again would load a cluster that is slow already.
-SPECULATE_AFTER_SECONDS = 0.1
+# Ordinary reads answer in a few ms, so only a slow or hung node's share is sent again. A
+# call may wait on three such reads in turn (its caller's keys, a label's key, the verdict):
+# three waits must still fit the budget.
+# Only reads of a row or a small partition, far below a page (SCAN_PAGE): the driver (3.30)
+# would take a late page of a losing copy for the next page of a paged read; and no writes,
+# which sent again would load a cluster that is slow already.
+SPECULATE_AFTER_SECONDS = 0.05
 SPECULATIVE_ATTEMPTS = 2
 CALL_PATH = "numrep-call-path"  # the execution profile of the reads a call waits on
 # Change ids are taken when a write starts; one that lands later than a newer one
@@ -280,7 +284,8 @@ class CassandraStore(Store):
 
     @_mapped
     def get_participant(self, participant_id: str) -> Participant | None:
-        found = _participants(self._session.execute(self._participant_select, (participant_id,)))
+        # One participant's keys: a handful of rows (a call's authentication waits on this read).
+        found = _participants(self._session.execute(self._participant_select, (participant_id,), execution_profile=CALL_PATH))
         return found[0] if found else None
 
     @_mapped
@@ -336,7 +341,7 @@ class CassandraStore(Store):
 
     @_mapped
     def get_label(self, label_id: str) -> Label | None:
-        row = self._session.execute(self._label_by_id, (label_id,)).one()
+        row = self._session.execute(self._label_by_id, (label_id,), execution_profile=CALL_PATH).one()
         if row is None or row.retracted_at is not None:
             return None
         return _label(row)

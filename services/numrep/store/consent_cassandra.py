@@ -14,12 +14,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from cassandra.cluster import Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import PreparedStatement
 
 from numrep.core.consent import ANY_CALLER, ConsentRecord
 from numrep.store.consent_base import ConsentStore, RecordOutcome, partition_callers, record_from_json, record_to_json
+from numrep.store.cassandra import CALL_PATH
 from numrep.store.cassandra_rows import applied
 
 CONCURRENCY = 32
@@ -84,8 +85,9 @@ class CassandraConsentStore(ConsentStore):
         return outcomes
 
     def records_for(self, caller: str, callee_hash: str) -> list[ConsentRecord]:
+        # A call with a callee waits on these two reads (a pair's records: a handful of rows).
         with self._mapped():
-            rows = self._concurrently_all(self._pair_select, [(caller, callee_hash), (ANY_CALLER, callee_hash)])
+            rows = self._concurrently_all(self._pair_select, [(caller, callee_hash), (ANY_CALLER, callee_hash)], CALL_PATH)
         found = {}
         for row in rows:
             if row.body is not None:  # a revocation cell that outlived its row's TTL
@@ -119,8 +121,10 @@ class CassandraConsentStore(ConsentStore):
         results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
         return [result.result_or_exc.one() for result in results]
 
-    def _concurrently_all(self, statement: PreparedStatement, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
+    def _concurrently_all(self, statement: PreparedStatement, rows: Sequence[Sequence[Any]],
+                          profile: Any = EXEC_PROFILE_DEFAULT) -> list[Any]:
+        results = execute_concurrent_with_args(self._session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True,
+                                               execution_profile=profile)
         return [row for result in results for row in result.result_or_exc]
 
 
