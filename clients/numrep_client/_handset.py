@@ -166,21 +166,23 @@ class _HeldSignatures:
             part = numbers[start:start + _IN_BATCH]
             self._held.update(db.execute(
                 f"SELECT token_sha, key_sha FROM verified_labels WHERE number IN ({','.join('?' * len(part))})", part))
-        self._fresh: dict[str, bytes] = {}  # token -> key digest, verified in this chunk
+        self._keys: dict[str, bytes] = {}  # token -> digest of the key it verified with, in this chunk or before
         self.reused: set[str] = set()  # the held tokens whose signature was not checked again
 
     def verified(self, token: str, jwk: str) -> bool:
-        if self._held and self._held.get(_digest(token)) == _key_digest(jwk):
+        key = _key_digest(jwk)
+        if self._held and self._held.get(_digest(token)) == key:
+            self._keys[token] = key
             self.reused.add(token)
             return True
         return False
 
     def remember(self, token: str, jwk: str) -> None:
-        self._fresh[token] = _key_digest(jwk)
+        self._keys[token] = _key_digest(jwk)
 
     def key_of(self, token: str) -> bytes:
         """The digest of the key a kept token verified with (now or before)."""
-        return self._fresh.get(token) or self._held[_digest(token)]
+        return self._keys[token]
 
 
 def _digest(token: str) -> bytes:

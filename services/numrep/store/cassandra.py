@@ -7,9 +7,9 @@ idempotent so the driver can retry them. The reads a carrier's call waits on
 records of a caller and callee, the health ping) run under the ``CALL_PATH``
 profile: one its node has not answered within ``speculate_after`` goes to another
 replica as well (a hung node keeps its connections open, so nothing else takes it
-out of the query plan). Conditional writes (LWT) claim label ids, flag batches and participant ids
-exactly once. Driver failures become
-``StoreUnavailable`` or ``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
+out of the query plan). Conditional writes (LWT) claim label ids, flag batches
+and participant ids exactly once. Driver failures become ``StoreUnavailable`` or
+``StoreTimeout`` (gRPC UNAVAILABLE / DEADLINE_EXCEEDED).
 See ``infra/schema/`` for the tables and why each exists.
 """
 
