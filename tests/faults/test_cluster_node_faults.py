@@ -35,6 +35,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from numrep.core.errors import AlreadyExists, StoreTimeout
 from numrep.core.model import Participant, PublicKeyRecord, Role
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
@@ -146,6 +147,24 @@ def _health(address: str) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
 
+def _register(store: CassandraStore, participant: Participant, attempts: int = 5) -> None:
+    """The operator's registration, before any fault. Right after the cluster starts, a node
+    may still be slow to answer Paxos (a CAS write timeout: outcome unknown), so the
+    operator asks again; a retry that finds the participant means the first one landed."""
+    for attempt in range(attempts):
+        try:
+            store.add_participant(participant)
+            return
+        except AlreadyExists:
+            if attempt == 0:
+                raise
+            return
+        except StoreTimeout:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0)
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -178,8 +197,8 @@ def test_a_node_killed_or_hung_under_load_loses_nothing_acknowledged_and_lookups
     # changes wait for all three nodes to agree: a generous timeout on a loaded machine.
     store = CassandraStore.from_url(url, request_timeout=60.0)
     for identity in (*publishers, looker):
-        store.add_participant(Participant(identity.participant_id, Role.CARRIER, "",
-                                          (PublicKeyRecord(identity.kid, public_jwk_text(identity), registered),)))
+        _register(store, Participant(identity.participant_id, Role.CARRIER, "",
+                                     (PublicKeyRecord(identity.kid, public_jwk_text(identity), registered),)))
     data = tmp_path / "exchange"
     data.mkdir()
     (data / "pseudonym.key").write_text("cd" * 32)
