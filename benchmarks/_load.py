@@ -13,7 +13,10 @@ Bearer tokens: ``mint`` signs a fresh JWT per call inside the measured loop
 (what a real client does), ``premint`` signs a pool before the phase starts
 (isolates the server's cost), ``static`` reuses one token (baseline server,
 which does not look at it; same metadata size), ``none`` sends no metadata
-(mutual TLS with certificate identity: the connection authenticates).
+(mutual TLS with certificate identity: the connection authenticates),
+``session`` opens a call session once before the phase and MACs a fresh call
+token per call inside the loop (what the carrier SDK does;
+``numrep.signing.sessions``).
 
 With ``tls`` in the setup ({ca, cert, key} PEM paths) the channels are mutual TLS.
 """
@@ -34,13 +37,15 @@ GRPC_TIMEOUT = 10.0
 
 
 class Tokens:
-    def __init__(self, identity: Any, audience: str) -> None:
+    def __init__(self, identity: Any, audience: str, target: str | None = None) -> None:
         self.identity = identity
         self.audience = audience
+        self.target = target
         self.mode = "mint"
         self.pool: deque[str] = deque()
         self.inline = 0
         self._static: tuple[tuple[str, str], ...] = ()
+        self._session: Any = None
 
     def prepare(self, mode: str, pool: int = 0) -> float:
         """Set the mode for the next phase; returns seconds spent pre-minting."""
@@ -53,15 +58,34 @@ class Tokens:
             self._static = (("authorization", "Bearer " + mint_token(self.identity, self.audience)),)
         elif mode == "premint":
             self.pool.extend(mint_token(self.identity, self.audience) for _ in range(pool))
+        elif mode == "session" and (self._session is None or self._session.expires_at.timestamp() - time.time() < 600):
+            self._session = self._open_session()
         return time.perf_counter() - started
 
+    def _open_session(self) -> Any:
+        """A call session from the target (plaintext), opened with a signed token."""
+        import grpc
+
+        from numrep.signing.tokens import mint_token
+        from numrep.v1 import registry_pb2, registry_pb2_grpc
+        from numrep_client._sessions import session_from_pb
+
+        with grpc.insecure_channel(self.target) as channel:
+            reply = registry_pb2_grpc.RegistryServiceStub(channel).OpenSession(
+                registry_pb2.OpenSessionRequest(), metadata=(("authorization", "Bearer " + mint_token(self.identity, self.audience)),),
+                timeout=GRPC_TIMEOUT)
+        return session_from_pb(reply)
+
     def metadata(self) -> tuple[tuple[str, str], ...]:
+        from numrep.signing.sessions import mint_call_token
         from numrep.signing.tokens import mint_token
 
         if self.mode == "none":
             return ()
         if self.mode == "static":
             return self._static
+        if self.mode == "session":
+            return (("authorization", "Bearer " + mint_call_token(self._session, self.audience)),)
         if self.mode == "premint":
             if self.pool:
                 return (("authorization", "Bearer " + self.pool.popleft()),)
@@ -90,7 +114,7 @@ class LoadGen:
         self.setup = setup
         self.target = setup.get("target")
         self.identity = Identity.from_json(setup["identity"]) if setup.get("identity") else None
-        self.tokens = Tokens(self.identity, setup.get("audience", "numrep"))
+        self.tokens = Tokens(self.identity, setup.get("audience", "numrep"), setup.get("target"))
         size = setup.get("max_message_bytes", 64 * 1024 * 1024)
         options = [
             ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per channel, even to one address
@@ -262,23 +286,34 @@ class LoadGen:
         }
 
     async def mint_cost(self, msg: dict) -> dict:
+        """Seconds per token: signed with each identity's key, and MAC'd in a call session."""
+        import functools
+        import os
+        from datetime import datetime, timedelta, timezone
+
         from numrep.signing.keys import Identity
+        from numrep.signing.sessions import CallSession, mint_call_token
         from numrep.signing.tokens import mint_token
 
-        out = {}
+        minters: dict[str, Callable[[], str]] = {}
         for text in msg["identities"]:
             identity = Identity.from_json(text)
+            minters[identity.alg] = functools.partial(mint_token, identity)
+        session = CallSession("s" * 96, os.urandom(32), "p", "k", datetime.now(timezone.utc) + timedelta(hours=1))
+        minters["call session HS256"] = functools.partial(mint_call_token, session)
+        out = {}
+        for name, mint in minters.items():
             for _ in range(50):
-                mint_token(identity)
+                mint()
             count, started = 0, time.perf_counter()
             samples = []
             while time.perf_counter() - started < msg.get("seconds", 1.0) and count < msg.get("max_count", 20_000):
                 t0 = time.perf_counter()
-                mint_token(identity)
+                mint()
                 samples.append(time.perf_counter() - t0)
                 count += 1
-            out[identity.alg] = {"us_per_token": 1e6 * sum(samples) / count, "tokens_per_s": count / sum(samples),
-                                 "latency_ms": percentiles(_ms(samples)), "count": count}
+            out[name] = {"us_per_token": 1e6 * sum(samples) / count, "tokens_per_s": count / sum(samples),
+                         "latency_ms": percentiles(_ms(samples)), "count": count}
         return out
 
     async def sync_stream(self, msg: dict) -> dict:

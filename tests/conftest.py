@@ -10,15 +10,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Iterator
 
+import grpc
 import pytest
 
 from numrep.config import ServerConfig
 from numrep.core.model import Role
 from numrep.server import RunningServer, build_exchange, start_server
 from numrep.signing.keys import Identity, generate_identity
+from numrep.signing.labels import sign_label
+from numrep.v1 import common_pb2, publish_pb2
 from numrep_client import ExchangeClient
 
-from numrep_testkit import ROLE_PB, RawCaller, empty_keyspace, public_jwk_text
+from numrep_testkit import NUMBER, ROLE_PB, RawCaller, empty_keyspace, public_jwk_text
 
 
 class LoopThread:
@@ -157,3 +160,26 @@ def raw(server: RunningServer) -> Iterator[RawCaller]:
     caller = RawCaller(server.address)
     yield caller
     caller.close()
+
+
+@pytest.fixture
+def refused(server, federation, raw, connect):
+    """``refused(metadata, *fragments)``: a Publish of a valid carrier label with
+    exactly ``metadata`` (a bad bearer token, say) must be UNAUTHENTICATED, its details must contain every
+    fragment, and the label must not be stored."""
+
+    def check(metadata, *fragments: str) -> str:
+        label = sign_label(federation.carrier, NUMBER, "fraud", jti="carried")
+        head = server.store.feed_head()
+
+        outcome = raw.call("PublishService/Publish", publish_pb2.PublishRequest(labels=[label]), metadata)
+
+        assert outcome.code == grpc.StatusCode.UNAUTHENTICATED, (outcome.code, outcome.details)
+        for fragment in fragments:
+            assert fragment in outcome.details
+        assert server.store.get_label("carrier-north/carried") is None
+        assert server.store.changes_after(head, 1) == []
+        assert connect(federation.handset).lookup(NUMBER).action == common_pb2.ACTION_UNKNOWN
+        return outcome.details
+
+    return check

@@ -16,7 +16,7 @@ from numrep.core.model import Role
 from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
 from numrep.signing.tokens import TOKEN_TYPE, mint_token
-from numrep.v1 import common_pb2, lookup_pb2, publish_pb2
+from numrep.v1 import lookup_pb2
 
 from numrep_testkit import (
     NUMBER,
@@ -32,29 +32,6 @@ from numrep_testkit import (
     token_claims,
     unsigned_jws,
 )
-
-
-@pytest.fixture
-def refused(server, federation, raw, connect):
-    """``refused(metadata, *fragments)``: a Publish of a valid carrier label with
-    exactly ``metadata`` must be UNAUTHENTICATED, its details must contain every
-    fragment, and the label must not be stored."""
-
-    def check(metadata, *fragments: str) -> str:
-        label = sign_label(federation.carrier, NUMBER, "fraud", jti="carried")
-        head = server.store.feed_head()
-
-        outcome = raw.call("PublishService/Publish", publish_pb2.PublishRequest(labels=[label]), metadata)
-
-        assert outcome.code == grpc.StatusCode.UNAUTHENTICATED, (outcome.code, outcome.details)
-        for fragment in fragments:
-            assert fragment in outcome.details
-        assert server.store.get_label("carrier-north/carried") is None
-        assert server.store.changes_after(head, 1) == []
-        assert connect(federation.handset).lookup(NUMBER).action == common_pb2.ACTION_UNKNOWN
-        return outcome.details
-
-    return check
 
 
 def test_a_freshly_minted_token_is_accepted(federation, raw):

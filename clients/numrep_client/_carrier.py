@@ -65,10 +65,11 @@ from numrep.core.errors import InvalidNumber
 from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.signing.keys import Identity
 from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
-from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
+from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
+from numrep_client._sessions import SessionKeeper
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -79,6 +80,7 @@ DEFAULT_DEADLINE = 0.050
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_MAX_TTL = 3600.0
 MAX_BATCH_LOOKUP = 1000  # the exchange's default per-request maximum
+SESSION_RPC_TIMEOUT = 5.0  # opening a call session: in the background, off every call's path
 
 # Sources of a decision.
 SOURCE_EXCHANGE = "exchange"
@@ -381,6 +383,7 @@ class _CarrierCore:
         deadline_margin: float,
         batch_size: int,
         tokens: bool = True,
+        sessions: bool = True,
     ) -> None:
         if deadline <= 0:
             raise ValueError("deadline must be positive (seconds)")
@@ -389,6 +392,9 @@ class _CarrierCore:
         self.identity = identity
         self.audience = audience
         self.tokens = tokens  # False: the connection's certificate authenticates us (TlsFiles.cert_identity)
+        # A call session: call tokens MAC'd with its key in place of a signature per call.
+        self.sessions = SessionKeeper(identity, audience) if tokens and sessions else None
+        self.start_session: Callable[[], None] = lambda: None  # set by the client: opens one in the background
         self.deadline = deadline
         self.default_region = default_region
         self.deadline_margin = deadline_margin
@@ -446,14 +452,21 @@ class _CarrierCore:
         return budget
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """A fresh bearer token for one RPC (timed: it is spent inside the deadline);
-        none when the connection's certificate authenticates us."""
+        """A fresh bearer token for one RPC (timed: it is spent inside the deadline),
+        MAC'd in the call session once one is open; none when the connection's
+        certificate authenticates us."""
         if not self.tokens:
             with self._lock:
                 self._counters.rpcs += 1
             return ()
         t0 = time.perf_counter()
-        token = mint_token(self.identity, self.audience)
+        sessions = self.sessions
+        if sessions is not None:
+            token = sessions.token()
+            if sessions.due():
+                self.start_session()
+        else:
+            token = mint_token(self.identity, self.audience)
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._mint.add(elapsed)
@@ -488,11 +501,16 @@ class _CarrierCore:
         self._count_error(code.name)
         self.hold(code, retry_after)
         self.judge(code)
+        self.unauthenticated(code)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return CallDecision(pending.number, "unknown", "", 0.0, SOURCE_INVALID, "invalid_number", None, 0.0, details)
         if code not in _UNHEALTHY and self._should_log(code.name):
             log.warning("lookup refused by the exchange (%s: %s); failing open", code.name, details)
         return fail_open(pending.number, _reason(code), details)
+
+    def unauthenticated(self, code: grpc.StatusCode) -> None:
+        if code == grpc.StatusCode.UNAUTHENTICATED and self.sessions is not None:
+            self.sessions.refused()
 
     def on_batch_item(self, pending: _Pending, item: lookup_pb2.BatchLookupResult) -> CallDecision:
         if item.error_code == 0 and item.HasField("verdict"):
@@ -511,6 +529,7 @@ class _CarrierCore:
         bookkeeping is done once per check_many by the caller, via ``judge``.)"""
         self._count_error(code.name)
         self.hold(code, retry_after)
+        self.unauthenticated(code)
         reason = "bad_request" if code == grpc.StatusCode.INVALID_ARGUMENT else _reason(code)
         return [fail_open(p.number, reason, details) for p in pendings]
 
@@ -701,6 +720,12 @@ class CarrierClient:
       token is signed per call (no signing inside the deadline).
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
       tune the one created (default: reconnect backoff capped at 1 s).
+    * ``sessions`` (default True): once a call session is open (``wait_ready``
+      opens one; otherwise the first call starts opening it in the background),
+      each RPC carries a call token MAC'd with the session's key instead of a
+      token signed with the carrier's key, which costs both sides a signature.
+      Renewal runs in the background; while no session is open, or after the
+      exchange refuses one, calls carry signed tokens.
 
     The first RPC on a new channel includes connecting (a TCP and HTTP/2
     handshake), and the first token and first number of a region pay one-off
@@ -726,12 +751,14 @@ class CarrierClient:
         tls: TlsFiles | None = None,
         channel: grpc.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
+        sessions: bool = True,
     ) -> None:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
             default_region=default_region, clock=clock, max_ttl=max_ttl, deadline_margin=deadline_margin,
-            batch_size=batch_size, tokens=sends_tokens(tls),
+            batch_size=batch_size, tokens=sends_tokens(tls), sessions=sessions,
         )
+        self._core.start_session = self._start_session
         self.target = target
         self.raise_on_invalid = raise_on_invalid
         self._owns_channel = channel is None
@@ -741,6 +768,21 @@ class CarrierClient:
             else grpc.secure_channel(target, tls.credentials(), options=options)
         )
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
+        self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
+
+    def _start_session(self) -> None:
+        threading.Thread(target=self._open_session, name="numrep-call-session", daemon=True).start()
+
+    def _open_session(self) -> None:
+        sessions = self._core.sessions
+        assert sessions is not None
+        request, metadata = sessions.request()
+        try:
+            sessions.opened(self._registry.OpenSession(request, metadata=metadata, timeout=SESSION_RPC_TIMEOUT))
+        except grpc.RpcError as exc:
+            sessions.failed(exc.code())
+        except Exception:  # a closed channel, say: calls go on with signed tokens
+            sessions.failed(None)
 
     # --- configuration and state ------------------------------------------------------------
     @property
@@ -765,15 +807,19 @@ class CarrierClient:
     def wait_ready(self, timeout: float = 5.0, *, regions: Iterable[str] = ()) -> bool:
         """Connect now and warm up what the first check would otherwise pay for
         inside its deadline (the signer, number metadata of ``default_region`` and
-        of ``regions``). True when the channel is ready within ``timeout`` seconds."""
+        of ``regions``), and open the call session. True when the channel is ready
+        within ``timeout`` seconds."""
         self._core.warm_up(regions)
         ready = grpc.channel_ready_future(self._channel)
         try:
             ready.result(timeout=timeout)
-            return True
         except grpc.FutureTimeoutError:
             ready.cancel()
             return False
+        sessions = self._core.sessions
+        if sessions is not None and sessions.due():
+            self._open_session()  # here rather than in the background: before the first call
+        return True
 
     def close(self) -> None:
         if self._owns_channel:
@@ -957,12 +1003,15 @@ class AsyncCarrierClient:
         tls: TlsFiles | None = None,
         channel: grpc.aio.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
+        sessions: bool = True,
     ) -> None:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
             default_region=default_region, clock=clock, max_ttl=max_ttl, deadline_margin=deadline_margin,
-            batch_size=batch_size, tokens=sends_tokens(tls),
+            batch_size=batch_size, tokens=sends_tokens(tls), sessions=sessions,
         )
+        self._core.start_session = self._start_session
+        self._session_task: asyncio.Task[None] | None = None
         self.target = target
         self.raise_on_invalid = raise_on_invalid
         self._channel_options = list(channel_options)
@@ -1000,6 +1049,22 @@ class AsyncCarrierClient:
             self._stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
         return self._stub
 
+    def _start_session(self) -> None:
+        self._session_task = asyncio.get_running_loop().create_task(self._open_session())
+
+    async def _open_session(self) -> None:
+        sessions = self._core.sessions
+        assert sessions is not None and self._channel is not None
+        request, metadata = sessions.request()
+        try:
+            reply = await registry_pb2_grpc.RegistryServiceStub(self._channel).OpenSession(
+                request, metadata=metadata, timeout=SESSION_RPC_TIMEOUT)
+            sessions.opened(reply)
+        except grpc.aio.AioRpcError as exc:
+            sessions.failed(exc.code())
+        except Exception:  # a closed channel, say: calls go on with signed tokens
+            sessions.failed(None)
+
     async def wait_ready(self, timeout: float = 5.0, *, regions: Iterable[str] = ()) -> bool:
         """See :meth:`CarrierClient.wait_ready`."""
         self._core.warm_up(regions)
@@ -1007,11 +1072,16 @@ class AsyncCarrierClient:
         assert self._channel is not None
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout)
-            return True
         except asyncio.TimeoutError:
             return False
+        sessions = self._core.sessions
+        if sessions is not None and sessions.due():
+            await self._open_session()
+        return True
 
     async def close(self) -> None:
+        if self._session_task is not None and not self._session_task.done():
+            self._session_task.cancel()
         if self._owns_channel and self._channel is not None:
             await self._channel.close()
         self._channel, self._stub = None, None

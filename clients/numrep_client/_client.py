@@ -17,11 +17,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from numrep.core.numbers import normalize
 from numrep.core.privacy import number_hash
 from numrep.signing.keys import Identity
+from numrep.signing.sessions import CallSession
 from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, flags_pb2, flags_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 from numrep.v1 import publish_pb2, publish_pb2_grpc, registry_pb2, registry_pb2_grpc, sync_pb2, sync_pb2_grpc
 from numrep.v1 import consent_pb2, consent_pb2_grpc
 from numrep.v1 import cases_pb2, cases_pb2_grpc
+from numrep_client._sessions import session_from_pb
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -287,6 +289,11 @@ class ExchangeClient:
 
     def revoke_key(self, participant_id: str, kid: str) -> registry_pb2.Participant:
         return self._call(self._registry.RevokeKey, registry_pb2.RevokeKeyRequest(participant_id=participant_id, kid=kid))
+
+    def open_session(self, lifetime_seconds: int = 0) -> CallSession:
+        """A call session (``numrep.signing.sessions``): mint each call's token with
+        ``mint_call_token(session)`` instead of signing it. 0: the exchange's default lifetime."""
+        return session_from_pb(self._call(self._registry.OpenSession, registry_pb2.OpenSessionRequest(lifetime_seconds=lifetime_seconds)))
 
     def trust_report(self) -> registry_pb2.TrustReport:
         """The learned trust per participant (regulator only)."""

@@ -39,11 +39,13 @@ from numrep.core.reassignment import MARKER_ROLES, is_vote
 from numrep.core.roles import allowed
 from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
 from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, risk_adjustment, verify_passport
-from numrep.signing.jws import JwsRejected
+from numrep.signing.jws import JwsRejected, header_type
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
 from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
-from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token
+from numrep.signing.sessions import (CALL_TOKEN_TYPE, DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME, CallSession, Proof,
+                                     open_session, verify_call_token)
+from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token_key
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
 from numrep.store.verdict_cache import DEFAULT_ENTRIES as DEFAULT_VERDICT_CACHE, VerdictCache
@@ -176,12 +178,37 @@ class Exchange:
         return found
 
     def authenticate(self, token: str | None) -> Participant:
+        return self.prove(token).participant
+
+    def prove(self, token: str | None) -> Proof:
+        """Who sent ``token`` (signed with its key, or MAC'd in one of its call
+        sessions), and with which key; ``Unauthenticated`` saying why not."""
         if not token:
             raise Unauthenticated("missing bearer token: send 'authorization: Bearer <JWT signed with your key>'", "missing_token")
+        now, policy = self.clock(), self.config.token_policy
         try:
-            return verify_token(token, self.participant, self.clock(), self._replay, self.config.token_policy)
+            if header_type(token) == CALL_TOKEN_TYPE:
+                participant, kid = verify_call_token(token, self._session_key, self.participant, now, self._replay, policy)
+                return Proof(participant, kid, "session")
+            participant, kid = verify_token_key(token, self.participant, now, self._replay, policy)
+            return Proof(participant, kid, "token")
         except JwsRejected as exc:
             raise Unauthenticated(f"bearer token rejected ({exc.reason}): {exc.message}", exc.reason) from None
+
+    def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
+        """A call session for ``proof``'s participant, bound to the key it proved
+        (see ``numrep.signing.sessions``). A session cannot open another: that
+        would let a stolen session key outlive its session."""
+        if proof.via == "session":
+            raise PermissionDenied("a call session is opened with a token signed by one of your keys (or your client"
+                                   " certificate), not with a call token", "session_from_session")
+        lifetime = DEFAULT_SESSION_LIFETIME if lifetime is None else lifetime
+        if not timedelta(seconds=1) <= lifetime <= MAX_SESSION_LIFETIME:
+            raise InvalidArgument(f"a session lasts 1 to {int(MAX_SESSION_LIFETIME.total_seconds())} s", "bad_session_lifetime")
+        return open_session(self._session_key, proof.participant.id, proof.kid, self.clock(), lifetime)
+
+    def _session_key(self, session_id: str) -> bytes:
+        return bytes.fromhex(self.pseudonym("call-session", session_id, length=64))
 
     def authorize(self, rpc: str, caller: Participant) -> None:
         if not allowed(rpc, caller.role):

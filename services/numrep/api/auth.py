@@ -25,16 +25,21 @@ from numrep.api.peer_identity import PeerIdentity, peer_certificate
 from numrep.core.errors import NumrepError, RateLimited
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
+from numrep.signing.sessions import Proof
 from numrep.telemetry import Telemetry
 
 log = logging.getLogger("numrep.api")
 
 _PACKAGE_PREFIX = "/numrep.v1."
-_participant: contextvars.ContextVar[Participant] = contextvars.ContextVar("numrep_participant")
+_proof: contextvars.ContextVar[Proof] = contextvars.ContextVar("numrep_proof")
 
 
 def current_participant() -> Participant:
-    return _participant.get()
+    return _proof.get().participant
+
+
+def current_proof() -> Proof:
+    return _proof.get()
 
 
 def bearer_token(metadata: Any) -> str | None:
@@ -89,34 +94,35 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> Participant:
+    def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> Proof:
         span = trace.get_current_span()
         span.set_attribute("numrep.rpc", rpc)
-        participant = self._authenticate(context)
+        proof = self._authenticate(context)
+        participant = proof.participant
         span.set_attribute("numrep.participant", participant.id)
         span.set_attribute("numrep.role", participant.role.value)
         self._exchange.authorize(rpc, participant)
-        return participant
+        return proof
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> Participant:
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> Proof:
         """The bearer token's participant (the token wins, but must agree with the
         certificate's), else the certificate's, else a missing-token refusal."""
         token = bearer_token(context.invocation_metadata())
         peers = self._peers
         peer = peer_certificate(context) if peers is not None else None
         if token or peers is None or peer is None:
-            participant = self._exchange.authenticate(token)
+            proof = self._exchange.prove(token)
             if peer is not None:
-                PeerIdentity.check_token_agrees(peer, participant)
-            return participant
-        return peers.authenticate(peer)
+                PeerIdentity.check_token_agrees(peer, proof.participant)
+            return proof
+        return peers.prove(peer)
 
     def _unary(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             refused: NumrepError | None = None
             try:
-                _participant.set(self._admit(rpc, context))
+                _proof.set(self._admit(rpc, context))
                 return await behavior(request, context)
             except NumrepError as exc:
                 refused = exc
@@ -132,7 +138,7 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             refused: NumrepError | None = None
             try:
-                _participant.set(self._admit(rpc, context))
+                _proof.set(self._admit(rpc, context))
                 async for item in behavior(request, context):
                     yield item
             except NumrepError as exc:

@@ -23,6 +23,7 @@ from cryptography import x509
 from numrep.core.errors import Unauthenticated
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
+from numrep.signing.sessions import Proof
 from numrep.signing.certificates import PARTICIPANT_URI_PREFIX, participant_ids, public_key_bytes
 from numrep.signing.keys import load_public_key
 
@@ -77,6 +78,10 @@ class PeerIdentity:
 
     def authenticate(self, peer: PeerCertificate) -> Participant:
         """The participant ``peer`` is bound to, or ``Unauthenticated`` saying why not."""
+        return self.prove(peer).participant
+
+    def prove(self, peer: PeerCertificate) -> Proof:
+        """``authenticate``, with the registered key the certificate carries."""
         participant_id = _named(peer)
         participant = self._participant(participant_id)
         if participant is None:
@@ -88,7 +93,7 @@ class PeerIdentity:
                                   "certificate_key_not_registered")
         if not record.valid_at(self._clock()):
             raise Unauthenticated(f"client certificate's key {record.kid!r} is revoked", "revoked_key")
-        return participant
+        return Proof(participant, record.kid, "certificate")
 
     @staticmethod
     def check_token_agrees(peer: PeerCertificate, participant: Participant) -> None:

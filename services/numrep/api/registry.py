@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import grpc
 
-from numrep.api.auth import current_participant, run_blocking
-from numrep.api.convert import ROLE_FROM_PB, participant_to_pb, trust_report_to_pb
+from datetime import timedelta
+
+from numrep.api.auth import current_participant, current_proof, run_blocking
+from numrep.api.convert import ROLE_FROM_PB, participant_to_pb, timestamp, trust_report_to_pb
 from numrep.core.errors import InvalidArgument
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
@@ -47,3 +49,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def RevokeKey(self, request: registry_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:
         participant = await run_blocking(self._exchange.revoke_key, current_participant(), request.participant_id, request.kid)
         return participant_to_pb(participant)
+
+    async def OpenSession(self, request: registry_pb2.OpenSessionRequest, context: grpc.aio.ServicerContext) -> registry_pb2.CallSession:
+        lifetime = timedelta(seconds=request.lifetime_seconds) if request.lifetime_seconds else None
+        session = self._exchange.open_session(current_proof(), lifetime)  # no store call: a key derivation
+        return registry_pb2.CallSession(session_id=session.session_id, key=session.key, expires_at=timestamp(session.expires_at),
+                                        participant_id=session.participant_id, kid=session.kid)

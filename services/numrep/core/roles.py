@@ -21,6 +21,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Any participant manages its own keys; the regulator anyone's (checked per call).
     "RegistryService/AddKey": ALL_ROLES,
     "RegistryService/RevokeKey": ALL_ROLES,
+    # A call session: any participant, for itself (numrep.signing.sessions).
+    "RegistryService/OpenSession": ALL_ROLES,
     # What the learned trust believes about each participant: the regulator's view only
     # (participants are competitors; each one's reliability is sensitive).
     "RegistryService/GetTrust": frozenset({Role.REGULATOR}),

@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from numrep.core.model import Participant
+from numrep.core.model import Participant, PublicKeyRecord
 from numrep.signing.keys import SIGNING_ALGORITHMS, load_public_key
 
 ParticipantLookup = Callable[[str], Participant | None]
@@ -63,6 +63,45 @@ class VerifiedJws:
     participant: Participant
 
 
+@dataclass(frozen=True)
+class CompactJws:
+    """A compact JWS as read, before any check of what it says."""
+
+    header: dict[str, Any]
+    claims_bytes: bytes
+    signature: bytes
+    signing_input: bytes
+
+    def claims(self) -> dict[str, Any]:
+        return _json_object(self.claims_bytes, "cannot read the claims")
+
+
+def read_compact(token: str) -> CompactJws:
+    """The parts of ``token``, read strictly (see the module docstring); the
+    claims are decoded only when asked for, after the signature is checked."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
+    header_part, claims_part, signature_part = token.split(".")
+    header = _header(header_part)
+    claims_bytes = _base64url(claims_part, "payload", "cannot read the claims")
+    signature = _base64url(signature_part, "signature", "cannot read the signature")
+    _check_header_parameters(header)
+    return CompactJws(header, claims_bytes, signature, token[: len(header_part) + 1 + len(claims_part)].encode("ascii"))
+
+
+def header_type(token: str) -> str | None:
+    """The ``typ`` a compact JWS declares, or None if its header cannot be read
+    (the verifier it then goes to says what is wrong)."""
+    if not isinstance(token, str):
+        return None
+    try:
+        header = _header(token.split(".", 1)[0])
+    except JwsRejected:
+        return None
+    typ = header.get("typ")
+    return typ if isinstance(typ, str) else None
+
+
 def verify_jws(
     token: str,
     typ: str,
@@ -77,13 +116,8 @@ def verify_jws(
     rules, and both take ``now`` from the caller so tests can fix the clock.
     ``memo``: a signature it says verified with this key before is not checked again.
     """
-    if not isinstance(token, str) or token.count(".") != 2:
-        raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
-    header_part, claims_part, signature_part = token.split(".")
-    header = _json_object(_base64url(header_part, "header", "cannot read the JWS header"), "cannot read the JWS header")
-    claims_bytes = _base64url(claims_part, "payload", "cannot read the claims")
-    signature = _base64url(signature_part, "signature", "cannot read the signature")
-    _check_header_parameters(header)
+    parsed = read_compact(token)
+    header, signature = parsed.header, parsed.signature
 
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
@@ -98,26 +132,18 @@ def verify_jws(
     if not isinstance(kid, str) or not kid:
         raise JwsRejected("missing_kid", "the JWS header has no 'kid'")
 
-    claims = _json_object(claims_bytes, "cannot read the claims")
+    claims = parsed.claims()
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise JwsRejected("missing_claim", "claim 'iss' is missing")
     if expected_issuer is not None and issuer != expected_issuer:
         raise JwsRejected("issuer_mismatch", f"signed by {issuer!r} but sent by {expected_issuer!r}")
-    participant = participants(issuer)
-    if participant is None:
-        raise JwsRejected("unknown_participant", f"participant {issuer!r} is not registered")
-    record = participant.key(kid)
-    if record is None:
-        raise JwsRejected("unknown_kid", f"participant {issuer!r} has no key {kid!r}")
-    if not record.valid_at(now):
-        raise JwsRejected("revoked_key", f"key {kid!r} of {issuer!r} was revoked at {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+    participant, record = registered_key(participants, issuer, kid, now)
     key_alg, key = _public_key(record.jwk)
     if key_alg != alg:
         raise JwsRejected("alg_key_mismatch", f"header says {alg} but key {kid!r} is {key_alg}")
     if memo is None or not memo.verified(token, record.jwk):
-        signing_input = token[: len(header_part) + 1 + len(claims_part)].encode("ascii")
-        if not _VERIFIERS[alg].verify(signing_input, key, signature):
+        if not _VERIFIERS[alg].verify(parsed.signing_input, key, signature):
             raise JwsRejected("bad_signature", f"signature does not verify with key {kid!r}")
         if memo is not None:
             memo.remember(token, record.jwk)
@@ -125,6 +151,21 @@ def verify_jws(
         if name in claims and not isinstance(claims[name], str):
             raise JwsRejected("malformed", f"token cannot be verified: claim {name!r} must be a string")
     return VerifiedJws(header, claims, participant)
+
+
+def registered_key(participants: ParticipantLookup, participant_id: str, kid: str, now: datetime,
+                   revoked_note: str = "") -> tuple[Participant, PublicKeyRecord]:
+    """The participant and its key ``kid``, registered and unrevoked at ``now``."""
+    participant = participants(participant_id)
+    if participant is None:
+        raise JwsRejected("unknown_participant", f"participant {participant_id!r} is not registered")
+    record = participant.key(kid)
+    if record is None:
+        raise JwsRejected("unknown_kid", f"participant {participant_id!r} has no key {kid!r}")
+    if not record.valid_at(now):
+        raise JwsRejected("revoked_key", f"key {kid!r} of {participant_id!r}{revoked_note} was revoked"
+                                         f" at {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+    return participant, record
 
 
 def time_claim(claims: dict[str, Any], name: str) -> datetime:
@@ -144,6 +185,13 @@ def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> st
     if len(value) > max_length:
         raise JwsRejected("bad_claim", f"claim {name!r} is longer than {max_length} characters")
     return value
+
+
+# One publisher's tokens (a key's labels, a session's call tokens) share one header:
+# it is read once. Callers treat the header as read-only.
+@functools.lru_cache(maxsize=1024)
+def _header(segment: str) -> dict[str, Any]:
+    return _json_object(_base64url(segment, "header", "cannot read the JWS header"), "cannot read the JWS header")
 
 
 def _base64url(segment: str, name: str, context: str) -> bytes:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import jwt
 
@@ -76,11 +77,29 @@ def verify_token(
     policy: TokenPolicy = TokenPolicy(),
 ) -> Participant:
     """The authenticated participant, or ``JwsRejected`` saying why not."""
+    return verify_token_key(token, participants, now, replay, policy)[0]
+
+
+def verify_token_key(
+    token: str,
+    participants: ParticipantLookup,
+    now: datetime,
+    replay: ReplayCache,
+    policy: TokenPolicy = TokenPolicy(),
+) -> tuple[Participant, str]:
+    """``verify_token``, and the kid of the key that signed the token."""
     verified = verify_jws(token, TOKEN_TYPE, participants, now)
     claims = verified.claims
     issuer = string_claim(claims, "iss")
     if claims.get("sub", issuer) != issuer:
         raise JwsRejected("bad_claim", "claim 'sub' must equal 'iss'")
+    check_token_claims(claims, issuer, now, replay, policy)
+    return verified.participant, verified.header["kid"]
+
+
+def check_token_claims(claims: dict[str, Any], principal: str, now: datetime, replay: ReplayCache, policy: TokenPolicy) -> None:
+    """Audience, lifetime and single use: what a token for one call must say,
+    whether signed with a participant's key or MAC'd in a call session."""
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
     if policy.audience not in audiences:
@@ -94,6 +113,5 @@ def verify_token(
     if expires_at - issued_at > policy.max_lifetime:
         raise JwsRejected("lifetime_too_long", f"token lifetime exceeds {int(policy.max_lifetime.total_seconds())} s")
     jti = string_claim(claims, "jti", max_length=128)
-    if not replay.first_use(f"{issuer}/{jti}", expires_at + policy.clock_skew, now):
+    if not replay.first_use(f"{principal}/{jti}", expires_at + policy.clock_skew, now):
         raise JwsRejected("replayed", "token was already used; mint a new token for each call")
-    return verified.participant

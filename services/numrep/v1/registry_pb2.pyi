@@ -78,6 +78,26 @@ class RevokeKeyRequest(_message.Message):
     kid: str
     def __init__(self, participant_id: _Optional[str] = ..., kid: _Optional[str] = ...) -> None: ...
 
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("lifetime_seconds",)
+    LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    lifetime_seconds: int
+    def __init__(self, lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class CallSession(_message.Message):
+    __slots__ = ("session_id", "key", "expires_at", "participant_id", "kid")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    KID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    key: bytes
+    expires_at: _timestamp_pb2.Timestamp
+    participant_id: str
+    kid: str
+    def __init__(self, session_id: _Optional[str] = ..., key: _Optional[bytes] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., participant_id: _Optional[str] = ..., kid: _Optional[str] = ...) -> None: ...
+
 class GetTrustRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

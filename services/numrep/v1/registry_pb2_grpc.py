@@ -71,6 +71,11 @@ class RegistryServiceStub:
                 request_serializer=numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.SerializeToString,
                 response_deserializer=numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
                 _registered_method=True)
+        self.OpenSession = channel.unary_unary(
+                '/numrep.v1.RegistryService/OpenSession',
+                request_serializer=numrep_dot_v1_dot_registry__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=numrep_dot_v1_dot_registry__pb2.CallSession.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -125,6 +130,16 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenSession(self, request, context):
+        """A call session: a MAC key for cheap single-use call tokens (HS256, typ
+        "numrep-call+jwt", kid = session_id) in place of a signature per call. Opened
+        with a token signed by one of the caller's keys (or its certificate), never
+        with a call token; it ends at expires_at, or when that key is revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +177,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RefitTrust,
                     request_deserializer=numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.FromString,
                     response_serializer=numrep_dot_v1_dot_registry__pb2.TrustReport.SerializeToString,
+            ),
+            'OpenSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSession,
+                    request_deserializer=numrep_dot_v1_dot_registry__pb2.OpenSessionRequest.FromString,
+                    response_serializer=numrep_dot_v1_dot_registry__pb2.CallSession.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +375,33 @@ class RegistryService:
             '/numrep.v1.RegistryService/RefitTrust',
             numrep_dot_v1_dot_registry__pb2.RefitTrustRequest.SerializeToString,
             numrep_dot_v1_dot_registry__pb2.TrustReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/numrep.v1.RegistryService/OpenSession',
+            numrep_dot_v1_dot_registry__pb2.OpenSessionRequest.SerializeToString,
+            numrep_dot_v1_dot_registry__pb2.CallSession.FromString,
             options,
             channel_credentials,
             insecure,
