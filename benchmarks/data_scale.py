@@ -79,15 +79,15 @@ def run(ctx: Ctx) -> dict:
 
     verdict = representative_verdict(data_dir, queries[0])
     setup = {"identity": ctx.fed.carrier_ed.to_json(), "numbers": queries, "channels": 1}
-    spec = {"data_dir": str(data_dir), "services": ["lookup"]}
+    spec = {"data_dir": str(data_dir), "services": ["lookup", "registry"]}
     with baseline_process({"verdict": verdict}) as base, exchange_process(spec) as ex, \
             exchange_process({**spec, "gc_tuning": False}, name="bench-exchange-default-gc") as ex_gc, \
             loadgen_process({**setup, "target": base.hello["address"]}, name="bench-loadgen-base") as lg_base, \
             loadgen_process({**setup, "target": ex.hello["address"]}, name="bench-loadgen-exchange") as lg_ex, \
             loadgen_process({**setup, "target": ex_gc.hello["address"]}, name="bench-loadgen-default-gc") as lg_gc:
         base_v = Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"})
-        ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "premint"})
-        gc_v = Variant("default_gc", lg_gc, [ex_gc], {"method": "lookup", "tokens": "premint"})
+        ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "session"})
+        gc_v = Variant("default_gc", lg_gc, [ex_gc], {"method": "lookup", "tokens": "session"})
         ctx.log("data_scale: closed-loop maximum of the exchange on the large table (and with CPython's default GC)")
         probe = closed_rounds([ex_v, gc_v], MAX_ROUNDS, 2.0, s.warmup, s.concurrency, estimate=2000.0)
         results["exchange_max"] = merge_closed(probe["exchange"])
@@ -167,7 +167,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     holds = at["achieved_qps"] >= 0.98 * rate and p99 is not None and p99 <= 10 and not at["latency_ms"].get("lower_bound")
     large, small = sl["large"], sl["small"]
     notes = [
-        f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, pre-minted tokens); "
+        f"exchange closed-loop maximum on this table: {r['exchange_max']['qps']:,.0f} QPS ({ctx.sizes.concurrency} in flight, call-session tokens as the carrier SDK sends them); "
         f"with CPython's default GC settings {r['default_gc_max']['qps']:,.0f} QPS ({MAX_ROUNDS} interleaved rounds each).",
         f"in-process SqliteStore.get_verdict p50/p99: {large['p50']:.3f}/{large['p99']:.3f} ms on {n:,} numbers vs "
         f"{small['p50']:.3f}/{small['p99']:.3f} ms on 20,000 (ratio of p99 {large['p99'] / small['p99']:.2f}x).",

@@ -8,7 +8,8 @@ pay), alternated with the subject round by round; the ratio is the median of
 the per-round ratios of calls per CPU second (subject / baseline).
 
 * ``authenticate``: ``Exchange.authenticate`` of fresh bearer tokens (parse,
-  key, signature, claims, replay cache);
+  key, signature, claims, replay cache), and of call tokens of a call session
+  (parse, session id, MAC, key, claims, replay cache);
 * ``verify_label``: a label as Publish verifies it;
 * ``lookup``: ``Exchange.lookup`` of a stored verdict plus ``verdict_to_pb``; of a
   number nobody reported (no stored verdict: most numbers a carrier asks about);
@@ -58,6 +59,7 @@ def run(ctx: Ctx) -> dict:
     from numrep.exchange import Exchange
     from numrep.signing.keys import generate_identity
     from numrep.signing.labels import sign_label, verify_label
+    from numrep.signing.sessions import mint_call_token
     from numrep.signing.tokens import mint_token
     from numrep.store.sqlite import SqliteStore
 
@@ -84,6 +86,8 @@ def run(ctx: Ctx) -> dict:
             head, _, signature = token.rpartition(".")
             assert verifiers[alg].verify(head.encode(), keys[alg], _b64url_decode(signature))
         return len(tokens)
+
+    sessions = {alg: exchange.open_session(exchange.prove(mint_token(identity))) for alg, identity in identities.items()}
 
     def authenticate(tokens: list[str]) -> int:
         for token in tokens:
@@ -139,7 +143,10 @@ def run(ctx: Ctx) -> dict:
         for alg, identity in identities.items():
             tokens = [mint_token(identity) for _ in range(per_round)]
             signed = [sign_label(identity, n, "fraud") for n in numbers[:per_round]]
+            session = sessions[alg]
+            call_tokens = [mint_call_token(session) for _ in range(per_round)]
             for name, subject, own in ((f"{alg} authenticate", lambda: authenticate(tokens), tokens),
+                                       (f"{alg} authenticate, call session (HS256 call token)", lambda: authenticate(call_tokens), tokens),
                                        (f"{alg} verify_label", lambda: labels(alg, signed), signed)):
                 base = _cpu_per_call(lambda: bare(alg, own))
                 cost = _cpu_per_call(subject)
