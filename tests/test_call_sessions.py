@@ -12,11 +12,14 @@ from datetime import timedelta
 import grpc
 import pytest
 
+from numrep.core.errors import InvalidArgument
+from numrep.core.model import Participant, Role
 from numrep.core.pseudonym import Pseudonymizer
+from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
 from numrep.signing.sessions import CALL_TOKEN_TYPE, CallSession, mint_call_token, read_session_id
-from numrep.signing.tokens import TOKEN_TYPE, mint_token
-from numrep.v1 import lookup_pb2, publish_pb2, registry_pb2
+from numrep.signing.tokens import TOKEN_TYPE, Proof, mint_token
+from numrep.v1 import cases_pb2, consent_pb2, lookup_pb2, publish_pb2, registry_pb2
 
 from numrep_testkit import NUMBER, bearer, b64json, hmac_jws, now_utc, payload_of, token_claims
 
@@ -134,7 +137,81 @@ def test_a_call_token_cannot_open_a_session(federation, raw, session_of):
     outcome = raw.call("RegistryService/OpenSession", registry_pb2.OpenSessionRequest(), bearer(mint_call_token(session)))
 
     assert outcome.code == grpc.StatusCode.PERMISSION_DENIED
-    assert "not with a call token" in outcome.details
+    assert "not a call token" in outcome.details
+
+
+@pytest.mark.parametrize("rpc, request_of", [
+    ("RegistryService/AddKey", lambda f: registry_pb2.AddKeyRequest(participant_id="carrier-north",
+                                                                     jwk=json.dumps(generate_identity("carrier-north", Role.CARRIER).public_jwk()))),
+    ("RegistryService/RevokeKey", lambda f: registry_pb2.RevokeKeyRequest(participant_id="carrier-north", kid=f.carrier.kid)),
+    ("PublishService/Retract", lambda f: publish_pb2.RetractRequest(label_ids=["carrier-north/x"])),
+    ("ConsentService/RevokeConsent", lambda f: consent_pb2.RevokeConsentRequest()),
+    ("CaseService/FileComplaint", lambda f: cases_pb2.FileComplaintRequest(number=NUMBER, category="fraud", text="x")),
+])
+def test_a_call_session_may_not_manage_keys_or_undo_work(server, federation, raw, session_of, rpc, request_of):
+    """A stolen session key reads and publishes (each label carries its own signature)
+    until the session ends; it cannot add a key, revoke one, retract, or write cases."""
+    session = session_of(federation.carrier)
+    before = server.exchange.get_participant("carrier-north")
+
+    outcome = raw.call(rpc, request_of(federation), bearer(mint_call_token(session)))
+
+    assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, outcome.details
+    assert f"{rpc} needs a token signed with your key" in outcome.details
+    assert server.exchange.get_participant("carrier-north") == before
+
+
+def test_a_session_lives_and_dies_with_the_key_that_opened_it(server, federation, connect, raw, session_of):
+    """A carrier with two keys: revoking the other key leaves the session; revoking its own ends it."""
+    carrier, second = federation.carrier, generate_identity("carrier-north", Role.CARRIER, "EdDSA")
+    connect(carrier).add_key("carrier-north", json.dumps(second.public_jwk()))
+    by_first, by_second = session_of(carrier), session_of(second)
+    assert (by_first.kid, by_second.kid) == (carrier.kid, second.kid)
+
+    connect(carrier).revoke_key("carrier-north", second.kid)
+    first = raw.call("LookupService/Lookup", lookup_pb2.LookupRequest(number=NUMBER), bearer(mint_call_token(by_first)))
+    ended = raw.call("LookupService/Lookup", lookup_pb2.LookupRequest(number=NUMBER), bearer(mint_call_token(by_second)))
+
+    assert first.code == grpc.StatusCode.OK
+    assert ended.code == grpc.StatusCode.UNAUTHENTICATED and "(revoked_key)" in ended.details
+
+
+def test_a_session_for_a_participant_or_key_the_registry_lacks_is_refused(server, federation, refused):
+    """Sessions the exchange itself opened (valid MACs) naming what is not registered."""
+    carrier = server.exchange.get_participant("carrier-north")
+    nobody = Participant("nobody", Role.CARRIER, "", carrier.keys)
+
+    refused(bearer(mint_call_token(server.exchange.open_session(Proof(nobody, federation.carrier.kid, "token")))),
+            "(unknown_participant)")
+    refused(bearer(mint_call_token(server.exchange.open_session(Proof(carrier, "no-such-kid", "token")))), "(unknown_kid)")
+
+
+def test_a_key_id_too_long_to_name_in_a_session_is_refused_when_opening(server):
+    """Rather than hand out a session its own verifier would refuse."""
+    participant = Participant("carrier-long", Role.CARRIER, "", ())
+
+    with pytest.raises(InvalidArgument, match="too long to name in a session"):
+        server.exchange.open_session(Proof(participant, "k" * 400, "token"))
+
+
+@pytest.mark.parametrize("session_id", [
+    "x" * 600,                                           # longer than any id handed out
+    b64json({"p": "carrier-north"}),                     # not a list
+    b64json(["carrier-north", "kid", True, "00"]),        # a bool expiry
+    b64json(["carrier-north", "kid", 10**30, "00"]),      # beyond any date
+    b64json(["carrier-north", "", 2_000_000_000, "00"]),  # an empty field
+    "_-_-",                                              # not JSON
+])
+def test_a_session_id_this_exchange_could_not_have_written_is_refused_unknown_session(federation, refused, session_id):
+    header = {"alg": "HS256", "typ": CALL_TOKEN_TYPE, "kid": session_id}
+
+    refused(bearer(hmac_jws(header, token_claims("carrier-north"), b"k" * 32)), "(unknown_session)")
+
+
+def test_a_call_token_without_a_session_id_is_refused_missing_kid(federation, refused):
+    header = {"alg": "HS256", "typ": CALL_TOKEN_TYPE}
+
+    refused(bearer(hmac_jws(header, token_claims("carrier-north"), b"k" * 32)), "(missing_kid)")
 
 
 @pytest.mark.parametrize("seconds", [4 * 3600 + 1, 10**9])
@@ -203,3 +280,30 @@ def test_every_replica_sharing_the_secret_accepts_a_session_and_no_other_does(se
     assert replica.prove(mint_call_token(session)).via == "session"
     with pytest.raises(Unauthenticated, match=r"\(bad_signature\)"):
         stranger.prove(mint_call_token(session))
+
+
+class _Connection:
+    """What ``confidential`` reads of a call's ``grpc.aio.ServicerContext``."""
+
+    def __init__(self, security: bytes | None, peer: str) -> None:
+        self._security, self._peer = security, peer
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"transport_security_type": [self._security]} if self._security else {}
+
+    def peer(self) -> str:
+        return self._peer
+
+
+@pytest.mark.parametrize("security, peer, sent", [
+    (b"ssl", "ipv4:203.0.113.7:50123", True),
+    (b"insecure", "ipv4:127.0.0.1:50123", True),
+    (None, "ipv6:[::1]:50123", True),
+    (None, "unix:/run/numrep.sock", True),
+    (b"insecure", "ipv4:203.0.113.7:50123", False),
+    (None, "ipv6:[2001:db8::7]:50123", False),
+])
+def test_a_session_key_is_sent_only_over_tls_or_within_the_host(security, peer, sent):
+    from numrep.api.peer_identity import confidential
+
+    assert confidential(_Connection(security, peer)) is sent  # type: ignore[arg-type]

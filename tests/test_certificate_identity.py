@@ -25,8 +25,11 @@ from numrep.signing.certificates import (certificate_pem, issue_participant_cert
                                          new_certificate_authority, participant_uri, private_key_pem)
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
+from numrep.signing.sessions import mint_call_token
 from numrep.v1 import lookup_pb2, lookup_pb2_grpc
 from numrep_client import ExchangeClient, ExchangeError, TlsFiles, open_channel
+
+from numrep_testkit import bearer
 
 NUMBER = "+12025550143"
 ACCEPTED, REJECTED = 1, 3  # publish_pb2.ItemStatus
@@ -143,6 +146,26 @@ def test_a_bound_certificate_authenticates_its_participant_without_any_token(mtl
             client.list_cases()
     assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
     assert denied.value.details == "role carrier may not call CaseService/ListCases"
+
+
+def test_a_certificate_opens_a_call_session_bound_to_the_key_it_carries(mtls, pki):
+    carrier = _register(mtls, "carrier-cert")
+    tls = pki.participant_tls(carrier)
+    with ExchangeClient(mtls.address, carrier, tls=tls) as client:  # no token: the certificate authenticates
+        session = client.open_session()
+    channel = open_channel(mtls.address, tls)
+    try:
+        lookup = lookup_pb2_grpc.LookupServiceStub(channel).Lookup
+        answered = lookup(lookup_pb2.LookupRequest(number=NUMBER), metadata=bearer(mint_call_token(session)), timeout=5)
+        mtls.exchange.revoke_key(None, "carrier-cert", carrier.kid)
+        with pytest.raises(grpc.RpcError) as ended:
+            lookup(lookup_pb2.LookupRequest(number=NUMBER), metadata=bearer(mint_call_token(session)), timeout=5)
+    finally:
+        channel.close()
+
+    assert (session.participant_id, session.kid) == ("carrier-cert", carrier.kid)
+    assert answered.number == NUMBER
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED and "(revoked_key)" in ended.value.details()
 
 
 def test_a_regulator_certificate_carries_the_regulators_permissions(mtls, pki):

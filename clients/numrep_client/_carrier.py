@@ -617,6 +617,11 @@ class _CarrierCore:
                 recorder.clear()
 
 
+def _open_failed(sessions: SessionKeeper | None, exc: BaseException) -> None:
+    if sessions is not None:
+        sessions.failed(None, f"{type(exc).__name__}: {exc}")
+
+
 def fail_open(number: str, reason: str, detail: str = "") -> CallDecision:
     return CallDecision(number, "unknown", "", 0.0, SOURCE_FAIL_OPEN, reason, None, 0.0, detail)
 
@@ -771,18 +776,21 @@ class CarrierClient:
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     def _start_session(self) -> None:
-        threading.Thread(target=self._open_session, name="numrep-call-session", daemon=True).start()
+        try:
+            threading.Thread(target=self._open_session, name="numrep-call-session", daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: calls go on signed
+            _open_failed(self._core.sessions, exc)
 
-    def _open_session(self) -> None:
+    def _open_session(self, timeout: float = SESSION_RPC_TIMEOUT) -> None:
         sessions = self._core.sessions
         assert sessions is not None
-        request, metadata = sessions.request()
         try:
-            sessions.opened(self._registry.OpenSession(request, metadata=metadata, timeout=SESSION_RPC_TIMEOUT))
+            request, metadata = sessions.request()
+            sessions.opened(self._registry.OpenSession(request, metadata=metadata, timeout=timeout))
         except grpc.RpcError as exc:
-            sessions.failed(exc.code())
-        except Exception:  # a closed channel, say: calls go on with signed tokens
-            sessions.failed(None)
+            sessions.failed(exc.code(), exc.details() or "")
+        except Exception as exc:  # a closed channel, say: calls go on with signed tokens
+            _open_failed(sessions, exc)
 
     # --- configuration and state ------------------------------------------------------------
     @property
@@ -809,6 +817,7 @@ class CarrierClient:
         inside its deadline (the signer, number metadata of ``default_region`` and
         of ``regions``), and open the call session. True when the channel is ready
         within ``timeout`` seconds."""
+        started = time.monotonic()
         self._core.warm_up(regions)
         ready = grpc.channel_ready_future(self._channel)
         try:
@@ -817,8 +826,9 @@ class CarrierClient:
             ready.cancel()
             return False
         sessions = self._core.sessions
-        if sessions is not None and sessions.due():
-            self._open_session()  # here rather than in the background: before the first call
+        left = timeout - (time.monotonic() - started)
+        if sessions is not None and left > 0 and sessions.due():
+            self._open_session(min(left, SESSION_RPC_TIMEOUT))  # here rather than in the background: before the first call
         return True
 
     def close(self) -> None:
@@ -1052,21 +1062,25 @@ class AsyncCarrierClient:
     def _start_session(self) -> None:
         self._session_task = asyncio.get_running_loop().create_task(self._open_session())
 
-    async def _open_session(self) -> None:
+    async def _open_session(self, timeout: float = SESSION_RPC_TIMEOUT) -> None:
         sessions = self._core.sessions
-        assert sessions is not None and self._channel is not None
-        request, metadata = sessions.request()
+        assert sessions is not None
         try:
-            reply = await registry_pb2_grpc.RegistryServiceStub(self._channel).OpenSession(
-                request, metadata=metadata, timeout=SESSION_RPC_TIMEOUT)
+            self._lookup()  # the channel, created in this loop if it is not yet
+            request, metadata = sessions.request()
+            reply = await registry_pb2_grpc.RegistryServiceStub(self._channel).OpenSession(request, metadata=metadata, timeout=timeout)
             sessions.opened(reply)
         except grpc.aio.AioRpcError as exc:
-            sessions.failed(exc.code())
-        except Exception:  # a closed channel, say: calls go on with signed tokens
-            sessions.failed(None)
+            sessions.failed(exc.code(), exc.details() or "")
+        except Exception as exc:  # a closed channel, say: calls go on with signed tokens
+            _open_failed(sessions, exc)
+        finally:
+            if sessions.opening:  # cancelled (close(), a caller's timeout): the next call may ask again
+                sessions.failed(None, "interrupted")
 
     async def wait_ready(self, timeout: float = 5.0, *, regions: Iterable[str] = ()) -> bool:
         """See :meth:`CarrierClient.wait_ready`."""
+        started = time.monotonic()
         self._core.warm_up(regions)
         self._lookup()
         assert self._channel is not None
@@ -1075,8 +1089,9 @@ class AsyncCarrierClient:
         except asyncio.TimeoutError:
             return False
         sessions = self._core.sessions
-        if sessions is not None and sessions.due():
-            await self._open_session()
+        left = timeout - (time.monotonic() - started)
+        if sessions is not None and left > 0 and sessions.due():
+            await self._open_session(min(left, SESSION_RPC_TIMEOUT))
         return True
 
     async def close(self) -> None:

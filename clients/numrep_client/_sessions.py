@@ -1,15 +1,17 @@
 """A call session kept open for a client, so that its calls carry MAC'd call
 tokens instead of a signature each (``numrep.signing.sessions``).
 
-Opening and renewing a session are RPCs, and they are never made on a call's
-path: the client asks ``due()`` after a call and, when it says so, opens a
-session in the background. Until a session is open, and whenever the exchange
-refuses one, calls carry tokens signed with the key, as before sessions. An
-exchange without sessions (``UNIMPLEMENTED``) is asked once.
+Opening and renewing a session are RPCs, and no call waits for them: the client
+asks ``due()`` as it mints a call's token and, when it says so, opens a session
+in the background. Until a session is open, and whenever the exchange refuses
+one, calls carry tokens signed with the key, as before sessions. An exchange
+that does not hand out sessions (``UNIMPLEMENTED``; ``FAILED_PRECONDITION`` on a
+plaintext connection from another host) is asked again after a long pause.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timezone
@@ -22,8 +24,12 @@ from numrep.signing.sessions import CallSession, mint_call_token
 from numrep.signing.tokens import mint_token
 from numrep.v1 import registry_pb2
 
-RENEW_WHEN_LEFT = 0.25  # of a session's lifetime: renewed in the background from then on
-RETRY_AFTER = 30.0      # seconds before asking again after a failed open
+log = logging.getLogger("numrep_client.sessions")
+
+RENEW_WHEN_LEFT = 0.25   # of a session's lifetime: renewed in the background from then on
+RETRY_AFTER = 30.0       # seconds before asking again after a failed open
+RETRY_UNSUPPORTED = 600.0  # ... after the exchange said it hands out no sessions here
+_UNSUPPORTED = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION})
 
 
 class SessionKeeper:
@@ -32,16 +38,18 @@ class SessionKeeper:
         self.audience = audience
         self._clock = clock
         self._lock = threading.Lock()
-        self._session: CallSession | None = None
-        self._expires = 0.0  # the session's expiry, epoch seconds
+        self._held: tuple[CallSession, float] | None = None  # the session and its expiry (epoch s), replaced together
         self._renew_at = 0.0
         self._opening = False
         self._retry_at = 0.0
-        self._unsupported = False
 
     @property
     def session(self) -> CallSession | None:
         return self._usable(self._clock())
+
+    @property
+    def opening(self) -> bool:
+        return self._opening
 
     def token(self) -> str:
         """A token for one call: in the open session, else signed with the key."""
@@ -55,9 +63,9 @@ class SessionKeeper:
         True at most once until ``opened`` or ``failed`` is called."""
         now = self._clock()
         with self._lock:
-            if self._opening or self._unsupported or now < self._retry_at:
+            if self._opening or now < self._retry_at:
                 return False
-            if self._session is not None and now < self._renew_at:
+            if self._held is not None and now < self._renew_at:
                 return False
             self._opening = True
             return True
@@ -69,44 +77,34 @@ class SessionKeeper:
 
     def opened(self, reply: registry_pb2.CallSession) -> None:
         session = session_from_pb(reply)
-        expires = session.expires_at
+        expires = session.expires_at.timestamp()
         now = self._clock()
         with self._lock:
-            self._session, self._expires = session, expires.timestamp()
-            self._renew_at = now + (expires.timestamp() - now) * (1 - RENEW_WHEN_LEFT)
+            self._held = (session, expires)
+            self._renew_at = now + (expires - now) * (1 - RENEW_WHEN_LEFT)
             self._opening = False
 
-    def failed(self, code: grpc.StatusCode | None) -> None:
+    def failed(self, code: grpc.StatusCode | None, details: str = "") -> None:
+        """Opening failed (``code`` None: not even sent); calls go on signed."""
+        pause = RETRY_UNSUPPORTED if code in _UNSUPPORTED else RETRY_AFTER
         with self._lock:
             self._opening = False
-            self._retry_at = self._clock() + RETRY_AFTER
-            if code == grpc.StatusCode.UNIMPLEMENTED:
-                self._unsupported = True
+            self._retry_at = self._clock() + pause
+        log.warning("no call session (%s: %s); signing each call, asking again in %.0f s",
+                    code.name if code is not None else "not sent", details, pause)
 
     def refused(self) -> None:
         """The exchange refused a call (``UNAUTHENTICATED``): the session may be why
         (its key revoked, the exchange's secret changed). Calls go signed again
         until a new session opens."""
         with self._lock:
-            self._session = None
-
-    def open_now(self, open_rpc: Callable[..., registry_pb2.CallSession], timeout: float) -> bool:
-        """Open a session in this thread (at start-up); True when one is open."""
-        if not self.due():
-            return self.session is not None
-        request, metadata = self.request()
-        try:
-            self.opened(open_rpc(request, metadata=metadata, timeout=timeout))
-            return True
-        except grpc.RpcError as exc:
-            self.failed(exc.code())
-            return False
+            self._held = None
 
     def _usable(self, now: float) -> CallSession | None:
         """The session, unless it ends within a second (a token minted now could
         arrive after it)."""
-        session = self._session
-        return session if session is not None and now + 1.0 < self._expires else None
+        held = self._held
+        return held[0] if held is not None and now + 1.0 < held[1] else None
 
 
 def session_from_pb(reply: registry_pb2.CallSession) -> CallSession:

@@ -36,16 +36,16 @@ from numrep.core.privacy import prefix_range
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import ReconcileConfig, Reconciler, RoleWeightedReconciler
 from numrep.core.reassignment import MARKER_ROLES, is_vote
-from numrep.core.roles import allowed
+from numrep.core.roles import allowed, allowed_in_session
 from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
 from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, risk_adjustment, verify_passport
 from numrep.signing.jws import JwsRejected, header_type
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
 from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
-from numrep.signing.sessions import (CALL_TOKEN_TYPE, DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME, CallSession, Proof,
+from numrep.signing.sessions import (CALL_TOKEN_TYPE, DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME, CallSession,
                                      open_session, verify_call_token)
-from numrep.signing.tokens import ReplayCache, TokenPolicy, verify_token_key
+from numrep.signing.tokens import Proof, ReplayCache, TokenPolicy, verify_token_key
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
 from numrep.store.verdict_cache import DEFAULT_ENTRIES as DEFAULT_VERDICT_CACHE, VerdictCache
@@ -197,22 +197,26 @@ class Exchange:
 
     def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
         """A call session for ``proof``'s participant, bound to the key it proved
-        (see ``numrep.signing.sessions``). A session cannot open another: that
-        would let a stolen session key outlive its session."""
-        if proof.via == "session":
-            raise PermissionDenied("a call session is opened with a token signed by one of your keys (or your client"
-                                   " certificate), not with a call token", "session_from_session")
+        (see ``numrep.signing.sessions``); ``authorize`` keeps call tokens from
+        opening one (a stolen session key would outlive its session)."""
         lifetime = DEFAULT_SESSION_LIFETIME if lifetime is None else lifetime
         if not timedelta(seconds=1) <= lifetime <= MAX_SESSION_LIFETIME:
             raise InvalidArgument(f"a session lasts 1 to {int(MAX_SESSION_LIFETIME.total_seconds())} s", "bad_session_lifetime")
-        return open_session(self._session_key, proof.participant.id, proof.kid, self.clock(), lifetime)
+        try:
+            return open_session(self._session_key, proof.participant.id, proof.kid, self.clock(), lifetime)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), "kid_too_long") from None
 
     def _session_key(self, session_id: str) -> bytes:
         return bytes.fromhex(self.pseudonym("call-session", session_id, length=64))
 
-    def authorize(self, rpc: str, caller: Participant) -> None:
+    def authorize(self, rpc: str, caller: Participant, via: str = "token") -> None:
+        """May ``caller``, proven ``via`` a token, a certificate or a call session, call ``rpc`` now?"""
         if not allowed(rpc, caller.role):
             raise PermissionDenied(f"role {caller.role.value} may not call {rpc}", "role_not_allowed")
+        if via == "session" and not allowed_in_session(rpc):
+            raise PermissionDenied(f"{rpc} needs a token signed with your key (or your client certificate), not a call"
+                                   " token: a call session may only read and publish", "session_not_allowed")
         kind = RPC_CLASS.get(rpc)
         rate = self.config.rate_limits.rates.get((caller.role, kind)) if kind else None
         if rate is not None:

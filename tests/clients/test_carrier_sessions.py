@@ -152,3 +152,62 @@ def test_the_async_client_keeps_a_session_too(server, federation, proofs):
 
     assert asyncio.run(run()) == ["exchange"] * 4
     assert proofs[0] == "token" and proofs[-3:] == ["session"] * 3
+
+
+@pytest.fixture
+def silent_sessions(loop_thread):
+    """A front end that answers Lookup at once and never answers OpenSession."""
+    import grpc
+
+    from numrep.v1 import common_pb2, lookup_pb2, registry_pb2
+
+    async def lookup(request, context):  # type: ignore[no-untyped-def]
+        return common_pb2.Verdict(number=request.number)
+
+    async def never(request, context):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+
+    async def start():  # type: ignore[no-untyped-def]
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((
+            grpc.method_handlers_generic_handler("numrep.v1.LookupService", {"Lookup": grpc.unary_unary_rpc_method_handler(
+                lookup, lookup_pb2.LookupRequest.FromString, common_pb2.Verdict.SerializeToString)}),
+            grpc.method_handlers_generic_handler("numrep.v1.RegistryService", {"OpenSession": grpc.unary_unary_rpc_method_handler(
+                never, registry_pb2.OpenSessionRequest.FromString, registry_pb2.CallSession.SerializeToString)}),
+        ))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, f"127.0.0.1:{port}"
+
+    server, address = loop_thread.run(start())
+    yield address
+    loop_thread.run(server.stop(0))
+
+
+def test_wait_ready_keeps_to_its_timeout_when_the_exchange_does_not_answer_opensession(carrier, silent_sessions):
+    client = carrier(silent_sessions)
+
+    started = time.monotonic()
+    assert client.wait_ready(timeout=0.5)
+    waited = time.monotonic() - started
+
+    assert waited < 2.0  # the open got what was left of 0.5 s, not its own 5 s
+    assert not client._core.sessions.opening and client._core.sessions.session is None
+    assert client.check(numbers(1)[0]).source == "exchange"  # signed, and answered
+
+
+def test_an_interrupted_async_open_does_not_leave_the_client_without_sessions_for_good(federation, silent_sessions):
+    async def run() -> tuple[bool, str]:
+        client = AsyncCarrierClient(silent_sessions, federation.carrier, deadline=RELAXED)
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.wait_ready(timeout=5.0), 0.3)
+            decision = await client.check(numbers(1)[0])
+            return client._core.sessions.opening, decision.source
+        finally:
+            await client.close()
+
+    opening, source = asyncio.run(run())
+
+    assert opening is False  # settled as a failure: asked again after the pause
+    assert source == "exchange"

@@ -25,7 +25,7 @@ from numrep.api.peer_identity import PeerIdentity, peer_certificate
 from numrep.core.errors import NumrepError, RateLimited
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
-from numrep.signing.sessions import Proof
+from numrep.signing.tokens import Proof
 from numrep.telemetry import Telemetry
 
 log = logging.getLogger("numrep.api")
@@ -101,7 +101,7 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         participant = proof.participant
         span.set_attribute("numrep.participant", participant.id)
         span.set_attribute("numrep.role", participant.role.value)
-        self._exchange.authorize(rpc, participant)
+        self._exchange.authorize(rpc, participant, proof.via)
         return proof
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> Proof:

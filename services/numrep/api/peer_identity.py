@@ -23,9 +23,9 @@ from cryptography import x509
 from numrep.core.errors import Unauthenticated
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
-from numrep.signing.sessions import Proof
 from numrep.signing.certificates import PARTICIPANT_URI_PREFIX, participant_ids, public_key_bytes
 from numrep.signing.keys import load_public_key
+from numrep.signing.tokens import Proof
 
 _PEM_PROPERTY = "x509_pem_cert"
 _CACHED_CERTIFICATES = 4096  # distinct peer certificates (a few per participant)
@@ -65,6 +65,15 @@ def peer_certificate(context: grpc.aio.ServicerContext) -> PeerCertificate | Non
     """The verified client certificate of this call's connection, if it has one."""
     pems = context.auth_context().get(_PEM_PROPERTY)
     return parse_peer_certificate(pems[0]) if pems else None
+
+
+def confidential(context: grpc.aio.ServicerContext) -> bool:
+    """Is this call's connection TLS, or from this host (loopback, a Unix socket)?
+    What a secret sent in the answer may travel over."""
+    if b"ssl" in context.auth_context().get("transport_security_type", ()):
+        return True
+    peer = context.peer() or ""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
 
 
 class PeerIdentity:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import grpc
-
 from datetime import timedelta
+
+import grpc
 
 from numrep.api.auth import current_participant, current_proof, run_blocking
 from numrep.api.convert import ROLE_FROM_PB, participant_to_pb, timestamp, trust_report_to_pb
-from numrep.core.errors import InvalidArgument
+from numrep.api.peer_identity import confidential
+from numrep.core.errors import FailedPrecondition, InvalidArgument
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import registry_pb2, registry_pb2_grpc
@@ -51,6 +52,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return participant_to_pb(participant)
 
     async def OpenSession(self, request: registry_pb2.OpenSessionRequest, context: grpc.aio.ServicerContext) -> registry_pb2.CallSession:
+        if not confidential(context):  # the answer carries the session's key
+            raise FailedPrecondition("a call session's key is sent only over TLS (or to a client on this host);"
+                                     " sign a token per call on this connection", "session_needs_tls")
         lifetime = timedelta(seconds=request.lifetime_seconds) if request.lifetime_seconds else None
         session = self._exchange.open_session(current_proof(), lifetime)  # no store call: a key derivation
         return registry_pb2.CallSession(session_id=session.session_id, key=session.key, expires_at=timestamp(session.expires_at),

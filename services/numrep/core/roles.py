@@ -47,8 +47,35 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 
+# What a call token of a call session may call (numrep.signing.sessions): the calls
+# that change nothing, and Publish, whose labels each carry the publisher's own
+# signature. The rest (retractions, flags, consent and case writes, keys, the
+# registry, opening a session) needs a token signed with the key, or the
+# certificate: a stolen session key can read for a while, but can neither take
+# over the participant nor undo its work.
+SESSION_RPCS = frozenset({
+    "LookupService/Lookup",
+    "LookupService/BatchLookup",
+    "LookupService/PrefixLookup",
+    "PublishService/Publish",
+    "SyncService/Sync",
+    "RegistryService/ListParticipants",
+    "RegistryService/GetParticipant",
+    "RegistryService/GetTrust",
+    "ConsentService/GetConsentState",
+    "CaseService/GetCase",
+    "CaseService/ListCases",
+    "CaseService/ListDisputes",
+    "CaseService/WatchDisputes",
+})
+
+
 def allowed(rpc: str, role: Role) -> bool:
     return role in PERMISSIONS.get(rpc, frozenset())
+
+
+def allowed_in_session(rpc: str) -> bool:
+    return rpc in SESSION_RPCS
 
 
 def matrix_markdown() -> str:

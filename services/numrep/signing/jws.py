@@ -21,7 +21,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Protocol
 
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
@@ -58,7 +59,7 @@ class SignatureMemo(Protocol):
 
 @dataclass(frozen=True)
 class VerifiedJws:
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     claims: dict[str, Any]
     participant: Participant
 
@@ -67,7 +68,7 @@ class VerifiedJws:
 class CompactJws:
     """A compact JWS as read, before any check of what it says."""
 
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     claims_bytes: bytes
     signature: bytes
     signing_input: bytes
@@ -78,7 +79,7 @@ class CompactJws:
 
 def read_compact(token: str) -> CompactJws:
     """The parts of ``token``, read strictly (see the module docstring); the
-    claims are decoded only when asked for, after the signature is checked."""
+    claims' JSON is decoded only when asked for (``CompactJws.claims``)."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
     header_part, claims_part, signature_part = token.split(".")
@@ -187,10 +188,23 @@ def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> st
     return value
 
 
-# One publisher's tokens (a key's labels, a session's call tokens) share one header:
-# it is read once. Callers treat the header as read-only.
+_CACHED_HEADER = 512  # characters: an ordinary header (alg, typ, kid) is well under; a huge one is not kept
+
+
+def _header(segment: str) -> Mapping[str, Any]:
+    """The JWS header of ``segment``, read-only. One publisher's tokens (a key's
+    labels, a session's call tokens) share one header: it is read once."""
+    if len(segment) > _CACHED_HEADER:
+        return MappingProxyType(_read_header(segment))
+    return _cached_header(segment)
+
+
 @functools.lru_cache(maxsize=1024)
-def _header(segment: str) -> dict[str, Any]:
+def _cached_header(segment: str) -> Mapping[str, Any]:
+    return MappingProxyType(_read_header(segment))
+
+
+def _read_header(segment: str) -> dict[str, Any]:
     return _json_object(_base64url(segment, "header", "cannot read the JWS header"), "cannot read the JWS header")
 
 
@@ -217,7 +231,7 @@ def _json_object(data: bytes, context: str) -> dict[str, Any]:
     return value
 
 
-def _check_header_parameters(header: dict[str, Any]) -> None:
+def _check_header_parameters(header: Mapping[str, Any]) -> None:
     """What a JWS library refuses to read: a non-string ``kid``, critical
     extensions it does not implement, an unencoded payload (RFC 7797)."""
     if "kid" in header and not isinstance(header["kid"], str):

@@ -27,7 +27,7 @@ import hmac
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -39,27 +39,18 @@ CALL_TOKEN_TYPE = "numrep-call+jwt"
 CALL_TOKEN_ALG = "HS256"
 DEFAULT_SESSION_LIFETIME = timedelta(minutes=30)
 MAX_SESSION_LIFETIME = timedelta(hours=4)
-_MAX_SESSION_ID = 512
+MAX_SESSION_ID = 512
+
+_LAST_EXPIRY = 2**37  # epoch seconds (year 6325): beyond any session, within datetime's range
 
 SessionKeyDeriver = Callable[[str], bytes]
 """The session key for a session id: an HMAC under a secret only the exchange holds."""
 
 
 @dataclass(frozen=True)
-class Proof:
-    """How a call's participant proved who it is: ``via`` "token" (a bearer token
-    signed with key ``kid``), "certificate" (a client certificate carrying key
-    ``kid``) or "session" (a call token of a session that key ``kid`` opened)."""
-
-    participant: Participant
-    kid: str
-    via: str
-
-
-@dataclass(frozen=True)
 class CallSession:
     session_id: str
-    key: bytes
+    key: bytes = field(repr=False)
     participant_id: str
     kid: str  # the key that opened it: revoking it ends the session
     expires_at: datetime
@@ -70,6 +61,8 @@ def open_session(derive: SessionKeyDeriver, participant_id: str, kid: str, now: 
     expires_at = datetime.fromtimestamp(int((now + lifetime).timestamp()), tz=timezone.utc)
     fields = [participant_id, kid, int(expires_at.timestamp()), secrets.token_hex(8)]
     session_id = _b64(json.dumps(fields, separators=(",", ":")).encode())
+    if len(session_id) > MAX_SESSION_ID:
+        raise ValueError(f"key id {kid[:40]!r}... is too long to name in a session; add a key with a shorter kid")
     return CallSession(session_id, derive(session_id), participant_id, kid, expires_at)
 
 
@@ -78,20 +71,16 @@ def read_session_id(session_id: str) -> tuple[str, str, datetime]:
     """The participant, kid and expiry a session id names; ``JwsRejected`` for
     anything this module could not have written."""
     unknown = JwsRejected("unknown_session", "the call token's 'kid' is not a session id this exchange hands out")
-    if len(session_id) > _MAX_SESSION_ID:
+    if len(session_id) > MAX_SESSION_ID:
         raise unknown
     try:
         fields = json.loads(base64.urlsafe_b64decode(session_id + "=" * (-len(session_id) % 4)))
     except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise unknown from None
     if (not isinstance(fields, list) or len(fields) != 4 or not all(isinstance(f, str) and f for f in (fields[0], fields[1], fields[3]))
-            or isinstance(fields[2], bool) or not isinstance(fields[2], int)):
+            or isinstance(fields[2], bool) or not isinstance(fields[2], int) or not 0 < fields[2] < _LAST_EXPIRY):
         raise unknown
-    try:
-        expires_at = datetime.fromtimestamp(fields[2], tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise unknown from None
-    return fields[0], fields[1], expires_at
+    return fields[0], fields[1], datetime.fromtimestamp(fields[2], tz=timezone.utc)
 
 
 def mint_call_token(session: CallSession, audience: str = DEFAULT_AUDIENCE, *, now: datetime | None = None,

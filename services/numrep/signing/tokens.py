@@ -9,7 +9,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
@@ -46,6 +46,17 @@ def mint_token(
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, identity.private_key, algorithm=identity.alg, headers={"kid": identity.kid, "typ": TOKEN_TYPE})
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How a call's participant proved who it is: ``via`` "token" (a bearer token
+    signed with key ``kid``), "certificate" (a client certificate carrying key
+    ``kid``) or "session" (a call token of a session that key ``kid`` opened)."""
+
+    participant: Participant
+    kid: str
+    via: Literal["token", "certificate", "session"]
 
 
 class ReplayCache:
