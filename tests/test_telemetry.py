@@ -97,7 +97,8 @@ def test_a_lookup_is_a_server_span_with_participant_role_rpc_and_action_and_stor
 def test_metrics_move_with_lookups_labels_flags_and_refusals(observed):
     running, _, metrics, ids = observed
     with ExchangeClient(running.address, ids["carrier-a"]) as carrier, ExchangeClient(running.address, ids["app-a"]) as app:
-        carrier.publish([sign_label(ids["carrier-a"], NUMBER, "fraud", 1.0), "not-a-jws"])
+        carrier.publish([sign_label(ids["carrier-a"], NUMBER, "fraud", 1.0), "not-a-jws",
+                         sign_label(ids["carrier-a"], "+12025550199", "fraud", 1.0), "also-not-a-jws"])
         carrier.lookup(NUMBER)
         app.submit_flags([FlagToSend(NUMBER, "fraud", REPORTER)], batch_id="b1")
         with pytest.raises(ExchangeError):
@@ -105,7 +106,7 @@ def test_metrics_move_with_lookups_labels_flags_and_refusals(observed):
 
     points = _metric_points(metrics)
     labels = {(p.attributes["status"], p.attributes["reason"]): p.value for p in points["numrep.labels"]}
-    assert labels == {("accepted", ""): 1, ("rejected", "malformed"): 1}
+    assert labels == {("accepted", ""): 2, ("rejected", "malformed"): 2}  # a batch counts each label
     assert {p.attributes["action"]: p.value for p in points["numrep.verdicts"]} == {"warn": 1}
     assert sum(p.value for p in points["numrep.flags"]) == 1
     assert sum(p.count for p in points["numrep.lookup.duration"]) == 1

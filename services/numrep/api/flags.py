@@ -7,6 +7,7 @@ from numrep.api.convert import from_timestamp, outcome_to_pb
 from numrep.api.fair import FairTurns
 from numrep.exchange import Exchange, FlagInput
 from numrep.telemetry import Telemetry
+from numrep.telemetry.instruments import add_each
 from numrep.v1 import flags_pb2, flags_pb2_grpc
 
 
@@ -31,8 +32,7 @@ class FlagsServicer(flags_pb2_grpc.FlagsServiceServicer):
         caller = current_participant()
         async with self._ingesting.turn(caller.id):  # waiting here costs no thread
             outcomes, replayed = await run_blocking(self._exchange.submit_flags, caller, request.batch_id, flags)
-        for o in outcomes:
-            self._telemetry.flags.add(1, {"status": o.status, "reason": o.reason})
+        add_each(self._telemetry.flags, ({"status": o.status, "reason": o.reason} for o in outcomes))
         return flags_pb2.FlagBatchResult(
             results=[outcome_to_pb(o) for o in outcomes],
             accepted=sum(o.status == "accepted" for o in outcomes),

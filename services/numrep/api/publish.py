@@ -6,6 +6,7 @@ from numrep.api.auth import current_participant, run_blocking
 from numrep.api.convert import outcome_to_pb
 from numrep.exchange import Exchange, ItemOutcome
 from numrep.telemetry import Telemetry
+from numrep.telemetry.instruments import add_each
 from numrep.v1 import publish_pb2, publish_pb2_grpc
 
 
@@ -15,8 +16,7 @@ class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
         self._telemetry = telemetry
 
     def _count(self, operation: str, outcomes: list[ItemOutcome]) -> None:
-        for o in outcomes:
-            self._telemetry.labels.add(1, {"operation": operation, "status": o.status, "reason": o.reason})
+        add_each(self._telemetry.labels, ({"operation": operation, "status": o.status, "reason": o.reason} for o in outcomes))
 
     async def Publish(self, request: publish_pb2.PublishRequest, context: grpc.aio.ServicerContext) -> publish_pb2.PublishResponse:
         outcomes = await run_blocking(self._exchange.publish, current_participant(), list(request.labels))
