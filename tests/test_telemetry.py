@@ -86,6 +86,7 @@ def test_a_lookup_is_a_server_span_with_participant_role_rpc_and_action_and_stor
     attributes = dict(server_span.attributes)
     assert attributes["numrep.participant"] == "carrier-a"
     assert attributes["numrep.role"] == "carrier"
+    assert attributes["numrep.auth"] == "token"
     assert attributes["numrep.rpc"] == "LookupService/Lookup"
     assert attributes["numrep.verdict.action"] == "warn"
     assert attributes["rpc.system"] == "grpc"

@@ -101,6 +101,7 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         participant = proof.participant
         span.set_attribute("numrep.participant", participant.id)
         span.set_attribute("numrep.role", participant.role.value)
+        span.set_attribute("numrep.auth", proof.via)  # token, certificate or session
         self._exchange.authorize(rpc, participant, proof.via)
         return proof
 
