@@ -300,6 +300,7 @@ class _Connection:
     (b"insecure", "ipv4:127.0.0.1:50123", True),
     (None, "ipv6:[::1]:50123", True),
     (None, "unix:/run/numrep.sock", True),
+    (b"insecure", "ipv6:[::ffff:127.0.0.1]:50123", True),  # a server listening on [::]
     (b"insecure", "ipv4:203.0.113.7:50123", False),
     (None, "ipv6:[2001:db8::7]:50123", False),
 ])

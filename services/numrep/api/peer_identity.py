@@ -73,7 +73,7 @@ def confidential(context: grpc.aio.ServicerContext) -> bool:
     if b"ssl" in context.auth_context().get("transport_security_type", ()):
         return True
     peer = context.peer() or ""
-    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "ipv6:[::ffff:127.", "unix:"))
 
 
 class PeerIdentity:
