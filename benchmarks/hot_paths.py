@@ -7,7 +7,7 @@ tokens (PyJWT's algorithm object on the signing input, what any verifier must
 pay), alternated with the subject round by round; the ratio is the median of
 the per-round ratios of calls per CPU second (subject / baseline).
 
-* ``authenticate``: ``Exchange.authenticate`` of fresh bearer tokens (parse,
+* ``authenticate``: ``Exchange.prove`` of fresh bearer tokens (parse,
   key, signature, claims, replay cache), and of call tokens of a call session
   (parse, session id, MAC, key, claims, replay cache);
 * ``verify_label``: a label as Publish verifies it;
@@ -91,7 +91,7 @@ def run(ctx: Ctx) -> dict:
 
     def authenticate(tokens: list[str]) -> int:
         for token in tokens:
-            exchange.authenticate(token)
+            exchange.prove(token)
         return len(tokens)
 
     def labels(alg: str, tokens: list[str]) -> int:

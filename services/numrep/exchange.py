@@ -177,9 +177,6 @@ class Exchange:
         self._participants[participant_id] = (now, found)
         return found
 
-    def authenticate(self, token: str | None) -> Participant:
-        return self.prove(token).participant
-
     def prove(self, token: str | None) -> Proof:
         """Who sent ``token`` (signed with its key, or MAC'd in one of its call
         sessions), and with which key; ``Unauthenticated`` saying why not."""

@@ -85,12 +85,9 @@ class PeerIdentity:
         self._participant: Callable[[str], Participant | None] = exchange.participant
         self._clock = exchange.clock
 
-    def authenticate(self, peer: PeerCertificate) -> Participant:
-        """The participant ``peer`` is bound to, or ``Unauthenticated`` saying why not."""
-        return self.prove(peer).participant
-
     def prove(self, peer: PeerCertificate) -> Proof:
-        """``authenticate``, with the registered key the certificate carries."""
+        """The participant ``peer`` is bound to and the registered key it carries,
+        or ``Unauthenticated`` saying why not."""
         participant_id = _named(peer)
         participant = self._participant(participant_id)
         if participant is None:
