@@ -20,6 +20,7 @@ from numrep.signing.labels import sign_label
 from numrep.signing.sessions import CALL_TOKEN_TYPE, CallSession, mint_call_token, read_session_id
 from numrep.signing.tokens import TOKEN_TYPE, Proof, mint_token
 from numrep.v1 import cases_pb2, consent_pb2, lookup_pb2, publish_pb2, registry_pb2
+from numrep_client._sessions import session_from_pb
 
 from numrep_testkit import NUMBER, bearer, b64json, hmac_jws, now_utc, payload_of, token_claims
 
@@ -32,9 +33,7 @@ def session_of(federation, raw):
         outcome = raw.call("RegistryService/OpenSession", registry_pb2.OpenSessionRequest(lifetime_seconds=lifetime_seconds),
                            bearer(mint_token(identity)))
         assert outcome.code == grpc.StatusCode.OK, outcome.details
-        reply = outcome.response
-        return CallSession(reply.session_id, bytes(reply.key), reply.participant_id, reply.kid,
-                           reply.expires_at.ToDatetime().replace(tzinfo=now_utc().tzinfo))
+        return session_from_pb(outcome.response)
 
     return open_one
 
