@@ -39,13 +39,28 @@ STORES = [
 ]
 
 
-def _start(data: Path, store: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([*SERVE, "--data-dir", str(data), "--store", store],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "serving" in line, line
-    return process, line.split(" on ")[1].split(" ")[0]
+def _start(data: Path, store: str, attempts: int = 1) -> tuple[subprocess.Popen[str], str]:
+    """``numrep serve`` on ``data`` and ``store``, and its address once it says it is serving.
+    A server that exits first is started again, as a supervisor would, up to ``attempts``
+    times in all; then the test fails with the end of what it wrote to stderr."""
+    for attempt in range(1, attempts + 1):
+        errors = data.parent / f"serve-{time.monotonic_ns()}.stderr"
+        with errors.open("w") as sink:
+            process = subprocess.Popen([*SERVE, "--data-dir", str(data), "--store", store],
+                                       stdout=subprocess.PIPE, stderr=sink, text=True)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "serving" in line:
+            return process, line.split(" on ")[1].split(" ")[0]
+        process.kill()
+        process.wait(timeout=10)
+        process.stdout.close()
+        report = f"numrep serve did not start (attempt {attempt}, exit {process.returncode}): {errors.read_text()[-3000:]}"
+        if attempt == attempts:
+            pytest.fail(report)
+        print(report)  # shown with the test's output: what the first start met
+        time.sleep(5)
+    raise AssertionError("unreachable")
 
 
 @pytest.mark.parametrize("backend", STORES)
@@ -59,7 +74,9 @@ def test_every_acknowledged_label_survives_a_sigkill_during_ingest(tmp_path: Pat
     data.mkdir()
     (data / "pseudonym.key").write_text("ab" * 32)
 
-    process, address = _start(data, store)
+    # The first start may meet a cluster still settling after the node-fault tests (a
+    # node just restarted or resumed); the restart after the SIGKILL below gets one try.
+    process, address = _start(data, store, attempts=2)
     # the operator registers the participants on the store before traffic starts
     local = build_exchange(ServerConfig(data_dir=data, store=store))
     for identity in (regulator, carrier):
