@@ -2,8 +2,9 @@
 once, joined with the number asked and this call's cache expiry. What a carrier
 receives must be exactly what Lookup answers for each number, also where the
 stored encoding cannot be used (a revoked-key note, a call context, an unknown or
-invalid number). The consent half of a call context is covered over a server, with
-its ledger, in tests/consent."""
+invalid number). A single Lookup of a stored verdict is sent the same way, and
+must parse as the verdict the exchange answers. The consent half of a call
+context is covered over a server, with its ledger, in tests/consent."""
 
 from __future__ import annotations
 
@@ -129,6 +130,63 @@ def test_the_bytes_are_what_the_grpc_server_sends(tmp_path: Path) -> None:
 
     assert isinstance(response, bytes)
     assert lookup_pb2.BatchLookupResponse.FromString(response) == _sent(servicer, list(request.requests))
+
+
+class _Call:
+    """What Lookup asks of its gRPC context: the time left before the caller's deadline."""
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+def _looked_up(servicer: LookupServicer, request: lookup_pb2.LookupRequest) -> bytes | common_pb2.Verdict:
+    return asyncio.run(servicer.Lookup(request, _Call()))  # type: ignore[arg-type]
+
+
+def _as_verdict(sent: bytes | common_pb2.Verdict) -> common_pb2.Verdict:
+    return common_pb2.Verdict.FromString(sent) if isinstance(sent, bytes) else sent
+
+
+def test_lookup_sends_a_stored_verdict_as_its_stored_encoding_with_this_calls_expiry(tmp_path: Path) -> None:
+    clock = Clock()
+    exchange = _exchange(tmp_path, clock)
+    servicer = LookupServicer(exchange, Telemetry.disabled())
+
+    first = _looked_up(servicer, _request(LISTED))
+    clock.now += timedelta(seconds=90)
+    later = _looked_up(servicer, _request(LISTED))
+
+    assert isinstance(first, bytes) and isinstance(later, bytes)
+    assert len(servicer._encodings) == 1  # encoded once, for both calls (and for any batch)
+    assert _as_verdict(later) == verdict_to_pb(exchange.lookup(LISTED))
+    assert _as_verdict(later).expires_at.ToDatetime(tzinfo=timezone.utc) == clock.now + exchange.reconciler_ttl()
+
+
+def test_lookup_sends_what_the_exchange_answers_where_the_stored_encoding_cannot_serve(tmp_path: Path) -> None:
+    clock = Clock()
+    exchange = _exchange(tmp_path, clock)
+    servicer = LookupServicer(exchange, Telemetry.disabled())
+
+    for number, header in ((REVOKED_SIGNER, ""), (UNKNOWN, ""), (LISTED, SPOOFED)):
+        sent = _looked_up(servicer, _request(number, identity_header=header))
+
+        assert _as_verdict(sent) == verdict_to_pb(exchange.lookup(number, header)), number
+    assert "revoked" in _as_verdict(_looked_up(servicer, _request(REVOKED_SIGNER))).contributions[0].explanation
+    assert len(servicer._encodings) == 0
+
+
+def test_lookup_of_a_verdict_whose_label_expired_sends_the_recomputed_verdict(tmp_path: Path) -> None:
+    clock = Clock()
+    exchange = _exchange(tmp_path, clock)
+    servicer = LookupServicer(exchange, Telemetry.disabled())
+    stored = exchange.store.get_verdict(LISTED)
+    assert stored is not None and stored.valid_until is not None
+
+    clock.now = stored.valid_until + timedelta(seconds=1)
+    sent = _as_verdict(_looked_up(servicer, _request(LISTED)))
+
+    assert sent.label_count == 0 and sent.action == common_pb2.ACTION_UNKNOWN
+    assert sent == verdict_to_pb(exchange.lookup(LISTED))
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,13 +5,16 @@ test_label_rejections.py and test_token_rejections.py."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from numrep.core.model import Participant, PublicKeyRecord, Role
-from numrep.signing.jws import JwsRejected
+from numrep.signing.jws import JwsRejected, read_compact
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label, verify_label
 from numrep.signing.tokens import ReplayCache, mint_token, verify_token
@@ -107,3 +110,31 @@ def test_a_signed_label_with_a_non_string_sub_or_jti_is_malformed(carrier, claim
     rejected = rejection(token, carrier)
 
     assert (rejected.reason, rejected.message) == ("malformed", f"token cannot be verified: claim {claim!r} must be a string")
+
+
+_HEADER = base64.urlsafe_b64encode(b'{"alg":"EdDSA"}').rstrip(b"=").decode()
+
+
+def _strictly_read(segment: str) -> bytes | None:
+    """The reading RFC 7515 asks for, spelled out: unpadded base64url, decoded, that encodes back to itself."""
+    if len(segment) % 4 == 1 or re.fullmatch(r"[A-Za-z0-9_-]*", segment) is None:
+        return None
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return data if base64.urlsafe_b64encode(data).rstrip(b"=").decode() == segment else None
+
+
+@settings(max_examples=500)
+@given(st.one_of(
+    st.binary(max_size=48).map(lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()),
+    st.text(alphabet="AQgwBRhxEIMUYcko048sz-_=+/ ", max_size=11),
+))
+def test_a_segment_is_read_exactly_when_it_is_canonical_unpadded_base64url(segment):
+    expected = _strictly_read(segment)
+    token = f"{_HEADER}.{segment}.AA"
+
+    if expected is None:
+        with pytest.raises(JwsRejected) as caught:
+            read_compact(token)
+        assert caught.value.reason == "malformed" and "the payload is not" in caught.value.message
+    else:
+        assert read_compact(token).claims_bytes == expected

@@ -136,15 +136,15 @@ def test_a_lookup_that_meets_an_expired_label_stores_the_recomputed_verdict(fede
     carrier = connect(federation.carrier)
     publish_one(carrier, sign_label(federation.carrier, NUMBER, "fraud", issued_at=clock(), lifetime=timedelta(days=1)))
     exchange = server.exchange
-    assert asyncio.run(exchange.lookup_async(NUMBER)) is not None, "a fresh verdict needs no write"
+    assert asyncio.run(exchange.answer_async(NUMBER)) is not None, "a fresh verdict needs no write"
 
     clock.advance(days=2)
-    assert asyncio.run(exchange.lookup_async(NUMBER)) is None, "an expired label means a recompute"
+    assert asyncio.run(exchange.answer_async(NUMBER)) is None, "an expired label means a recompute"
     assert carrier.lookup(NUMBER).action == common_pb2.ACTION_UNKNOWN
 
     stored = exchange.store.get_verdict(NUMBER)
     assert stored is not None and stored.label_count == 0 and not stored.is_stale(clock())
-    assert asyncio.run(exchange.lookup_async(NUMBER)) is not None
+    assert asyncio.run(exchange.answer_async(NUMBER)) is not None
 
 
 def test_lookup_never_answers_with_a_verdict_already_past_its_expiry(federation, connect, clock):

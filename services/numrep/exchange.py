@@ -163,6 +163,7 @@ class Exchange:
         self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
         self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
         self._kid_of = functools.lru_cache(maxsize=65_536)(self._label_kid)
+        self._session_keys = functools.lru_cache(maxsize=4096)(_session_key)  # a session's every call asks
         entries = self.config.verdict_cache_entries
         self._batch_verdicts: VerdictCache | Store = VerdictCache(store, entries) if entries and store.prompt_feed else store
 
@@ -205,7 +206,7 @@ class Exchange:
             raise InvalidArgument(str(exc), "kid_too_long") from None
 
     def _session_key(self, session_id: str) -> bytes:
-        return bytes.fromhex(self.pseudonym("call-session", session_id, length=64))
+        return self._session_keys(self.pseudonym, session_id)
 
     def authorize(self, rpc: str, caller: Participant, via: str = "token") -> None:
         """May ``caller``, proven ``via`` a token, a certificate or a call session, call ``rpc`` now?"""
@@ -234,16 +235,23 @@ class Exchange:
         stored = self.store.get_verdict(number)
         return self._answer(number, stored, identity_header)
 
-    async def lookup_async(self, raw_number: str, identity_header: str = "") -> Verdict | None:
-        """``lookup`` on a server's event loop when it needs no write, else None
-        (a verdict whose labels expired is recomputed and stored by ``lookup``, in
-        a worker thread). Most lookups need none: the store read waits without a
-        thread (``Store.get_verdict_async``) and the rest is computation."""
+    async def answer_async(self, raw_number: str) -> BatchAnswer | None:
+        """``lookup`` without a caller-ID header, on a server's event loop, when it
+        needs no write, else None (a verdict whose labels expired is recomputed and
+        stored by ``lookup``, in a worker thread). Most lookups need none: the store
+        read waits without a thread (``Store.get_verdict_async``) and the rest is
+        computation. The answer says whether it is the stored verdict with a new
+        cache expiry only (see ``BatchAnswer``)."""
         number = self.normalize(raw_number)
         stored = await self.store.get_verdict_async(number)
-        if stored is not None and stored.is_stale(self.clock()):
+        if stored is None:
+            return BatchAnswer(self.unknown_verdict(number))
+        now = self.clock()
+        if stored.is_stale(now):
             return None
-        return self._answer(number, stored, identity_header)
+        expires = self._expiry(stored, now + self.reconciler_ttl())
+        marked = mark_revoked_keys(stored, self.participant, self._kid_of)  # keys revoked since: noted
+        return BatchAnswer(None, stored, expires) if marked is stored else BatchAnswer(marked.with_expiry(expires))
 
     def _answer(self, number: str, stored: Verdict | None, identity_header: str) -> Verdict:
         verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
@@ -622,6 +630,11 @@ class Exchange:
 
     def recompute(self, number: str) -> Verdict:
         return self._recompute(self.normalize(number))
+
+
+def _session_key(secret: Pseudonymizer, session_id: str) -> bytes:
+    """A call session's key: an HMAC of its id under the exchange's secret (``numrep.signing.sessions``)."""
+    return bytes.fromhex(secret("call-session", session_id, length=64))
 
 
 def _same_answer(old: Verdict, new: Verdict) -> bool:

@@ -102,10 +102,10 @@ class ExchangeFaults:
             self.monkeypatch.setattr(self.exchange, method, self.originals.pop(method))
 
 
-# A Lookup is answered by ``lookup_async`` on the server's event loop when it
+# A Lookup is answered by ``answer_async`` on the server's event loop when it
 # needs no write, else by ``lookup``: a fault in "lookup" is a fault in both. A
 # BatchLookup is answered by ``batch_answers`` (``batch_lookup`` is its in-process form).
-ENTRY_POINTS = {"lookup": ("lookup", "lookup_async"), "batch_lookup": ("batch_lookup", "batch_answers")}
+ENTRY_POINTS = {"lookup": ("lookup", "answer_async"), "batch_lookup": ("batch_lookup", "batch_answers")}
 
 
 @pytest.fixture

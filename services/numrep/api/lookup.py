@@ -15,7 +15,7 @@ from numrep.core.model import Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
-from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded
+from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded, verdict_with_expiry
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -33,22 +33,33 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         self._encodings = VerdictEncodings(held)
         self._basic_encodings = VerdictEncodings(held, basic=True)
 
-    async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict:
+    async def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext) -> common_pb2.Verdict | bytes:
+        """The verdict, sent as it is encoded (see ``add_to_server``): a stored verdict
+        asked without a call context leaves as its stored encoding with this call's expiry."""
         started = time.perf_counter()
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
             raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
-        verdict = await self._exchange.lookup_async(request.number, request.context.identity_header)
-        if verdict is None:  # the verdict must be recomputed and stored first
-            verdict = await run_blocking(self._exchange.lookup, request.number, request.context.identity_header)
+        call = request.context
+        answer = await self._exchange.answer_async(request.number)
+        if answer is not None and answer.stored is not None and not call.identity_header and not call.callee:
+            body, action = self._encodings(answer.stored)
+            self._answered(action, started)
+            return verdict_with_expiry(body, answer.expires_at)
+        if answer is None:  # the verdict must be recomputed and stored first
+            verdict = await run_blocking(self._exchange.lookup, request.number, call.identity_header)
+        else:
+            verdict = self._exchange.with_caller_id(answer.verdict, call.identity_header) if call.identity_header else answer.verdict
         consent = None
-        if request.context.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)
-            verdict, consent = await run_blocking(consent_for_call, self._exchange, verdict, request.context)
-        action = verdict.action.value
+        if call.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)
+            verdict, consent = await run_blocking(consent_for_call, self._exchange, verdict, call)
+        self._answered(verdict.action.value, started)
+        return with_consent(verdict_to_pb(verdict), consent)
+
+    def _answered(self, action: str, started: float) -> None:
         trace.get_current_span().set_attribute("numrep.verdict.action", action)
         self._telemetry.verdicts.add(1, {"action": action})
         self._telemetry.lookup_duration.record((time.perf_counter() - started) * 1000)
-        return with_consent(verdict_to_pb(verdict), consent)
 
     async def BatchLookup(self, request: lookup_pb2.BatchLookupRequest, context: grpc.aio.ServicerContext) -> bytes:
         """The encoded BatchLookupResponse (sent as it is: see ``add_to_server``)."""
@@ -127,11 +138,10 @@ def _error_result(asked: str, error: NumrepError) -> bytes:
 
 def add_to_server(servicer: LookupServicer, server: grpc.aio.Server) -> None:
     """``lookup_pb2_grpc.add_LookupServiceServicer_to_server``, except that a
-    BatchLookup response leaves as the servicer encoded it."""
+    Lookup or BatchLookup response the servicer encoded leaves as it is."""
     handlers = {
         "Lookup": grpc.unary_unary_rpc_method_handler(
-            servicer.Lookup, request_deserializer=lookup_pb2.LookupRequest.FromString,
-            response_serializer=common_pb2.Verdict.SerializeToString),
+            servicer.Lookup, request_deserializer=lookup_pb2.LookupRequest.FromString, response_serializer=encoded),
         "BatchLookup": grpc.unary_unary_rpc_method_handler(
             servicer.BatchLookup, request_deserializer=lookup_pb2.BatchLookupRequest.FromString, response_serializer=encoded),
         "PrefixLookup": grpc.unary_unary_rpc_method_handler(

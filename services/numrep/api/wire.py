@@ -58,6 +58,11 @@ def _expires_field(expires_at: datetime) -> bytes:
     return _VERDICT_EXPIRES + varint(len(stamp)) + stamp
 
 
+def verdict_with_expiry(verdict_without_expiry: bytes, expires_at: datetime) -> bytes:
+    """An encoded ``numrep.v1.Verdict``: a stored verdict's encoding and this answer's expiry."""
+    return verdict_without_expiry + _expires_field(expires_at)
+
+
 def batch_result(asked: str, verdict_without_expiry: bytes, expires_at: datetime) -> bytes:
     """One encoded element of ``BatchLookupResponse.results``: the number as asked
     and the verdict, whose ``expires_at`` (set per call) is appended here."""

@@ -14,7 +14,6 @@ default (``true``).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import json
@@ -22,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
@@ -64,14 +63,14 @@ class VerifiedJws:
     participant: Participant
 
 
-@dataclass(frozen=True)
-class CompactJws:
+class CompactJws(NamedTuple):
     """A compact JWS as read, before any check of what it says."""
 
     header: Mapping[str, Any]
     claims_bytes: bytes
     signature: bytes
     signing_input: bytes
+    header_segment: str  # as sent: the key of a cache of what a header says (``read_header``)
 
     def claims(self) -> dict[str, Any]:
         return _json_object(self.claims_bytes, "cannot read the claims")
@@ -83,11 +82,11 @@ def read_compact(token: str) -> CompactJws:
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsRejected("malformed", "not a compact JWS (expected three base64url parts separated by '.')")
     header_part, claims_part, signature_part = token.split(".")
-    header = _header(header_part)
+    header = read_header(header_part)
     claims_bytes = _base64url(claims_part, "payload", "cannot read the claims")
     signature = _base64url(signature_part, "signature", "cannot read the signature")
     _check_header_parameters(header)
-    return CompactJws(header, claims_bytes, signature, token[: len(header_part) + 1 + len(claims_part)].encode("ascii"))
+    return CompactJws(header, claims_bytes, signature, token[: len(header_part) + 1 + len(claims_part)].encode("ascii"), header_part)
 
 
 def header_type(token: str) -> str | None:
@@ -96,7 +95,7 @@ def header_type(token: str) -> str | None:
     if not isinstance(token, str):
         return None
     try:
-        header = _header(token.split(".", 1)[0])
+        header = read_header(token.split(".", 1)[0])
     except JwsRejected:
         return None
     typ = header.get("typ")
@@ -170,13 +169,20 @@ def registered_key(participants: ParticipantLookup, participant_id: str, kid: st
 
 
 def time_claim(claims: dict[str, Any], name: str) -> datetime:
+    return datetime.fromtimestamp(epoch_claim(claims, name), tz=timezone.utc)
+
+
+_EPOCH_RANGE = (datetime.min.replace(tzinfo=timezone.utc).timestamp(), datetime.max.replace(tzinfo=timezone.utc).timestamp())
+
+
+def epoch_claim(claims: dict[str, Any], name: str) -> float:
+    """A NumericDate claim as seconds since the epoch, within the range of a datetime."""
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise JwsRejected("missing_claim", f"claim {name!r} is missing or not a number")
-    try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise JwsRejected("bad_claim", f"claim {name!r} is out of range") from None
+    if not _EPOCH_RANGE[0] <= value < _EPOCH_RANGE[1]:  # NaN fails both comparisons
+        raise JwsRejected("bad_claim", f"claim {name!r} is out of range")
+    return value
 
 
 def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> str:
@@ -188,13 +194,13 @@ def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> st
     return value
 
 
-_CACHED_HEADER = 512  # characters: an ordinary header (alg, typ, kid) is well under; a huge one is not kept
+CACHED_HEADER = 1024  # characters: an ordinary header (alg, typ, kid, a session id) is under; a huge one is not kept
 
 
-def _header(segment: str) -> Mapping[str, Any]:
+def read_header(segment: str) -> Mapping[str, Any]:
     """The JWS header of ``segment``, read-only. One publisher's tokens (a key's
     labels, a session's call tokens) share one header: it is read once."""
-    if len(segment) > _CACHED_HEADER:
+    if len(segment) > CACHED_HEADER:
         return MappingProxyType(_read_header(segment))
     return _cached_header(segment)
 
@@ -208,17 +214,20 @@ def _read_header(segment: str) -> dict[str, Any]:
     return _json_object(_base64url(segment, "header", "cannot read the JWS header"), "cannot read the JWS header")
 
 
+_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+# The last character of a segment whose length is 2 or 3 mod 4 carries 4 or 2 bits past
+# the last byte; canonical base64url leaves them zero (RFC 4648 section 3.5).
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
 def _base64url(segment: str, name: str, context: str) -> bytes:
     """The bytes of one unpadded, canonical base64url segment."""
     if len(segment) % 4 == 1 or _BASE64URL.fullmatch(segment) is None:
         raise JwsRejected("malformed", f"{context}: the {name} is not unpadded base64url")
-    try:
-        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise JwsRejected("malformed", f"{context}: the {name} is not unpadded base64url") from None
-    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode("ascii"):
+    tail = len(segment) % 4
+    if tail and segment[-1] not in _CANONICAL_LAST[tail]:
         raise JwsRejected("malformed", f"{context}: the {name} is not canonical base64url (stray bits at its end)")
-    return data
+    return binascii.a2b_base64(segment.encode("ascii").translate(_STANDARD_ALPHABET) + b"=" * (4 - tail if tail else 0))
 
 
 def _json_object(data: bytes, context: str) -> dict[str, Any]:

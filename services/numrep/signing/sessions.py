@@ -29,10 +29,10 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from numrep.core.model import Participant
-from numrep.signing.jws import JwsRejected, ParticipantLookup, read_compact, registered_key
+from numrep.signing.jws import CACHED_HEADER, JwsRejected, ParticipantLookup, read_compact, read_header, registered_key
 from numrep.signing.tokens import DEFAULT_AUDIENCE, DEFAULT_TOKEN_LIFETIME, ReplayCache, TokenPolicy, check_token_claims
 
 CALL_TOKEN_TYPE = "numrep-call+jwt"
@@ -102,18 +102,13 @@ def verify_call_token(
 ) -> tuple[Participant, str]:
     """The participant a call token authenticates and the kid of the key that opened
     its session, or ``JwsRejected`` saying why not. The MAC is checked before the
-    claims are read: nothing an outsider wrote is interpreted further."""
+    claims are read: nothing an outsider wrote is interpreted further. ``derive``
+    is asked for the key on every call: a deriver that caches its keys spares that."""
     parsed = read_compact(token)
-    header = parsed.header
-    if header.get("alg") != CALL_TOKEN_ALG:
-        raise JwsRejected("alg_not_allowed", f"a call token is MAC'd with {CALL_TOKEN_ALG}, not {header.get('alg')!r}")
-    if header.get("typ") != CALL_TOKEN_TYPE:
-        raise JwsRejected("wrong_type", f"token type {header.get('typ')!r} where {CALL_TOKEN_TYPE!r} was expected")
-    session_id = header.get("kid")
-    if not isinstance(session_id, str) or not session_id:
-        raise JwsRejected("missing_kid", "the call token's header has no 'kid' (the session id)")
-    participant_id, kid, session_expires = read_session_id(session_id)
-    expected = hmac.new(derive(session_id), parsed.signing_input, hashlib.sha256).digest()
+    segment = parsed.header_segment
+    session_id, participant_id, kid, session_expires = (
+        _cached_session_of(segment) if len(segment) <= CACHED_HEADER else _session_of(parsed.header))
+    expected = hmac.digest(derive(session_id), parsed.signing_input, "sha256")
     if not hmac.compare_digest(expected, parsed.signature):
         raise JwsRejected("bad_signature", "the call token's MAC does not verify: the session was not opened here, or the token was altered")
     if session_expires + policy.clock_skew <= now:
@@ -121,6 +116,24 @@ def verify_call_token(
     participant, _ = registered_key(participants, participant_id, kid, now, revoked_note=", which opened this session,")
     check_token_claims(parsed.claims(), participant_id, now, replay, policy)
     return participant, kid
+
+
+@functools.lru_cache(maxsize=4096)  # a session's calls share one header: checked once
+def _cached_session_of(segment: str) -> tuple[str, str, str, datetime]:
+    return _session_of(read_header(segment))
+
+
+def _session_of(header: Mapping[str, Any]) -> tuple[str, str, str, datetime]:
+    """The session id a call token's header names, and the participant, kid and
+    expiry that id names; ``JwsRejected`` for a header no call token may carry."""
+    if header.get("alg") != CALL_TOKEN_ALG:
+        raise JwsRejected("alg_not_allowed", f"a call token is MAC'd with {CALL_TOKEN_ALG}, not {header.get('alg')!r}")
+    if header.get("typ") != CALL_TOKEN_TYPE:
+        raise JwsRejected("wrong_type", f"token type {header.get('typ')!r} where {CALL_TOKEN_TYPE!r} was expected")
+    session_id = header.get("kid")
+    if not isinstance(session_id, str) or not session_id:
+        raise JwsRejected("missing_kid", "the call token's header has no 'kid' (the session id)")
+    return (session_id, *read_session_id(session_id))
 
 
 def _b64(data: bytes) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import jwt
 
 from numrep.core.model import Participant
-from numrep.signing.jws import JwsRejected, ParticipantLookup, string_claim, time_claim, verify_jws
+from numrep.signing.jws import JwsRejected, ParticipantLookup, epoch_claim, string_claim, verify_jws
 from numrep.signing.keys import Identity
 
 TOKEN_TYPE = "numrep-auth+jwt"
@@ -60,15 +60,15 @@ class Proof:
 
 
 class ReplayCache:
-    """Remembers token ids until their expiry. Memory is bounded by the token
-    rate times the maximum token lifetime."""
+    """Remembers token ids until their expiry (epoch seconds). Memory is bounded
+    by the token rate times the maximum token lifetime."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, datetime] = {}
-        self._expiry: list[tuple[datetime, str]] = []
+        self._seen: dict[str, float] = {}
+        self._expiry: list[tuple[float, str]] = []
         self._lock = threading.Lock()
 
-    def first_use(self, token_id: str, expires_at: datetime, now: datetime) -> bool:
+    def first_use(self, token_id: str, expires_at: float, now: float) -> bool:
         with self._lock:
             while self._expiry and self._expiry[0][0] <= now:
                 _, old = heapq.heappop(self._expiry)
@@ -115,14 +115,16 @@ def check_token_claims(claims: dict[str, Any], principal: str, now: datetime, re
     audiences = audience if isinstance(audience, list) else [audience]
     if policy.audience not in audiences:
         raise JwsRejected("wrong_audience", f"token is for audience {audience!r}, not {policy.audience!r}")
-    issued_at = time_claim(claims, "iat")
-    expires_at = time_claim(claims, "exp")
-    if issued_at > now + policy.clock_skew:
+    # Seconds since the epoch: one call token per call, and its checks need no datetime.
+    issued_at = epoch_claim(claims, "iat")
+    expires_at = epoch_claim(claims, "exp")
+    now_s, skew = now.timestamp(), policy.clock_skew.total_seconds()
+    if issued_at > now_s + skew:
         raise JwsRejected("issued_in_future", "token issued in the future beyond the allowed clock skew")
-    if expires_at + policy.clock_skew <= now:
-        raise JwsRejected("expired", f"token expired at {expires_at:%Y-%m-%dT%H:%M:%SZ}")
-    if expires_at - issued_at > policy.max_lifetime:
+    if expires_at + skew <= now_s:
+        raise JwsRejected("expired", f"token expired at {datetime.fromtimestamp(expires_at, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
+    if expires_at - issued_at > policy.max_lifetime.total_seconds():
         raise JwsRejected("lifetime_too_long", f"token lifetime exceeds {int(policy.max_lifetime.total_seconds())} s")
     jti = string_claim(claims, "jti", max_length=128)
-    if not replay.first_use(f"{principal}/{jti}", expires_at + policy.clock_skew, now):
+    if not replay.first_use(f"{principal}/{jti}", expires_at + skew, now_s):
         raise JwsRejected("replayed", "token was already used; mint a new token for each call")
