@@ -17,8 +17,9 @@ from numrep.core.model import Participant, Role
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.signing.keys import generate_identity
 from numrep.signing.labels import sign_label
-from numrep.signing.sessions import CALL_TOKEN_TYPE, CallSession, mint_call_token, read_session_id
-from numrep.signing.tokens import TOKEN_TYPE, Proof, mint_token
+from numrep.signing.jws import JwsRejected
+from numrep.signing.sessions import CALL_TOKEN_TYPE, CallSession, mint_call_token, read_session_id, verify_call_token
+from numrep.signing.tokens import TOKEN_TYPE, Proof, ReplayCache, mint_token
 from numrep.v1 import cases_pb2, consent_pb2, lookup_pb2, publish_pb2, registry_pb2
 from numrep_client._sessions import session_from_pb
 
@@ -239,6 +240,21 @@ def test_a_call_token_under_another_algorithm_is_refused(federation, session_of,
     header = {"alg": alg, "typ": CALL_TOKEN_TYPE, "kid": session.session_id}
 
     refused(bearer(f"{b64json(header)}.{claims}.{mac}"), "(alg_not_allowed)")
+
+
+@pytest.mark.parametrize("typ", [TOKEN_TYPE, "JWT", None])
+def test_a_call_token_typed_as_anything_else_is_refused_wrong_type(server, federation, session_of, typ):
+    """The exchange sends a token to the call-session verifier by its type; the
+    verifier checks it again, for any other caller."""
+    session = session_of(federation.carrier)
+    header = {"alg": "HS256", "typ": typ, "kid": session.session_id}
+    token = hmac_jws({k: v for k, v in header.items() if v is not None}, token_claims("carrier-north"), session.key)
+    exchange = server.exchange
+
+    with pytest.raises(JwsRejected) as refused:
+        verify_call_token(token, exchange._session_key, exchange.participant, now_utc(), ReplayCache())
+
+    assert refused.value.reason == "wrong_type"
 
 
 @pytest.mark.parametrize("change, reason", [

@@ -138,3 +138,20 @@ def test_a_segment_is_read_exactly_when_it_is_canonical_unpadded_base64url(segme
         assert caught.value.reason == "malformed" and "the payload is not" in caught.value.message
     else:
         assert read_compact(token).claims_bytes == expected
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("length", [2, 3])
+@pytest.mark.parametrize("last", list(_ALPHABET))
+def test_every_last_character_is_judged_by_the_bits_it_leaves_past_the_last_byte(length, last):
+    segment = "A" * (length - 1) + last
+    spare_bits = 4 if length == 2 else 2  # 12 bits hold one byte, 18 bits two
+    token = f"{_HEADER}.{segment}.AA"
+
+    if _ALPHABET.index(last) % (1 << spare_bits) == 0:
+        assert read_compact(token).claims_bytes == _strictly_read(segment)
+    else:
+        with pytest.raises(JwsRejected, match="not canonical base64url"):
+            read_compact(token)

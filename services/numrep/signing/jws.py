@@ -19,7 +19,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
@@ -183,6 +183,24 @@ def epoch_claim(claims: dict[str, Any], name: str) -> float:
     if not _EPOCH_RANGE[0] <= value < _EPOCH_RANGE[1]:  # NaN fails both comparisons
         raise JwsRejected("bad_claim", f"claim {name!r} is out of range")
     return value
+
+
+def micros_claim(claims: dict[str, Any], name: str) -> int:
+    """A NumericDate claim in whole microseconds since the epoch, rounded as
+    ``time_claim``'s datetime is; whole seconds (what tokens carry) need no datetime."""
+    value = epoch_claim(claims, name)
+    if type(value) is int:
+        return value * 1_000_000
+    return micros(datetime.fromtimestamp(value, tz=timezone.utc))
+
+
+def micros(when: datetime) -> int:
+    """An aware ``when`` in whole microseconds since the epoch (exactly: integer arithmetic)."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> str:

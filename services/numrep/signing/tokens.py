@@ -14,12 +14,13 @@ from typing import Any, Literal
 import jwt
 
 from numrep.core.model import Participant
-from numrep.signing.jws import JwsRejected, ParticipantLookup, epoch_claim, string_claim, verify_jws
+from numrep.signing.jws import JwsRejected, ParticipantLookup, micros, micros_claim, string_claim, verify_jws
 from numrep.signing.keys import Identity
 
 TOKEN_TYPE = "numrep-auth+jwt"
 DEFAULT_AUDIENCE = "numrep"
 DEFAULT_TOKEN_LIFETIME = timedelta(seconds=60)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,16 @@ def check_token_claims(claims: dict[str, Any], principal: str, now: datetime, re
     audiences = audience if isinstance(audience, list) else [audience]
     if policy.audience not in audiences:
         raise JwsRejected("wrong_audience", f"token is for audience {audience!r}, not {policy.audience!r}")
-    # Seconds since the epoch: one call token per call, and its checks need no datetime.
-    issued_at = epoch_claim(claims, "iat")
-    expires_at = epoch_claim(claims, "exp")
-    now_s, skew = now.timestamp(), policy.clock_skew.total_seconds()
-    if issued_at > now_s + skew:
+    # Whole microseconds since the epoch, as datetimes would compare them: one token per call needs no datetime.
+    issued_at = micros_claim(claims, "iat")
+    expires_at = micros_claim(claims, "exp")
+    now_us, skew = micros(now), policy.clock_skew // _MICROSECOND
+    if issued_at > now_us + skew:
         raise JwsRejected("issued_in_future", "token issued in the future beyond the allowed clock skew")
-    if expires_at + skew <= now_s:
-        raise JwsRejected("expired", f"token expired at {datetime.fromtimestamp(expires_at, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
-    if expires_at - issued_at > policy.max_lifetime.total_seconds():
+    if expires_at + skew <= now_us:
+        raise JwsRejected("expired", f"token expired at {datetime.fromtimestamp(expires_at / 1e6, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
+    if expires_at - issued_at > policy.max_lifetime // _MICROSECOND:
         raise JwsRejected("lifetime_too_long", f"token lifetime exceeds {int(policy.max_lifetime.total_seconds())} s")
     jti = string_claim(claims, "jti", max_length=128)
-    if not replay.first_use(f"{principal}/{jti}", expires_at + skew, now_s):
+    if not replay.first_use(f"{principal}/{jti}", (expires_at + skew) / 1e6, now_us / 1e6):
         raise JwsRejected("replayed", "token was already used; mint a new token for each call")
