@@ -6,11 +6,11 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from numrep.api.auth import IN_FLIGHT, ExchangeInterceptor, run_blocking
@@ -54,6 +54,26 @@ _SERVICES = {
     "consent": (consent_pb2, "ConsentService", ConsentServicer, consent_pb2_grpc.add_ConsentServiceServicer_to_server),
     "cases": (cases_pb2, "CaseService", CaseServicer, cases_pb2_grpc.add_CaseServiceServicer_to_server),
 }
+
+# Services gRPC registers method by method; the others it finds by name, through
+# their generic handlers. grpc.aio keeps a pending request for every registered
+# method and waits on all of them for each call that arrives, so every registered
+# method costs every call something (benchmarks/RESULTS.md, session 11): only the
+# per-call path is registered.
+REGISTERED_SERVICES = frozenset({"lookup"})
+
+
+class _ByName:
+    """``server`` as a service that is found by name sees it: its registered-method handlers are not kept."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        pass
 
 
 @dataclass
@@ -125,11 +145,12 @@ async def start_server(
     names = []
     for name in config.services:
         module, service, servicer, add = _SERVICES[name]
-        add(servicer(exchange, telemetry), server)
+        add(servicer(exchange, telemetry), server if name in REGISTERED_SERVICES else _ByName(server))
         names.append(module.DESCRIPTOR.services_by_name[service].full_name)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, _ByName(server))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer([*names, health.SERVICE_NAME, reflection.SERVICE_NAME]), _ByName(server))
     port = _add_port(server, config)
     if port == 0:
         raise NumrepError(f"cannot listen on {config.listen}")
