@@ -9,6 +9,7 @@ context is covered over a server, with its ledger, in tests/consent."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 
 from numrep.api.convert import verdict_to_pb
 from numrep.api.lookup import LookupServicer
-from numrep.api.wire import batch_result, varint
+from numrep.api.wire import VerdictEncodings, batch_result, varint
 from numrep.core.model import Role
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange
@@ -130,6 +131,22 @@ def test_the_bytes_are_what_the_grpc_server_sends(tmp_path: Path) -> None:
 
     assert isinstance(response, bytes)
     assert lookup_pb2.BatchLookupResponse.FromString(response) == _sent(servicer, list(request.requests))
+
+
+def test_encodings_are_kept_for_the_newest_verdicts_up_to_the_capacity(tmp_path: Path) -> None:
+    exchange = _exchange(tmp_path, Clock())
+    encodings = VerdictEncodings(capacity=2)
+    first, second = exchange.store.get_verdict(LISTED), exchange.store.get_verdict(REVOKED_SIGNER)
+    third = dataclasses.replace(first, number=UNKNOWN)
+    kept = encodings(first)
+
+    encodings(second)
+    assert encodings(first) is kept  # still held: encoded once
+    encodings(third)  # the oldest entry (first) makes room
+
+    assert len(encodings) == 2
+    assert encodings(first) is not kept and encodings(first) == kept  # encoded again, the same bytes
+    assert common_pb2.Verdict.FromString(encodings(third)[0]).number == UNKNOWN
 
 
 class _Call:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -102,7 +103,10 @@ class VerdictEncodings:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, basic: bool = False) -> None:
         self._capacity = capacity
         self._basic = basic  # encode VERDICT_VIEW_BASIC
-        self._by_id: dict[int, tuple[Verdict, tuple[bytes, str]]] = {}
+        # Ordered for the eviction: a plain dict's oldest key, asked with next(iter()) after
+        # many deletions, is found by walking the deleted slots before it (8.8 us a time at
+        # 16,384 entries, against 0.2 us here).
+        self._by_id: OrderedDict[int, tuple[Verdict, tuple[bytes, str]]] = OrderedDict()
         self._insert = threading.Lock()  # batches run in worker threads; reads need no lock
 
     def __len__(self) -> int:
@@ -121,6 +125,6 @@ class VerdictEncodings:
         encoded = (message.SerializeToString(), stored.action.value)
         with self._insert:
             if len(self._by_id) >= self._capacity:
-                del self._by_id[next(iter(self._by_id))]
+                self._by_id.popitem(last=False)
             self._by_id[id(stored)] = (stored, encoded)
         return encoded
