@@ -163,6 +163,7 @@ class Exchange:
         self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
         self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
         self._kid_of = functools.lru_cache(maxsize=65_536)(self._label_kid)
+        self._mark_revoked = functools.partial(mark_revoked_keys, participants=self.participant, kid_of=self._kid_of)  # keys revoked since: noted
         self._session_keys = functools.lru_cache(maxsize=4096)(_session_key)  # a session's every call asks
         entries = self.config.verdict_cache_entries
         self._batch_verdicts: VerdictCache | Store = VerdictCache(store, entries) if entries and store.prompt_feed else store
@@ -249,13 +250,18 @@ class Exchange:
         now = self.clock()
         if stored.is_stale(now):
             return None
-        expires = self._expiry(stored, now + self.reconciler_ttl())
-        marked = mark_revoked_keys(stored, self.participant, self._kid_of)  # keys revoked since: noted
+        return self._stored_answer(stored, now + self.reconciler_ttl(), self._mark_revoked)
+
+    def _stored_answer(self, stored: Verdict, horizon: datetime, marks: Callable[[Verdict], Verdict]) -> BatchAnswer:
+        """A fresh stored verdict's answer: itself with a cache expiry at ``horizon``
+        (see ``_expiry``), unless ``marks`` notes a key revoked since."""
+        expires = self._expiry(stored, horizon)
+        marked = marks(stored)
         return BatchAnswer(None, stored, expires) if marked is stored else BatchAnswer(marked.with_expiry(expires))
 
     def _answer(self, number: str, stored: Verdict | None, identity_header: str) -> Verdict:
         verdict = self.unknown_verdict(number) if stored is None else self._fresh(stored)
-        verdict = mark_revoked_keys(verdict, self.participant, self._kid_of)  # keys revoked since: noted
+        verdict = self._mark_revoked(verdict)
         return self.with_caller_id(verdict, identity_header) if identity_header else verdict
 
     def with_caller_id(self, verdict: Verdict, identity_header: str) -> Verdict:
@@ -331,9 +337,7 @@ class Exchange:
             elif verdict.is_stale(now):
                 results.append(BatchAnswer(marks(self._recompute(number))))
             else:
-                expires = self._expiry(verdict, horizon)
-                marked = marks(verdict)
-                results.append(BatchAnswer(None, verdict, expires) if marked is verdict else BatchAnswer(marked.with_expiry(expires)))
+                results.append(self._stored_answer(verdict, horizon, marks))
         return results
 
     def prefix_lookup(self, prefix: str) -> tuple[list[Verdict], int]:

@@ -196,11 +196,11 @@ def micros_claim(claims: dict[str, Any], name: str) -> int:
 
 def micros(when: datetime) -> int:
     """An aware ``when`` in whole microseconds since the epoch (exactly: integer arithmetic)."""
-    return (when - _EPOCH) // _MICROSECOND
+    return (when - _EPOCH) // MICROSECOND
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def string_claim(claims: dict[str, Any], name: str, max_length: int = 256) -> str:

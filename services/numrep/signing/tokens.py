@@ -14,13 +14,12 @@ from typing import Any, Literal
 import jwt
 
 from numrep.core.model import Participant
-from numrep.signing.jws import JwsRejected, ParticipantLookup, micros, micros_claim, string_claim, verify_jws
+from numrep.signing.jws import MICROSECOND, JwsRejected, ParticipantLookup, micros, micros_claim, string_claim, verify_jws
 from numrep.signing.keys import Identity
 
 TOKEN_TYPE = "numrep-auth+jwt"
 DEFAULT_AUDIENCE = "numrep"
 DEFAULT_TOKEN_LIFETIME = timedelta(seconds=60)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -119,12 +118,12 @@ def check_token_claims(claims: dict[str, Any], principal: str, now: datetime, re
     # Whole microseconds since the epoch, as datetimes would compare them: one token per call needs no datetime.
     issued_at = micros_claim(claims, "iat")
     expires_at = micros_claim(claims, "exp")
-    now_us, skew = micros(now), policy.clock_skew // _MICROSECOND
+    now_us, skew = micros(now), policy.clock_skew // MICROSECOND
     if issued_at > now_us + skew:
         raise JwsRejected("issued_in_future", "token issued in the future beyond the allowed clock skew")
     if expires_at + skew <= now_us:
         raise JwsRejected("expired", f"token expired at {datetime.fromtimestamp(expires_at / 1e6, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
-    if expires_at - issued_at > policy.max_lifetime // _MICROSECOND:
+    if expires_at - issued_at > policy.max_lifetime // MICROSECOND:
         raise JwsRejected("lifetime_too_long", f"token lifetime exceeds {int(policy.max_lifetime.total_seconds())} s")
     jti = string_claim(claims, "jti", max_length=128)
     if not replay.first_use(f"{principal}/{jti}", (expires_at + skew) / 1e6, now_us / 1e6):
