@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import Any, Callable
 
 import pytest
@@ -40,6 +41,8 @@ def _store(outcome: Any) -> CassandraStore:
     store = CassandraStore.__new__(CassandraStore)  # no node: only the read path is exercised
     store._session = _Session(outcome)  # type: ignore[assignment]
     store._verdict_select = "SELECT body FROM verdicts WHERE number = ?"  # type: ignore[assignment]
+    store._verdicts_select = "SELECT number, body FROM verdicts WHERE number IN ?"  # type: ignore[assignment]
+    store._verdict_reads = weakref.WeakKeyDictionary()  # type: ignore[assignment]
     return store
 
 

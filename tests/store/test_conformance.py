@@ -544,6 +544,21 @@ class TestVerdicts:
 
         assert asyncio.run(both()) == [stored, None]
 
+    def test_get_verdict_async_of_many_calls_at_once_answers_each_as_get_verdict(self, store: Store) -> None:
+        # More numbers than one coalesced Cassandra read takes, repeats, unknowns, and calls
+        # arriving while earlier reads are out.
+        stored = [verdict(n, list(Action)[i % len(Action)], version=i) for i, n in enumerate(numbers(120))]
+        store.put_verdicts([(v, ()) for v in stored])
+        asked = [n for n in numbers(140) for _ in range(1 + int(n[-1]) % 2)]
+
+        async def calls() -> list[Verdict | None]:
+            first = [asyncio.ensure_future(store.get_verdict_async(n)) for n in asked[:70]]
+            await asyncio.sleep(0)
+            rest = [asyncio.ensure_future(store.get_verdict_async(n)) for n in asked[70:]]
+            return list(await asyncio.gather(*first, *rest))
+
+        assert asyncio.run(calls()) == [store.get_verdict(n) for n in asked]
+
     def test_get_verdicts_of_no_numbers_is_empty(self, store: Store) -> None:
         store.put_verdict(verdict(NUMBER))
 

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import time
 import uuid
+import weakref
 import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
@@ -39,12 +40,19 @@ from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_rows import applied, named_rows
 from numrep.store.cassandra_schema import migrate
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
+from numrep.store.read_coalescer import ReadCoalescer
 
 DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
 LISTED_BUCKETS = 64
 FEED_SHARD = 0
 CONCURRENCY = 64
+# The verdict reads of calls (ReadCoalescer): one out at a time, and the numbers asked
+# for meanwhile go in the next, up to 50 in one; a read out 10 ms (ordinary ones take 1-3)
+# no longer holds the next back. Measured against a read per call: 1.3-2.0x the Lookups/s.
+VERDICT_READS_OUT = 1
+VERDICTS_PER_READ = 50
+VERDICT_READ_PATIENCE_SECONDS = 0.010
 RECONNECT_BASE_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 2.0
 # A carrier asks inside call set-up (a budget of about 250 ms): a call-path read its
@@ -137,6 +145,7 @@ class CassandraStore(Store):
         self.keyspace = keyspace
         self.feed_bucket_seconds = feed_bucket_seconds
         self.feed_safety_lag = timedelta(seconds=feed_safety_lag_seconds)
+        self._verdict_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReadCoalescer[str, str]] = weakref.WeakKeyDictionary()
         self._prepare()
 
     # --- construction ----------------------------------------------------------
@@ -250,6 +259,7 @@ class CassandraStore(Store):
         self._trust_latest = prep("SELECT epoch, body FROM {ks}.trust_snapshots WHERE shard = 0 LIMIT 1")
 
         self._verdict_select = prep("SELECT body FROM {ks}.verdict_by_number WHERE number = ?")
+        self._verdicts_select = prep("SELECT number, body FROM {ks}.verdict_by_number WHERE number IN ?")
         self._verdict_upsert = prep("INSERT INTO {ks}.verdict_by_number (number, listed, body) VALUES (?, ?, ?)")
         self._listed_insert = prep("INSERT INTO {ks}.listed_by_bucket (bucket, number) VALUES (?, ?)")
         self._listed_delete = prep("DELETE FROM {ks}.listed_by_bucket WHERE bucket = ? AND number = ?")
@@ -395,15 +405,33 @@ class CassandraStore(Store):
         return None if row is None else verdict_from_json(row.body)
 
     async def get_verdict_async(self, number: str) -> Verdict | None:
-        # The driver's own future, settled on the event loop: no worker thread per read.
+        # The driver's own future, settled on the event loop: no worker thread per read; and
+        # the numbers asked for while a read is out go out together in the next (ReadCoalescer).
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
+        reads = self._verdict_reads.get(loop)
+        if reads is None:
+            reads = self._verdict_reads[loop] = ReadCoalescer(
+                loop, functools.partial(self._verdict_bodies, loop),
+                max_reads=VERDICT_READS_OUT, max_keys=VERDICTS_PER_READ, patience=VERDICT_READ_PATIENCE_SECONDS)
         with _driver_errors():
-            response = self._session.execute_async(self._verdict_select, (number,), execution_profile=CALL_PATH)
-            response.add_callbacks(lambda rows: _settle_from_driver(loop, answer, rows, None),
-                                   lambda exc: _settle_from_driver(loop, answer, None, exc))
-            rows = await answer
-        return verdict_from_json(rows[0].body) if rows else None
+            body = await reads.get(number)
+        return None if body is None else verdict_from_json(body)
+
+    def _verdict_bodies(self, loop: asyncio.AbstractEventLoop, numbers: Sequence[str]) -> "asyncio.Future[dict[str, str]]":
+        """The stored verdicts (JSON) of distinct ``numbers``, as a future on ``loop``. One number is
+        a token-aware single-partition read; several are one ``IN`` read, whose coordinator asks
+        their replicas (on a cluster of more nodes than the replication factor, not all itself)."""
+        answer: asyncio.Future[dict[str, str]] = loop.create_future()
+        if len(numbers) == 1:
+            only = numbers[0]
+            response = self._session.execute_async(self._verdict_select, (only,), execution_profile=CALL_PATH)
+            found: Callable[[Any], dict[str, str]] = lambda rows: {only: rows[0].body} if rows else {}
+        else:
+            response = self._session.execute_async(self._verdicts_select, (list(numbers),), execution_profile=CALL_PATH)
+            found = lambda rows: {row.number: row.body for row in rows}
+        response.add_callbacks(lambda rows: _settle_from_driver(loop, answer, found(rows), None),
+                               lambda exc: _settle_from_driver(loop, answer, None, exc))
+        return answer
 
     @_mapped
     def get_verdicts(self, numbers: Sequence[str]) -> dict[str, Verdict]:
