@@ -82,26 +82,34 @@ def run(ctx: Ctx) -> dict:
             floor = start(baseline_process({"verdict": answer, "cassandra": {"host": host, "port": port, "keyspace": keyspace}},
                                            name="bench-grpc-driver"))
             lg_floor = start(loadgen_process({"target": floor.hello["address"], "numbers": floor_ours}, name="bench-loadgen-floor"))
+            ceiling = start(baseline_process({"verdict": answer}, name="bench-grpc-memory"))
+            lg_ceiling = start(loadgen_process({"target": ceiling.hello["address"], "numbers": floor_ours}, name="bench-loadgen-memory"))
             lg_raw = start(loadgen_process({"target": None, "numbers": []}, name="bench-loadgen-driver"))
             raw_msg = {"cmd": "cassandra_raw", "host": host, "port": port, "keyspace": keyspace, "numbers": raw,
                        "concurrency": s.cassandra_concurrency, "duration": s.cassandra_seconds / 2, "warmup": s.warmup}
             exchange = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "session"})
             cert = Variant("exchange_cert", lg_cert, [ex_cert], {"method": "lookup", "tokens": "none"})
             grpc_driver = Variant("grpc_driver", lg_floor, [floor], {"method": "lookup", "tokens": "none"})
+            grpc_memory = Variant("grpc_memory", lg_ceiling, [ceiling], {"method": "lookup", "tokens": "none"})
             ctx.log(f"lookup_cassandra: {s.rounds} interleaved rounds, {s.cassandra_concurrency} in flight "
                     "(call-session tokens, certificate identity over mutual TLS, raw driver)")
-            ex_rounds, cert_rounds, floor_rounds, raw_rounds = [], [], [], []
+            ex_rounds, cert_rounds, floor_rounds, ceiling_rounds, raw_rounds = [], [], [], [], []
             for _ in range(s.rounds):
                 ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency, estimate=2000.0)["exchange"]
                 cert_rounds += closed_rounds([cert], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                              estimate=2000.0)["exchange_cert"]
                 floor_rounds += closed_rounds([grpc_driver], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                               estimate=2000.0)["grpc_driver"]
+                ceiling_rounds += closed_rounds([grpc_memory], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                                estimate=2000.0)["grpc_memory"]
                 raw_rounds.append(lg_raw.request(raw_msg, timeout=120))
             results["exchange_cert"] = merge_closed(cert_rounds)
             results["ratio_cert"] = paired_ratio(cert_rounds, raw_rounds)
             results["grpc_driver"] = merge_closed(floor_rounds)
             results["ratio_floor"] = paired_ratio(floor_rounds, raw_rounds)
+            results["grpc_memory"] = merge_closed(ceiling_rounds)
+            results["ratio_ceiling"] = paired_ratio(ceiling_rounds, raw_rounds)
+            results["ratio_exchange_ceiling"] = paired_ratio(ex_rounds, ceiling_rounds)
             results["ratio_exchange_floor"] = paired_ratio(ex_rounds, floor_rounds)
             results["ratio_cert_floor"] = paired_ratio(cert_rounds, floor_rounds)
             results["exchange"] = merge_closed(ex_rounds)
@@ -146,6 +154,10 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if floor:
         rows.append(["floor: bare grpc.aio whose Lookup awaits the same driver read (no auth, no decode)", fmt_num(r["grpc_driver"]["qps"]),
                      f"{fmt_ratio(floor['median'])} [{floor['min']:.2f}-{floor['max']:.2f}]", fmt_pcts(r["grpc_driver"]["latency_ms"])])
+    ceiling = r.get("ratio_ceiling")
+    if ceiling:
+        rows.append(["ceiling: bare grpc.aio answering the same bytes from memory (no read at all)", fmt_num(r["grpc_memory"]["qps"]),
+                     f"{fmt_ratio(ceiling['median'])} [{ceiling['min']:.2f}-{ceiling['max']:.2f}]", fmt_pcts(r["grpc_memory"]["latency_ms"])])
     return {
         "title": "lookup_cassandra: Lookup QPS on Cassandra vs the raw driver (ratio = exchange / driver)",
         "header": ["path", "QPS", "vs driver", "closed-loop p50/p99/p999 ms"],
@@ -166,7 +178,11 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         ] + ([
             f"Of the floor (what any gRPC service doing this one read reaches here): exchange {fmt_ratio(r['ratio_exchange_floor']['median'])}, "
             f"certificate identity {fmt_ratio(r['ratio_cert_floor']['median'])}."
-        ] if floor else []) + [
-        ],
+        ] if floor else []) + ([
+            f"Of the ceiling (a gRPC server that reads nothing, same client and concurrency): exchange "
+            f"{fmt_ratio(r['ratio_exchange_ceiling']['median'])}. 0.5x of the driver asks the exchange to answer "
+            f"from Cassandra at {fmt_ratio(0.5 / ceiling['median'] if ceiling['median'] else None)} of what gRPC alone answers from memory "
+            "on this machine.",
+        ] if ceiling else []),
         "data": r,
     }
