@@ -8,7 +8,10 @@ suite (``test_get_verdict_async_answers_what_get_verdict_answers``)."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 import threading
+from datetime import datetime, timedelta, timezone
 import weakref
 from typing import Any, Callable
 
@@ -18,6 +21,8 @@ from cassandra.cluster import NoHostAvailable
 
 from numrep.core.errors import StoreTimeout, StoreUnavailable
 from numrep.store.cassandra import CassandraStore
+from numrep.store.codec import verdict_to_json
+from numrep.core.model import Action, Verdict
 
 
 class _Answer:
@@ -37,9 +42,30 @@ class _Session:
         return _Answer(self.outcome)
 
 
-def _store(outcome: Any) -> CassandraStore:
+class _TableSession:
+    """Answers the verdict reads from ``table`` (number -> body), as the driver's rows."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+        self.asked: list[list[str]] = []
+
+    def execute_async(self, statement: Any, parameters: Any, execution_profile: Any = None) -> _Answer:
+        if " IN " in statement:
+            numbers = list(parameters[0])
+            rows: list[Any] = [_Row(n, self.table[n]) for n in numbers if n in self.table]
+        else:
+            numbers = [parameters[0]]
+            rows = [_Row(numbers[0], self.table[numbers[0]])] if numbers[0] in self.table else []
+        self.asked.append(numbers)
+        return _Answer(rows)
+
+
+_Row = collections.namedtuple("_Row", "number body")
+
+
+def _store(outcome: Any, session: Any = None) -> CassandraStore:
     store = CassandraStore.__new__(CassandraStore)  # no node: only the read path is exercised
-    store._session = _Session(outcome)  # type: ignore[assignment]
+    store._session = session or _Session(outcome)  # type: ignore[assignment]
     store._verdict_select = "SELECT body FROM verdicts WHERE number = ?"  # type: ignore[assignment]
     store._verdicts_select = "SELECT number, body FROM verdicts WHERE number IN ?"  # type: ignore[assignment]
     store._verdict_reads = weakref.WeakKeyDictionary()  # type: ignore[assignment]
@@ -82,3 +108,40 @@ def test_an_answer_after_the_loop_closed_is_dropped_quietly() -> None:
     finally:
         threading.excepthook = previous
     assert failures == []
+
+
+
+def _verdict(number: str) -> Verdict:
+    at = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    return Verdict(number=number, action=Action.WARN, category="fraud", spam_probability=0.5, confidence=0.5, contributions=(),
+                   computed_at=at, expires_at=at + timedelta(minutes=5), version=1, explanation="", label_count=1, flag_count=0)
+
+
+def test_numbers_asked_together_are_one_read_each_answered_with_its_own_verdict() -> None:
+    numbers = ["+12025550143", "+12025550188", "+12025550190"]
+    session = _TableSession({n: verdict_to_json(_verdict(n)) for n in numbers[:2]})
+    store = _store(None, session)
+
+    async def together() -> list[Verdict | None]:
+        return list(await asyncio.gather(*(store.get_verdict_async(n) for n in [*numbers, numbers[0]])))
+
+    assert asyncio.run(together()) == [_verdict(numbers[0]), _verdict(numbers[1]), None, _verdict(numbers[0])]
+    assert session.asked == [numbers]
+
+
+def test_rows_the_store_cannot_read_fail_their_callers_instead_of_leaving_them_waiting() -> None:
+    store = _store([("not a verdict row",)])
+
+    async def ask() -> Any:
+        return await asyncio.wait_for(store.get_verdict_async("+12025550143"), timeout=5)
+
+    with pytest.raises(AttributeError):
+        asyncio.run(ask())
+
+
+def test_the_reads_of_a_closed_event_loop_are_let_go() -> None:
+    store = _store([])
+    for _ in range(3):
+        asyncio.run(store.get_verdict_async("+12025550143"))
+    gc.collect()
+    assert len(store._verdict_reads) == 0

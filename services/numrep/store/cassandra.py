@@ -47,10 +47,11 @@ DEFAULT_DC = "datacenter1"
 LISTED_BUCKETS = 64
 FEED_SHARD = 0
 CONCURRENCY = 64
-# The verdict reads of calls (ReadCoalescer): one out at a time, and the numbers asked
-# for meanwhile go in the next, up to 50 in one; a read out 10 ms (ordinary ones take 1-3)
-# no longer holds the next back. Measured against a read per call: 1.3-2.0x the Lookups/s.
-VERDICT_READS_OUT = 1
+# The verdict reads of calls (ReadCoalescer): one send out at a time, and the numbers asked
+# for meanwhile go in the next, 50 to a read; a send out 10 ms (ordinary reads take 1-3) no
+# longer holds the next back. Measured against a read per call: 1.3-2.0x the Lookups/s.
+# A speculative execution (SPECULATE_AFTER_SECONDS) sends such a read again whole.
+VERDICT_SENDS_OUT = 1
 VERDICTS_PER_READ = 50
 VERDICT_READ_PATIENCE_SECONDS = 0.010
 RECONNECT_BASE_SECONDS = 0.5
@@ -119,6 +120,21 @@ def _settle_from_driver(loop: asyncio.AbstractEventLoop, future: "asyncio.Future
         loop.call_soon_threadsafe(_settle, future, result, error)
     except RuntimeError:  # that loop has closed (the server stopped): nobody waits any more
         pass
+
+
+def _bodies_from_driver(loop: asyncio.AbstractEventLoop, answer: "asyncio.Future[dict[str, str]]", numbers: Sequence[str],
+                        rows: Any) -> None:
+    """Called on the driver's thread with the rows of ``_verdict_bodies``' read. A failure
+    here goes to the waiting callers too: the driver would only log it, and they would wait."""
+    try:
+        if len(numbers) == 1:
+            found = {numbers[0]: rows[0].body} if rows else {}
+        else:
+            found = {row.number: row.body for row in rows}
+    except Exception as exc:  # noqa: BLE001
+        _settle_from_driver(loop, answer, None, exc)
+    else:
+        _settle_from_driver(loop, answer, found, None)
 
 
 def _settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
@@ -411,25 +427,23 @@ class CassandraStore(Store):
         reads = self._verdict_reads.get(loop)
         if reads is None:
             reads = self._verdict_reads[loop] = ReadCoalescer(
-                loop, functools.partial(self._verdict_bodies, loop),
-                max_reads=VERDICT_READS_OUT, max_keys=VERDICTS_PER_READ, patience=VERDICT_READ_PATIENCE_SECONDS)
+                self._verdict_bodies, max_sends=VERDICT_SENDS_OUT, max_keys=VERDICTS_PER_READ, patience=VERDICT_READ_PATIENCE_SECONDS)
         with _driver_errors():
             body = await reads.get(number)
         return None if body is None else verdict_from_json(body)
 
-    def _verdict_bodies(self, loop: asyncio.AbstractEventLoop, numbers: Sequence[str]) -> "asyncio.Future[dict[str, str]]":
-        """The stored verdicts (JSON) of distinct ``numbers``, as a future on ``loop``. One number is
-        a token-aware single-partition read; several are one ``IN`` read, whose coordinator asks
-        their replicas (on a cluster of more nodes than the replication factor, not all itself)."""
+    def _verdict_bodies(self, numbers: Sequence[str]) -> "asyncio.Future[dict[str, str]]":
+        """The stored verdicts (JSON) of distinct ``numbers``, as a future on the running loop.
+        One number is a token-aware single-partition read; several are one ``IN`` read, whose
+        coordinator asks their replicas (on more nodes than the replication factor, not all
+        itself), answering when the slowest of them has."""
+        loop = asyncio.get_running_loop()
         answer: asyncio.Future[dict[str, str]] = loop.create_future()
         if len(numbers) == 1:
-            only = numbers[0]
-            response = self._session.execute_async(self._verdict_select, (only,), execution_profile=CALL_PATH)
-            found: Callable[[Any], dict[str, str]] = lambda rows: {only: rows[0].body} if rows else {}
+            response = self._session.execute_async(self._verdict_select, (numbers[0],), execution_profile=CALL_PATH)
         else:
             response = self._session.execute_async(self._verdicts_select, (list(numbers),), execution_profile=CALL_PATH)
-            found = lambda rows: {row.number: row.body for row in rows}
-        response.add_callbacks(lambda rows: _settle_from_driver(loop, answer, found(rows), None),
+        response.add_callbacks(functools.partial(_bodies_from_driver, loop, answer, numbers),
                                lambda exc: _settle_from_driver(loop, answer, None, exc))
         return answer
 

@@ -2,120 +2,152 @@
 
 Each store read costs a process a request, a response and the hand-offs between
 the driver's thread and the event loop, whatever the row's size; under load
-those, not the rows, bound a server. So at most ``max_reads`` reads are out at
-once, and the keys asked for meanwhile wait and go out together in the next
-read (up to ``max_keys`` keys each) as soon as one returns. A quiet exchange
-sends each key alone at once and waits no longer than before; a busy one sends
-fewer, larger reads. A read out longer than ``patience`` seconds (a slow or hung
-node) stops holding the next one back, so no key waits for it longer than that.
+those, not the rows, bound a server. So at most ``max_sends`` sends are out at
+once, and the keys asked for meanwhile wait and all go out at the next send (in
+reads of up to ``max_keys`` keys) as soon as one returns. A quiet exchange sends
+each key alone at once; a busy one sends fewer, larger reads. A send out longer
+than ``patience`` seconds (a slow or hung node) stops holding the next one back,
+so no key waits for a send before its own longer than that.
+
+A read of several keys that fails is tried again key by key, so that a failure
+reaches only the callers whose own key fails (on Cassandra, a number whose
+replicas are down), not every caller that happened to share its read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Callable, Generic, Hashable, Mapping, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# Reads the keys given (distinct), answering the value of each key found.
+# Reads the keys given (distinct), answering the value of each key found, as a
+# future of the running event loop.
 ReadMany = Callable[[Sequence[K]], "asyncio.Future[Mapping[K, V]]"]
+Callers = dict[K, list["asyncio.Future[V | None]"]]
 
 
 class ReadCoalescer(Generic[K, V]):
-    """``get(key)`` on one event loop. A key asked for twice in one read is read once;
+    """``get(key)``, on one event loop. A key asked for twice in one send is read once;
     each caller has a future of its own, so one that gives up cancels no other's read."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_many: ReadMany[K, V], *, max_reads: int, max_keys: int,
-                 patience: float) -> None:
-        if max_reads < 1 or max_keys < 1 or not patience > 0:
-            raise ValueError("max_reads and max_keys must be at least 1, patience more than 0")
-        self.loop = loop
+    def __init__(self, read_many: ReadMany[K, V], *, max_sends: int, max_keys: int, patience: float) -> None:
+        if max_sends < 1 or max_keys < 1 or not patience > 0:
+            raise ValueError("max_sends and max_keys must be at least 1, patience more than 0")
         self._read_many = read_many
-        self._max_reads = max_reads
+        self._max_sends = max_sends
         self._max_keys = max_keys
         self._patience = patience
-        self._waiting: deque[tuple[K, asyncio.Future[V | None]]] = deque()
-        self._holding = 0  # reads out that hold the next one back (out, and for less than patience)
+        self._waiting: list[tuple[K, asyncio.Future[V | None]]] = []
+        self._holding = 0  # sends out for less than their patience
         self._scheduled = False
-        self.reads = 0  # store reads sent
-        self.asked = 0  # keys asked for by callers
+        self.reads = 0  # store reads started
+        self.keys_sent = 0  # keys in them
 
     def get(self, key: K) -> "asyncio.Future[V | None]":
-        answer: asyncio.Future[V | None] = self.loop.create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[V | None] = loop.create_future()
         self._waiting.append((key, answer))
-        self._schedule()
+        self._schedule(loop)
         return answer
 
-    def _schedule(self) -> None:
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         # At the end of this turn of the loop, so that keys asked for in the same turn go together.
-        if self._waiting and not self._scheduled and self._holding < self._max_reads:
+        if self._waiting and not self._scheduled and self._holding < self._max_sends:
             self._scheduled = True
-            self.loop.call_soon(self._send)
+            loop.call_soon(self._send)
 
     def _send(self) -> None:
         self._scheduled = False
-        waiting = self._waiting
-        while waiting and self._holding < self._max_reads:
-            callers: dict[K, list[asyncio.Future[V | None]]] = {}
-            while waiting and len(callers) < self._max_keys:
-                key, answer = waiting.popleft()
-                self.asked += 1
-                if not answer.done():  # else its caller gave up while it waited
-                    callers.setdefault(key, []).append(answer)
-            if callers:
-                self._start(callers)
+        waiting, self._waiting = self._waiting, []
+        callers: Callers[K, V] = {}
+        for key, answer in waiting:
+            if not answer.done():  # else its caller gave up while it waited
+                callers.setdefault(key, []).append(answer)
+        if not callers:
+            return
+        keys = list(callers)
+        chunks = [keys[low:low + self._max_keys] for low in range(0, len(keys), self._max_keys)]
+        loop = asyncio.get_running_loop()
+        place = _Place(self._release, len(chunks))
+        place.timer = loop.call_later(self._patience, place.give_up)
+        self._holding += 1
+        for chunk in chunks:
+            self._start({key: callers[key] for key in chunk}, place)
 
-    def _start(self, callers: dict[K, list["asyncio.Future[V | None]"]]) -> None:
+    def _release(self) -> None:
+        self._holding -= 1
+        self._schedule(asyncio.get_running_loop())
+
+    def _start(self, callers: Callers[K, V], place: _Place | None) -> None:
         self.reads += 1
+        self.keys_sent += len(callers)
         try:
             read = self._read_many(list(callers))
         except Exception as exc:  # noqa: BLE001 - the callers get it, as they would from the read
-            _settle(callers, {}, exc)
+            if place is not None:
+                place.read_returned()
+            self._failed(callers, exc)
             return
-        hold = _Hold(self)
-        hold.timer = self.loop.call_later(self._patience, hold.release)
-        read.add_done_callback(lambda done: self._returned(done, callers, hold))
+        read.add_done_callback(lambda done: self._returned(done, callers, place))
 
-    def _returned(self, read: "asyncio.Future[Mapping[K, V]]", callers: Mapping[K, list["asyncio.Future[V | None]"]],
-                  hold: "_Hold") -> None:
-        hold.release()
+    def _returned(self, read: "asyncio.Future[Mapping[K, V]]", callers: Callers[K, V], place: _Place | None) -> None:
+        if place is not None:
+            place.read_returned()
         if read.cancelled():
             for answers in callers.values():
                 for answer in answers:
                     answer.cancel()
             return
         error = read.exception()
-        _settle(callers, {} if error is not None else read.result(), error)
+        if error is not None:
+            self._failed(callers, error)
+            return
+        found = read.result()
+        for key, answers in callers.items():
+            _answer_each(answers, found.get(key), None)
+
+    def _failed(self, callers: Callers[K, V], error: BaseException) -> None:
+        if len(callers) == 1:
+            for answers in callers.values():
+                _answer_each(answers, None, error)
+            return
+        for key, answers in callers.items():  # each alone, outside the sends' places
+            if not all(answer.done() for answer in answers):
+                self._start({key: answers}, None)
 
 
-class _Hold:
-    """One read's place among the ``max_reads``, given up when it returns or runs out of patience."""
+class _Place:
+    """A send's place among the ``max_sends``: given up when its last read returns or
+    when its patience runs out, whichever comes first."""
 
-    __slots__ = ("_owner", "timer")
+    __slots__ = ("_release", "_reads_out", "timer")
 
-    def __init__(self, owner: ReadCoalescer) -> None:
-        self._owner: ReadCoalescer | None = owner
+    def __init__(self, release: Callable[[], None], reads: int) -> None:
+        self._release: Callable[[], None] | None = release
+        self._reads_out = reads
         self.timer: asyncio.TimerHandle | None = None
-        owner._holding += 1  # noqa: SLF001 - the coalescer's own bookkeeping
 
-    def release(self) -> None:
-        owner, self._owner = self._owner, None
-        if owner is None:
+    def read_returned(self) -> None:
+        self._reads_out -= 1
+        if self._reads_out == 0:
+            self.give_up()
+
+    def give_up(self) -> None:
+        release, self._release = self._release, None
+        if release is None:
             return
         if self.timer is not None:
             self.timer.cancel()
-        owner._holding -= 1  # noqa: SLF001
-        owner._schedule()  # noqa: SLF001
+        release()
 
 
-def _settle(callers: Mapping[K, list["asyncio.Future[V | None]"]], found: Mapping[K, V], error: BaseException | None) -> None:
-    for key, answers in callers.items():
-        for answer in answers:
-            if answer.done():  # the caller gave up (its RPC was cancelled)
-                continue
-            if error is not None:
-                answer.set_exception(error)
-            else:
-                answer.set_result(found.get(key))
+def _answer_each(answers: list["asyncio.Future[V | None]"], value: V | None, error: BaseException | None) -> None:
+    for answer in answers:
+        if answer.done():  # the caller gave up (its RPC was cancelled)
+            continue
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value)
