@@ -49,7 +49,7 @@ FEED_SHARD = 0
 CONCURRENCY = 64
 # The verdict reads of calls (ReadCoalescer): one send out at a time, and the numbers asked
 # for meanwhile go in the next, 50 to a read; a send out 10 ms (ordinary reads take 1-3) no
-# longer holds the next back. Measured against a read per call: 1.3-2.0x the Lookups/s.
+# longer holds the next back. Against a read per call: 1.4-1.7x the Lookups/s (medians, same run).
 # A speculative execution (SPECULATE_AFTER_SECONDS) sends such a read again whole.
 VERDICT_SENDS_OUT = 1
 VERDICTS_PER_READ = 50
