@@ -1,9 +1,10 @@
 """The Cassandra store's event-loop read (``get_verdict_async``) settles the
 driver's own future from the driver's thread, and maps driver failures to the
-exchange's store errors exactly as the blocking reads do. The failures are made
-by a stand-in for the driver session that answers from another thread, as the
-driver's event loop does; the answers on a live node are in the conformance
-suite (``test_get_verdict_async_answers_what_get_verdict_answers``)."""
+exchange's store errors exactly as the blocking reads do; numbers asked together
+are one read; rows it cannot read fail their callers; a closed loop's reads are
+let go. The driver is a stand-in session that answers from another thread, as
+the driver's event loop does; the answers on a live node are in the conformance
+suite (``test_get_verdict_async_*``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import asyncio
 import collections
 import gc
 import threading
-from datetime import datetime, timedelta, timezone
 import weakref
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
@@ -20,9 +21,9 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from numrep.core.errors import StoreTimeout, StoreUnavailable
+from numrep.core.model import Action, Verdict
 from numrep.store.cassandra import CassandraStore
 from numrep.store.codec import verdict_to_json
-from numrep.core.model import Action, Verdict
 
 
 class _Answer:
@@ -42,6 +43,9 @@ class _Session:
         return _Answer(self.outcome)
 
 
+_Row = collections.namedtuple("_Row", "number body")
+
+
 class _TableSession:
     """Answers the verdict reads from ``table`` (number -> body), as the driver's rows."""
 
@@ -58,9 +62,6 @@ class _TableSession:
             rows = [_Row(numbers[0], self.table[numbers[0]])] if numbers[0] in self.table else []
         self.asked.append(numbers)
         return _Answer(rows)
-
-
-_Row = collections.namedtuple("_Row", "number body")
 
 
 def _store(outcome: Any, session: Any = None) -> CassandraStore:
@@ -108,7 +109,6 @@ def test_an_answer_after_the_loop_closed_is_dropped_quietly() -> None:
     finally:
         threading.excepthook = previous
     assert failures == []
-
 
 
 def _verdict(number: str) -> Verdict:

@@ -422,7 +422,7 @@ class CassandraStore(Store):
 
     async def get_verdict_async(self, number: str) -> Verdict | None:
         # The driver's own future, settled on the event loop: no worker thread per read; and
-        # the numbers asked for while a read is out go out together in the next (ReadCoalescer).
+        # the numbers asked for while a send is out go together in the next (ReadCoalescer).
         loop = asyncio.get_running_loop()
         reads = self._verdict_reads.get(loop)
         if reads is None:
