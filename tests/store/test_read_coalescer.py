@@ -60,252 +60,219 @@ async def turn() -> None:
         await asyncio.sleep(0)
 
 
+def on_a_loop(test: Callable[[Reads], Awaitable[None]]) -> Callable[[], None]:
+    """``test`` given a new ``Reads``, as ``run`` runs it: a plain test function for pytest."""
+    def run_test() -> None:
+        run(lambda: test(Reads()))
+
+    run_test.__name__, run_test.__qualname__, run_test.__doc__ = test.__name__, test.__qualname__, test.__doc__
+    return run_test
+
+
 def coalescer(reads: Any, *, max_sends: int = 1, max_keys: int = 50, patience: float = 60.0) -> ReadCoalescer[str, int]:
     return ReadCoalescer(reads, max_sends=max_sends, max_keys=max_keys, patience=patience)
 
 
-def test_a_lone_key_is_read_alone_and_at_once() -> None:
-    async def test() -> None:
-        reads = Reads()
-        answer = coalescer(reads).get("a")
-        await turn()
-        assert reads.sent == [["a"]]
-        reads.answer(0)
-        assert await answer == 1
-
-    run(test)
+@on_a_loop
+async def test_a_lone_key_is_read_alone_and_at_once(reads: Reads) -> None:
+    answer = coalescer(reads).get("a")
+    await turn()
+    assert reads.sent == [["a"]]
+    reads.answer(0)
+    assert await answer == 1
 
 
-def test_keys_asked_in_one_turn_go_in_one_read_and_a_key_not_found_is_none() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        answers = [c.get(k) for k in ["a", "b", "x"]]
-        await turn()
-        assert reads.sent == [["a", "b", "x"]]
-        reads.answer(0)
-        assert [await a for a in answers] == [1, 2, None]
-
-    run(test)
+@on_a_loop
+async def test_keys_asked_in_one_turn_go_in_one_read_and_a_key_not_found_is_none(reads: Reads) -> None:
+    c = coalescer(reads)
+    answers = [c.get(k) for k in ["a", "b", "x"]]
+    await turn()
+    assert reads.sent == [["a", "b", "x"]]
+    reads.answer(0)
+    assert [await a for a in answers] == [1, 2, None]
 
 
-def test_keys_asked_while_a_send_is_out_wait_and_go_together_when_it_returns() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        first = c.get("a")
-        await turn()
-        later = [c.get("b"), c.get("c"), c.get("x")]
-        await turn()
-        assert reads.sent == [["a"]], "nothing more is sent while the one send allowed is out"
-        reads.answer(0)
-        await turn()
-        assert reads.sent == [["a"], ["b", "c", "x"]]
-        reads.answer(1)
-        assert await first == 1
-        assert [await a for a in later] == [2, 3, None]
-        assert (c.reads, c.keys_sent) == (2, 4)
-
-    run(test)
+@on_a_loop
+async def test_keys_asked_while_a_send_is_out_wait_and_go_together_when_it_returns(reads: Reads) -> None:
+    c = coalescer(reads)
+    first = c.get("a")
+    await turn()
+    later = [c.get("b"), c.get("c"), c.get("x")]
+    await turn()
+    assert reads.sent == [["a"]], "nothing more is sent while the one send allowed is out"
+    reads.answer(0)
+    await turn()
+    assert reads.sent == [["a"], ["b", "c", "x"]]
+    reads.answer(1)
+    assert await first == 1
+    assert [await a for a in later] == [2, 3, None]
+    assert (c.reads, c.keys_sent) == (2, 4)
 
 
-def test_max_sends_sends_may_be_out_at_once() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads, max_sends=2)
-        c.get("a")
-        await turn()
-        c.get("b")
-        await turn()
-        c.get("c")
-        await turn()
-        assert reads.sent == [["a"], ["b"]]
-        reads.answer(1)
-        await turn()
-        assert reads.sent == [["a"], ["b"], ["c"]]
-
-    run(test)
+@on_a_loop
+async def test_max_sends_sends_may_be_out_at_once(reads: Reads) -> None:
+    c = coalescer(reads, max_sends=2)
+    c.get("a")
+    await turn()
+    c.get("b")
+    await turn()
+    c.get("c")
+    await turn()
+    assert reads.sent == [["a"], ["b"]]
+    reads.answer(1)
+    await turn()
+    assert reads.sent == [["a"], ["b"], ["c"]]
 
 
-def test_a_key_asked_twice_in_one_send_is_read_once_and_answers_both() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        answers = [c.get("a"), c.get("b"), c.get("a")]
-        await turn()
-        assert reads.sent == [["a", "b"]]
-        reads.answer(0)
-        assert [await a for a in answers] == [1, 2, 1]
-
-    run(test)
+@on_a_loop
+async def test_a_key_asked_twice_in_one_send_is_read_once_and_answers_both(reads: Reads) -> None:
+    c = coalescer(reads)
+    answers = [c.get("a"), c.get("b"), c.get("a")]
+    await turn()
+    assert reads.sent == [["a", "b"]]
+    reads.answer(0)
+    assert [await a for a in answers] == [1, 2, 1]
 
 
-def test_every_key_waiting_goes_at_the_next_send_in_reads_of_max_keys() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads, max_keys=2)
-        answers = [c.get(k) for k in ["a", "b", "c", "x", "y"]]
-        await turn()
-        assert reads.sent == [["a", "b"], ["c", "x"], ["y"]]
-        more = c.get("a")
-        reads.answer(0)
-        reads.answer(2)
-        await turn()
-        assert len(reads.sent) == 3, "the send is out until its last read returns"
-        reads.answer(1)
-        await turn()
-        assert reads.sent[3:] == [["a"]]
-        reads.answer(3)
-        assert [await a for a in answers] + [await more] == [1, 2, 3, None, None, 1]
-
-    run(test)
+@on_a_loop
+async def test_every_key_waiting_goes_at_the_next_send_in_reads_of_max_keys(reads: Reads) -> None:
+    c = coalescer(reads, max_keys=2)
+    answers = [c.get(k) for k in ["a", "b", "c", "x", "y"]]
+    await turn()
+    assert reads.sent == [["a", "b"], ["c", "x"], ["y"]]
+    more = c.get("a")
+    reads.answer(0)
+    reads.answer(2)
+    await turn()
+    assert len(reads.sent) == 3, "the send is out until its last read returns"
+    reads.answer(1)
+    await turn()
+    assert reads.sent[3:] == [["a"]]
+    reads.answer(3)
+    assert [await a for a in answers] + [await more] == [1, 2, 3, None, None, 1]
 
 
-def test_a_failed_read_of_several_keys_is_tried_key_by_key_and_fails_only_the_key_that_fails_alone() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        answers = {k: c.get(k) for k in ["a", "b"]}
-        await turn()
-        reads.fail(0, TimeoutError("a replica of b did not answer"))
-        await turn()
-        assert reads.sent == [["a", "b"], ["a"], ["b"]]
-        reads.answer(1)
-        reads.fail(2, TimeoutError("a replica of b did not answer"))
-        assert await answers["a"] == 1
-        with pytest.raises(TimeoutError, match="a replica of b did not answer"):
-            await answers["b"]
-
-    run(test)
+@on_a_loop
+async def test_a_failed_read_of_several_keys_is_tried_key_by_key_and_fails_only_the_key_that_fails_alone(reads: Reads) -> None:
+    c = coalescer(reads)
+    answers = {k: c.get(k) for k in ["a", "b"]}
+    await turn()
+    reads.fail(0, TimeoutError("a replica of b did not answer"))
+    await turn()
+    assert reads.sent == [["a", "b"], ["a"], ["b"]]
+    reads.answer(1)
+    reads.fail(2, TimeoutError("a replica of b did not answer"))
+    assert await answers["a"] == 1
+    with pytest.raises(TimeoutError, match="a replica of b did not answer"):
+        await answers["b"]
 
 
-def test_a_key_whose_callers_all_gave_up_is_not_tried_again() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        gave_up, stays = c.get("a"), c.get("b")
-        await turn()
-        gave_up.cancel()
-        reads.fail(0, TimeoutError("the node did not answer"))
-        await turn()
-        assert reads.sent == [["a", "b"], ["b"]]
-        reads.answer(1)
-        assert await stays == 2
-
-    run(test)
+@on_a_loop
+async def test_a_key_whose_callers_all_gave_up_is_not_tried_again(reads: Reads) -> None:
+    c = coalescer(reads)
+    gave_up, stays = c.get("a"), c.get("b")
+    await turn()
+    gave_up.cancel()
+    reads.fail(0, TimeoutError("the node did not answer"))
+    await turn()
+    assert reads.sent == [["a", "b"], ["b"]]
+    reads.answer(1)
+    assert await stays == 2
 
 
-def test_after_a_failed_read_the_next_send_still_goes() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        failing = c.get("a")
-        await turn()
-        after = c.get("c")
-        reads.fail(0, TimeoutError("the node did not answer"))
-        with pytest.raises(TimeoutError, match="the node did not answer"):
-            await failing
-        await turn()
-        assert reads.sent == [["a"], ["c"]]
-        reads.answer(1)
-        assert await after == 3
-
-    run(test)
+@on_a_loop
+async def test_after_a_failed_read_the_next_send_still_goes(reads: Reads) -> None:
+    c = coalescer(reads)
+    failing = c.get("a")
+    await turn()
+    after = c.get("c")
+    reads.fail(0, TimeoutError("the node did not answer"))
+    with pytest.raises(TimeoutError, match="the node did not answer"):
+        await failing
+    await turn()
+    assert reads.sent == [["a"], ["c"]]
+    reads.answer(1)
+    assert await after == 3
 
 
-def test_a_read_that_cannot_start_fails_its_callers_and_holds_nothing() -> None:
-    async def test() -> None:
-        reads = Reads()
-        broken = True
+@on_a_loop
+async def test_a_read_that_cannot_start_fails_its_callers_and_holds_nothing(reads: Reads) -> None:
+    broken = True
 
-        def read_many(keys: Sequence[str]) -> "asyncio.Future[Mapping[str, int]]":
-            if broken:
-                raise ConnectionError("no host available")
-            return reads(keys)
+    def read_many(keys: Sequence[str]) -> "asyncio.Future[Mapping[str, int]]":
+        if broken:
+            raise ConnectionError("no host available")
+        return reads(keys)
 
-        c = coalescer(read_many)
-        with pytest.raises(ConnectionError, match="no host available"):
-            await c.get("a")
-        broken = False
-        answer = c.get("b")
-        await turn()
-        assert reads.sent == [["b"]]
-        reads.answer(0)
-        assert await answer == 2
-
-    run(test)
+    c = coalescer(read_many)
+    with pytest.raises(ConnectionError, match="no host available"):
+        await c.get("a")
+    broken = False
+    answer = c.get("b")
+    await turn()
+    assert reads.sent == [["b"]]
+    reads.answer(0)
+    assert await answer == 2
 
 
-def test_a_caller_that_gives_up_cancels_no_one_else_and_is_not_read_if_still_waiting() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        first = c.get("a")
-        await turn()
-        gave_up, stays, withdrawn = c.get("b"), c.get("b"), c.get("c")
-        gave_up.cancel()
-        withdrawn.cancel()
-        reads.answer(0)
-        await turn()
-        assert reads.sent == [["a"], ["b"]], "a key whose only caller left is not read"
-        reads.answer(1)
-        assert (await first, await stays) == (1, 2)
-        assert gave_up.cancelled()
-
-    run(test)
+@on_a_loop
+async def test_a_caller_that_gives_up_cancels_no_one_else_and_is_not_read_if_still_waiting(reads: Reads) -> None:
+    c = coalescer(reads)
+    first = c.get("a")
+    await turn()
+    gave_up, stays, withdrawn = c.get("b"), c.get("b"), c.get("c")
+    gave_up.cancel()
+    withdrawn.cancel()
+    reads.answer(0)
+    await turn()
+    assert reads.sent == [["a"], ["b"]], "a key whose only caller left is not read"
+    reads.answer(1)
+    assert (await first, await stays) == (1, 2)
+    assert gave_up.cancelled()
 
 
-def test_a_caller_that_gives_up_after_its_read_went_out_is_left_alone_when_it_returns() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        gave_up, stays = c.get("a"), c.get("b")
-        await turn()
-        gave_up.cancel()
-        reads.answer(0)  # settling the cancelled caller would fail in a loop callback (see run)
-        assert await stays == 2
-        failing_late = c.get("a")
-        await turn()
-        failing_late.cancel()
-        reads.fail(1, TimeoutError("late"))
-
-    run(test)
+@on_a_loop
+async def test_a_caller_that_gives_up_after_its_read_went_out_is_left_alone_when_it_returns(reads: Reads) -> None:
+    c = coalescer(reads)
+    gave_up, stays = c.get("a"), c.get("b")
+    await turn()
+    gave_up.cancel()
+    reads.answer(0)  # settling the cancelled caller would fail in a loop callback (see run)
+    assert await stays == 2
+    failing_late = c.get("a")
+    await turn()
+    failing_late.cancel()
+    reads.fail(1, TimeoutError("late"))
 
 
-def test_a_cancelled_read_cancels_its_callers() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads)
-        answers = [c.get("a"), c.get("b")]
-        await turn()
-        reads.pending[0].cancel()
-        await turn()
-        assert all(answer.cancelled() for answer in answers)
-
-    run(test)
+@on_a_loop
+async def test_a_cancelled_read_cancels_its_callers(reads: Reads) -> None:
+    c = coalescer(reads)
+    answers = [c.get("a"), c.get("b")]
+    await turn()
+    reads.pending[0].cancel()
+    await turn()
+    assert all(answer.cancelled() for answer in answers)
 
 
-def test_a_send_out_longer_than_its_patience_stops_holding_the_next_back() -> None:
-    async def test() -> None:
-        reads = Reads()
-        c = coalescer(reads, patience=0.02, max_keys=2)
-        stuck = c.get("a")
-        await turn()
-        waiting = [c.get(k) for k in ["b", "c", "x"]]
-        await turn()
-        assert reads.sent == [["a"]]
-        await asyncio.sleep(0.05)
-        assert reads.sent == [["a"], ["b", "c"], ["x"]], "every key waiting goes once the stuck send ran out of patience"
-        reads.answer(1)
-        reads.answer(2)
-        assert [await a for a in waiting] == [2, 3, None]
-        reads.answer(0)  # the stuck read returns at last: its caller is answered, nothing else moves
-        assert await stuck == 1
-        c.get("c")
-        await turn()
-        assert reads.sent[-1] == ["c"]
-
-    run(test)
+@on_a_loop
+async def test_a_send_out_longer_than_its_patience_stops_holding_the_next_back(reads: Reads) -> None:
+    c = coalescer(reads, patience=0.02, max_keys=2)
+    stuck = c.get("a")
+    await turn()
+    waiting = [c.get(k) for k in ["b", "c", "x"]]
+    await turn()
+    assert reads.sent == [["a"]]
+    await asyncio.sleep(0.05)
+    assert reads.sent == [["a"], ["b", "c"], ["x"]], "every key waiting goes once the stuck send ran out of patience"
+    reads.answer(1)
+    reads.answer(2)
+    assert [await a for a in waiting] == [2, 3, None]
+    reads.answer(0)  # the stuck read returns at last: its caller is answered, nothing else moves
+    assert await stuck == 1
+    c.get("c")
+    await turn()
+    assert reads.sent[-1] == ["c"]
 
 
 def test_nonsense_limits_are_refused() -> None:

@@ -40,7 +40,7 @@ from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_rows import applied, named_rows
 from numrep.store.cassandra_schema import migrate
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
-from numrep.store.read_coalescer import ReadCoalescer
+from numrep.store.read_coalescer import ReadCoalescer, settle
 
 DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
@@ -117,7 +117,7 @@ def _settle_from_driver(loop: asyncio.AbstractEventLoop, future: "asyncio.Future
                         error: BaseException | None) -> None:
     """Called on the driver's thread: hand the answer to the loop that waits for it."""
     try:
-        loop.call_soon_threadsafe(_settle, future, result, error)
+        loop.call_soon_threadsafe(settle, future, result, error)
     except RuntimeError:  # that loop has closed (the server stopped): nobody waits any more
         pass
 
@@ -135,15 +135,6 @@ def _bodies_from_driver(loop: asyncio.AbstractEventLoop, answer: "asyncio.Future
         _settle_from_driver(loop, answer, None, exc)
     else:
         _settle_from_driver(loop, answer, found, None)
-
-
-def _settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller gave up (its RPC was cancelled)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class CassandraStore(Store):

@@ -17,7 +17,7 @@ replicas are down), not every caller that happened to share its read.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Generic, Hashable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Generic, Hashable, Mapping, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -145,9 +145,14 @@ class _Place:
 
 def _answer_each(answers: list["asyncio.Future[V | None]"], value: V | None, error: BaseException | None) -> None:
     for answer in answers:
-        if answer.done():  # the caller gave up (its RPC was cancelled)
-            continue
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(value)
+        settle(answer, value, error)
+
+
+def settle(future: "asyncio.Future[Any]", value: Any, error: BaseException | None) -> None:
+    """``future`` given ``error`` or else ``value``, unless its waiter has given up (it is done)."""
+    if future.done():  # the caller gave up (its RPC was cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
