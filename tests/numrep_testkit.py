@@ -157,6 +157,7 @@ class RpcInfo:
     method: str
     request_class: type
     server_streaming: bool
+    client_streaming: bool = False  # then ``RawCaller.call`` sends its one request as the whole stream
 
 
 def _rpcs() -> dict[str, RpcInfo]:
@@ -167,7 +168,8 @@ def _rpcs() -> dict[str, RpcInfo]:
             for method in service.methods:
                 name = f"{service.name}/{method.name}"
                 found[name] = RpcInfo(
-                    name, stub, method.name, message_factory.GetMessageClass(method.input_type), method.server_streaming
+                    name, stub, method.name, message_factory.GetMessageClass(method.input_type), method.server_streaming,
+                    method.client_streaming,
                 )
     return found
 
@@ -197,9 +199,10 @@ class RawCaller:
         stub = info.stub_class(self.channel)
         request = request if request is not None else info.request_class()
         method = getattr(stub, info.method)
+        sent = iter([request]) if info.client_streaming else request
         try:
             if info.server_streaming:
-                response: Any = list(method(request, metadata=tuple(metadata), timeout=timeout))
+                response: Any = list(method(sent, metadata=tuple(metadata), timeout=timeout))
             else:
                 response = method(request, metadata=tuple(metadata), timeout=timeout)
         except grpc.RpcError as exc:

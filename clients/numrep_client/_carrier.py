@@ -70,6 +70,7 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
 from numrep_client._sessions import SessionKeeper
+from numrep_client._stream import DEFAULT_ROTATE_AFTER, LookupStreamClient
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -990,6 +991,14 @@ class AsyncCarrierClient:
     """The asyncio form of :class:`CarrierClient` over a ``grpc.aio`` channel,
     with the same options, decisions, fail-open rules, breaker, cache and stats.
 
+    ``stream=True``: ``check`` sends each lookup on one long-lived
+    ``LookupStream`` (:mod:`numrep_client._stream`) instead of a Lookup call per
+    number: the exchange spends a fraction of a call on each, and no token is
+    signed or MAC'd per lookup (the stream is authenticated when it opens). The
+    decisions are the same; a lookup the exchange refuses on its own (an invalid
+    number, the rate exceeded) is decided as the same Lookup refusal would be.
+    ``stream_rotate_after`` (seconds): when a new stream replaces the open one.
+
     Use it from one event loop: the channel is created on the first call (or
     on ``await wait_ready()``) inside the running loop and belongs to it.
     ``await close()`` (or ``async with``) when done.
@@ -1014,6 +1023,8 @@ class AsyncCarrierClient:
         channel: grpc.aio.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
         sessions: bool = True,
+        stream: bool = False,
+        stream_rotate_after: float = DEFAULT_ROTATE_AFTER,
     ) -> None:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
@@ -1022,6 +1033,9 @@ class AsyncCarrierClient:
         )
         self._core.start_session = self._start_session
         self._session_task: asyncio.Task[None] | None = None
+        self._stream = stream
+        self._stream_rotate_after = stream_rotate_after
+        self._lookups: LookupStreamClient | None = None
         self.target = target
         self.raise_on_invalid = raise_on_invalid
         self._channel_options = list(channel_options)
@@ -1094,9 +1108,17 @@ class AsyncCarrierClient:
             await self._open_session(min(left, SESSION_RPC_TIMEOUT))
         return True
 
+    def _stream_lookups(self) -> LookupStreamClient:
+        if self._lookups is None:
+            self._lookups = LookupStreamClient(self._lookup(), self._core.metadata, rotate_after=self._stream_rotate_after)
+        return self._lookups
+
     async def close(self) -> None:
         if self._session_task is not None and not self._session_task.done():
             self._session_task.cancel()
+        if self._lookups is not None:
+            await self._lookups.close()
+            self._lookups = None
         if self._owns_channel and self._channel is not None:
             await self._channel.close()
         self._channel, self._stub = None, None
@@ -1123,6 +1145,9 @@ class AsyncCarrierClient:
         if not core.breaker.allow():
             return core.finish(fail_open(pending.number, "circuit_open", "circuit breaker open: not asking the exchange"), started)
         try:
+            if self._stream:
+                decision = await self._stream_check(pending, context, budget, started)
+                return self._done(core.finish(decision, started))
             stub = self._lookup()
             metadata = core.metadata()
             remaining = budget - (time.perf_counter() - started)
@@ -1146,6 +1171,27 @@ class AsyncCarrierClient:
             core.breaker.release()
             decision = core.on_client_error(pending, exc)
         return self._done(core.finish(decision, started))
+
+    async def _stream_check(self, pending: _Pending, context: lookup_pb2.CallContext | None, budget: float,
+                            started: float) -> CallDecision:
+        core = self._core
+        request = lookup_pb2.LookupRequest(number=pending.number, context=context)
+        lookup = asyncio.ensure_future(self._stream_lookups().lookup(request))
+        try:
+            done, _ = await asyncio.wait((lookup,), timeout=core.wait_budget(budget - (time.perf_counter() - started)))
+        except asyncio.CancelledError:
+            lookup.cancel()
+            raise
+        if lookup not in done:
+            lookup.cancel()  # forgotten: its answer, if it comes, is dropped
+            return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
+        try:
+            answer = lookup.result()
+        except grpc.aio.AioRpcError as exc:
+            return core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
+        if answer.error_code:
+            return core.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message)
+        return core.on_verdict(pending, answer.verdict)
 
     async def check_many(self, numbers: Sequence[str], *, deadline: float | None = None) -> list[CallDecision]:
         """See :meth:`CarrierClient.check_many`."""

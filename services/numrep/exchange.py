@@ -88,6 +88,8 @@ class ExchangeConfig:
     flag_max_age: timedelta = timedelta(days=365)
     reconciler: str = "trust"  # "trust": the learned trust engine; "v1": role-weighted reconciliation
     verdict_cache_entries: int = DEFAULT_VERDICT_CACHE  # batch lookups' verdicts held in memory, where the store allows (0 = none)
+    # How long one LookupStream may stay open on the proof it opened with: then the caller proves itself again.
+    lookup_stream_lifetime: timedelta = timedelta(hours=1)
     # The regulator confirms labels: its word is not capped like a competitor's.
     trust: TrustConfig = field(default_factory=lambda: TrustConfig(exempt_roles=frozenset({Role.REGULATOR})))
 
@@ -193,6 +195,16 @@ class Exchange:
             return Proof(participant, kid, "token")
         except JwsRejected as exc:
             raise Unauthenticated(f"bearer token rejected ({exc.reason}): {exc.message}", exc.reason) from None
+
+    def check_still_proven(self, proof: Proof) -> None:
+        """For a stream that outlives the call that opened it: ``Unauthenticated``
+        once ``proof``'s participant is gone or its key revoked (as the registry's
+        short cache sees it)."""
+        participant = self.participant(proof.participant.id)
+        key = None if participant is None else next((k for k in participant.keys if k.kid == proof.kid), None)
+        if key is None or not key.valid_at(self.clock()):
+            raise Unauthenticated(f"key {proof.kid!r} of participant {proof.participant.id!r}, which opened this stream, "
+                                  "is revoked or no longer registered", "revoked_key")
 
     def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
         """A call session for ``proof``'s participant, bound to the key it proved

@@ -21,6 +21,7 @@ RPC_CLASS = {
     "LookupService/Lookup": "lookup",
     "LookupService/BatchLookup": "batch",
     "LookupService/PrefixLookup": "lookup",
+    "LookupService/LookupStream": "lookup",  # opening it; each lookup on it counts as one more
     "PublishService/Publish": "write",
     "PublishService/Retract": "write",
     "FlagsService/SubmitFlags": "write",

@@ -92,6 +92,12 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_stream is not None:  # the caller is admitted once, when its stream opens
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(rpc, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> Proof:
@@ -140,6 +146,7 @@ class ExchangeInterceptor(grpc.aio.ServerInterceptor):
         return wrapper
 
     def _stream(self, rpc: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        """``behavior`` answers with a stream: to one request, or to a stream of them."""
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             refused: NumrepError | None = None
             try:

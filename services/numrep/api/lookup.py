@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Sequence
+from typing import AsyncIterator, Sequence
 
 import grpc
 from opentelemetry import trace
 
-from numrep.api.auth import run_blocking
+from numrep.api.auth import current_proof, run_blocking
 from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, fill_verdict, timestamp, verdict_to_pb
 from numrep.core.errors import NumrepError, StoreTimeout
@@ -15,7 +15,8 @@ from numrep.core.model import Verdict
 from numrep.core.consent import ConsentCheck
 from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
-from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded, verdict_with_expiry
+from numrep.api.lookup_stream import AnswerStream
+from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded, stream_answer, verdict_with_expiry
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -40,12 +41,41 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:  # the carrier has given up: spare the store
             raise StoreTimeout("the call's deadline passed before the lookup started", "deadline_passed")
+        verdict, action = await self._answer(request)
+        trace.get_current_span().set_attribute("numrep.verdict.action", action)
+        self._answered(action, started)
+        return verdict
+
+    async def LookupStream(
+        self, requests: AsyncIterator[lookup_pb2.LookupStreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """Encoded LookupStreamResponses (sent as they are: see ``add_to_server``);
+        ``numrep.api.lookup_stream`` says how lookups on a stream are answered."""
+        proof, exchange = current_proof(), self._exchange
+
+        def admit() -> None:  # each lookup as one Lookup call: the caller's role and lookup rate
+            exchange.authorize("LookupService/Lookup", proof.participant, proof.via)
+
+        stream = AnswerStream(self._stream_answer, admit, lambda: exchange.check_still_proven(proof),
+                              lifetime=exchange.config.lookup_stream_lifetime.total_seconds(),
+                              max_lookups=exchange.config.limits.max_batch_lookup)
+        async for response in stream.serve(requests):
+            yield response
+
+    async def _stream_answer(self, lookup: lookup_pb2.StreamLookup) -> bytes:
+        started = time.perf_counter()
+        verdict, action = await self._answer(lookup.request)
+        self._answered(action, started)
+        return stream_answer(lookup.id, verdict if isinstance(verdict, bytes) else verdict.SerializeToString())
+
+    async def _answer(self, request: lookup_pb2.LookupRequest) -> tuple[common_pb2.Verdict | bytes, str]:
+        """The verdict as Lookup sends it (a stored verdict asked without a call
+        context: its stored encoding with this call's expiry), and its action."""
         call = request.context
         answer = await self._exchange.answer_async(request.number)
         if answer is not None and answer.stored is not None and not call.identity_header and not call.callee:
             body, action = self._encodings(answer.stored)
-            self._answered(action, started)
-            return verdict_with_expiry(body, answer.expires_at)
+            return verdict_with_expiry(body, answer.expires_at), action
         if answer is None:  # the verdict must be recomputed and stored first
             verdict = await run_blocking(self._exchange.lookup, request.number, call.identity_header)
         else:
@@ -53,11 +83,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         consent = None
         if call.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)
             verdict, consent = await run_blocking(consent_for_call, self._exchange, verdict, call)
-        self._answered(verdict.action.value, started)
-        return with_consent(verdict_to_pb(verdict), consent)
+        return with_consent(verdict_to_pb(verdict), consent), verdict.action.value
 
     def _answered(self, action: str, started: float) -> None:
-        trace.get_current_span().set_attribute("numrep.verdict.action", action)
         self._telemetry.verdicts.add(1, {"action": action})
         self._telemetry.lookup_duration.record((time.perf_counter() - started) * 1000)
 
@@ -144,6 +172,8 @@ def add_to_server(servicer: LookupServicer, server: grpc.aio.Server) -> None:
             servicer.Lookup, request_deserializer=lookup_pb2.LookupRequest.FromString, response_serializer=encoded),
         "BatchLookup": grpc.unary_unary_rpc_method_handler(
             servicer.BatchLookup, request_deserializer=lookup_pb2.BatchLookupRequest.FromString, response_serializer=encoded),
+        "LookupStream": grpc.stream_stream_rpc_method_handler(
+            servicer.LookupStream, request_deserializer=lookup_pb2.LookupStreamRequest.FromString, response_serializer=encoded),
         "PrefixLookup": grpc.unary_unary_rpc_method_handler(
             servicer.PrefixLookup, request_deserializer=lookup_pb2.PrefixLookupRequest.FromString,
             response_serializer=lookup_pb2.PrefixLookupResponse.SerializeToString),

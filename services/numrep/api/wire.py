@@ -81,6 +81,19 @@ def batch_result_parts(asked: str, verdict_without_expiry: bytes, expires_at: da
             _RESULT_VERDICT, verdict_length, verdict_without_expiry, expires)
 
 
+_ANSWER_ID = b"\x08"         # StreamAnswer.id = 1
+_ANSWER_VERDICT = b"\x12"    # StreamAnswer.verdict = 2
+_STREAM_ANSWERS = b"\x0a"    # LookupStreamResponse.answers = 1
+
+
+def stream_answer(lookup_id: int, verdict: bytes) -> bytes:
+    """One encoded element of ``LookupStreamResponse.answers``: lookup ``lookup_id``
+    answered with the encoded ``verdict``."""
+    head = _ANSWER_ID + varint(lookup_id) if lookup_id else b""
+    length = varint(len(verdict))
+    return b"".join((_STREAM_ANSWERS, varint(len(head) + 1 + len(length) + len(verdict)), head, _ANSWER_VERDICT, length, verdict))
+
+
 BASIC_VIEW_LEAVES_OUT = ("contributions", "explanation")  # VERDICT_VIEW_BASIC (numrep.v1.lookup)
 
 

@@ -66,6 +66,38 @@ class BatchLookupResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[BatchLookupResult]
     def __init__(self, results: _Optional[_Iterable[_Union[BatchLookupResult, _Mapping]]] = ...) -> None: ...
 
+class StreamLookup(_message.Message):
+    __slots__ = ("id", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: LookupRequest
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[LookupRequest, _Mapping]] = ...) -> None: ...
+
+class LookupStreamRequest(_message.Message):
+    __slots__ = ("lookups",)
+    LOOKUPS_FIELD_NUMBER: _ClassVar[int]
+    lookups: _containers.RepeatedCompositeFieldContainer[StreamLookup]
+    def __init__(self, lookups: _Optional[_Iterable[_Union[StreamLookup, _Mapping]]] = ...) -> None: ...
+
+class StreamAnswer(_message.Message):
+    __slots__ = ("id", "verdict", "error_code", "error_message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    verdict: _common_pb2.Verdict
+    error_code: int
+    error_message: str
+    def __init__(self, id: _Optional[int] = ..., verdict: _Optional[_Union[_common_pb2.Verdict, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class LookupStreamResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[StreamAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[StreamAnswer, _Mapping]]] = ...) -> None: ...
+
 class PrefixLookupRequest(_message.Message):
     __slots__ = ("hash_prefix",)
     HASH_PREFIX_FIELD_NUMBER: _ClassVar[int]

@@ -51,6 +51,11 @@ class LookupServiceStub:
                 request_serializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.SerializeToString,
                 response_deserializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.FromString,
                 _registered_method=True)
+        self.LookupStream = channel.stream_stream(
+                '/numrep.v1.LookupService/LookupStream',
+                request_serializer=numrep_dot_v1_dot_lookup__pb2.LookupStreamRequest.SerializeToString,
+                response_deserializer=numrep_dot_v1_dot_lookup__pb2.LookupStreamResponse.FromString,
+                _registered_method=True)
 
 
 class LookupServiceServicer:
@@ -78,6 +83,19 @@ class LookupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupStream(self, request_iterator, context):
+        """A carrier's per-call lookups over one long-lived stream: authenticated once, when
+        the stream opens, and each answered as soon as it is ready, not in the order asked
+        (match answers to lookups by id). Each lookup counts against the caller's lookup
+        rate as a Lookup call does, and is answered as Lookup answers it; a lookup that
+        fails (a malformed number, a rate exceeded) fails only its own answer. The stream
+        ends with UNAUTHENTICATED once the key that opened it is revoked, or once it has
+        been open longer than the exchange allows (open a new one before then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookupServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +113,11 @@ def add_LookupServiceServicer_to_server(servicer, server):
                     servicer.PrefixLookup,
                     request_deserializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.FromString,
                     response_serializer=numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.SerializeToString,
+            ),
+            'LookupStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.LookupStream,
+                    request_deserializer=numrep_dot_v1_dot_lookup__pb2.LookupStreamRequest.FromString,
+                    response_serializer=numrep_dot_v1_dot_lookup__pb2.LookupStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +202,33 @@ class LookupService:
             '/numrep.v1.LookupService/PrefixLookup',
             numrep_dot_v1_dot_lookup__pb2.PrefixLookupRequest.SerializeToString,
             numrep_dot_v1_dot_lookup__pb2.PrefixLookupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/numrep.v1.LookupService/LookupStream',
+            numrep_dot_v1_dot_lookup__pb2.LookupStreamRequest.SerializeToString,
+            numrep_dot_v1_dot_lookup__pb2.LookupStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,154 @@
+"""Per-call lookups over one long-lived ``LookupStream`` (numrep.v1).
+
+A Lookup call costs the exchange a whole gRPC call; a lookup on an open stream
+costs it one message, or a share of one: lookups asked while a write is under
+way leave together in the next, and the exchange answers the same way. The
+stream is authenticated once, when it opens, with the metadata the caller gives
+(a bearer token, a call token, or none over a certificate-bound connection).
+
+Answers arrive as they are ready and are matched to lookups by id. A lookup
+whose caller gave up is forgotten; its answer, if it comes, is dropped. The
+stream is replaced after ``rotate_after`` seconds (before the exchange's own
+limit on how long one may stay open): new lookups go to a new stream while the
+old one finishes its answers. When a stream fails, every lookup waiting on it
+gets the failure as a ``grpc.aio.AioRpcError``, and the next lookup opens a new
+stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Callable, Sequence
+
+import grpc
+
+from numrep.v1 import lookup_pb2, lookup_pb2_grpc
+
+DEFAULT_ROTATE_AFTER = 600.0  # seconds; the exchange allows an hour by default
+
+
+class _Open:
+    """One stream call, the lookups waiting on it and those not yet written."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall, opened: float) -> None:
+        self.call = call
+        self.opened = opened
+        self.waiting: dict[int, asyncio.Future[lookup_pb2.StreamAnswer]] = {}
+        self.unsent: list[lookup_pb2.StreamLookup] = []
+        self.writer: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.retiring = False
+        self.ended = False
+
+
+class LookupStreamClient:
+    """Lookups multiplexed over one stream at a time; use it from one event loop."""
+
+    def __init__(
+        self,
+        stub: lookup_pb2_grpc.LookupServiceStub,
+        metadata: Callable[[], Sequence[tuple[str, str]]],
+        *,
+        rotate_after: float = DEFAULT_ROTATE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``metadata``: what opens each stream (called once per stream)."""
+        self._stub = stub
+        self._metadata = metadata
+        self._rotate_after = rotate_after
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._current: _Open | None = None
+        self._streams: set[_Open] = set()
+        self.opened = 0  # streams opened so far
+
+    async def lookup(self, request: lookup_pb2.LookupRequest) -> lookup_pb2.StreamAnswer:
+        """The exchange's answer: a verdict, or an error code and message for this
+        lookup alone. Raises ``grpc.aio.AioRpcError`` when the stream fails."""
+        stream = self._stream()
+        lookup_id = next(self._ids)
+        future: asyncio.Future[lookup_pb2.StreamAnswer] = asyncio.get_running_loop().create_future()
+        stream.waiting[lookup_id] = future
+        stream.unsent.append(lookup_pb2.StreamLookup(id=lookup_id, request=request))
+        if stream.writer is None:
+            stream.writer = asyncio.get_running_loop().create_task(self._write(stream))
+        try:
+            return await future
+        finally:
+            stream.waiting.pop(lookup_id, None)
+
+    async def close(self) -> None:
+        """Cancel every open stream; lookups still waiting get CANCELLED."""
+        for stream in list(self._streams):
+            stream.call.cancel()
+            for task in (stream.writer, stream.reader):
+                if task is not None:
+                    task.cancel()
+            self._end(stream, _failure(grpc.StatusCode.CANCELLED, "the lookup stream client was closed"))
+        self._current = None
+
+    def _stream(self) -> _Open:
+        current = self._current
+        if current is not None and not current.ended and self._clock() - current.opened < self._rotate_after:
+            return current
+        if current is not None and not current.ended:
+            self._retire(current)
+        stream = _Open(self._stub.LookupStream(metadata=tuple(self._metadata())), self._clock())
+        stream.reader = asyncio.get_running_loop().create_task(self._read(stream))
+        self._streams.add(stream)
+        self._current = stream
+        self.opened += 1
+        return stream
+
+    def _retire(self, stream: _Open) -> None:
+        """No new lookups on ``stream``: it ends once its answers are in."""
+        stream.retiring = True
+        if stream.writer is None:
+            stream.writer = asyncio.get_running_loop().create_task(self._write(stream))
+
+    async def _write(self, stream: _Open) -> None:
+        try:
+            while stream.unsent:
+                lookups = list(stream.unsent)
+                stream.unsent.clear()
+                await stream.call.write(lookup_pb2.LookupStreamRequest(lookups=lookups))
+            if stream.retiring:
+                await stream.call.done_writing()
+        except grpc.aio.AioRpcError as exc:
+            self._end(stream, exc)
+        except (asyncio.InvalidStateError, grpc.aio.UsageError):  # the call ended while writing: the reader says how
+            pass
+        finally:
+            stream.writer = None
+
+    async def _read(self, stream: _Open) -> None:
+        failure: grpc.aio.AioRpcError
+        try:
+            while True:
+                response = await stream.call.read()
+                if response is grpc.aio.EOF:
+                    failure = _failure(grpc.StatusCode.UNAVAILABLE, "the exchange ended the lookup stream")
+                    break
+                for answer in response.answers:
+                    future = stream.waiting.pop(answer.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(answer)
+        except grpc.aio.AioRpcError as exc:
+            failure = exc
+        self._end(stream, failure)
+
+    def _end(self, stream: _Open, failure: grpc.aio.AioRpcError) -> None:
+        stream.ended = True
+        self._streams.discard(stream)
+        if self._current is stream:
+            self._current = None
+        waiting, stream.waiting = stream.waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(failure)
+
+
+def _failure(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)

@@ -1,0 +1,138 @@
+"""One LookupStream call: lookups are read as they arrive, each is answered by its
+own task as soon as its answer is ready (a slow read holds up no other lookup),
+and the answers ready at the same moment leave together in one response: one
+gRPC message per lookup when traffic is light, fewer under load, never a wait
+to fill a batch.
+
+The caller was admitted when the stream opened (``numrep.api.auth``). Each lookup
+is admitted again as one Lookup call (the caller's role and lookup rate); the
+key that opened the stream is checked again at most every ``recheck_every``
+seconds; the stream ends once it has been open ``lifetime`` seconds. A refusal
+that ends the stream is raised after the answers already under way are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from numrep.api.errors import code_number, status_for
+from numrep.core.errors import NumrepError, TooLarge, Unauthenticated
+from numrep.v1 import lookup_pb2
+
+log = logging.getLogger("numrep.api")
+
+MAX_PENDING = 1024  # lookups being answered at once on one stream; past it, the stream reads no more until some finish
+
+
+class AnswerStream:
+    def __init__(
+        self,
+        answer: Callable[[lookup_pb2.StreamLookup], Awaitable[bytes]],
+        admit: Callable[[], None],
+        recheck: Callable[[], None],
+        *,
+        lifetime: float,
+        max_lookups: int,
+        max_pending: int = MAX_PENDING,
+        recheck_every: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``answer``: one lookup's encoded ``LookupStreamResponse.answers`` element;
+        ``admit`` and ``recheck`` raise a ``NumrepError`` to refuse one lookup, or the
+        rest of the stream; ``max_lookups``: the most lookups one request may carry."""
+        self._answer = answer
+        self._admit = admit
+        self._recheck = recheck
+        self._lifetime = lifetime
+        self._max_lookups = max_lookups
+        self._max_pending = max_pending
+        self._recheck_every = recheck_every
+        self._clock = clock
+
+    async def serve(self, requests: AsyncIterator[lookup_pb2.LookupStreamRequest]) -> AsyncIterator[bytes]:
+        """The stream's encoded ``LookupStreamResponse`` messages."""
+        loop = asyncio.get_running_loop()
+        ready: list[bytes] = []
+        wake = asyncio.Event()
+        room = asyncio.Event()
+        answering: set[asyncio.Task[bytes]] = set()
+
+        def finished(task: asyncio.Task[bytes]) -> None:
+            answering.discard(task)
+            if not task.cancelled():
+                ready.append(task.result())  # _answered never raises
+            wake.set()
+            if len(answering) < self._max_pending:
+                room.set()
+
+        async def read() -> None:
+            closes_at = self._clock() + self._lifetime
+            recheck_at = self._clock() + self._recheck_every
+            try:
+                async for message in requests:
+                    now = self._clock()
+                    if now >= closes_at:
+                        raise Unauthenticated(f"this lookup stream has been open {self._lifetime:g} s, as long as the exchange "
+                                              "allows; open a new one", "stream_expired")
+                    if now >= recheck_at:
+                        self._recheck()
+                        recheck_at = now + self._recheck_every
+                    if len(message.lookups) > self._max_lookups:
+                        raise TooLarge(f"{len(message.lookups)} lookups in one request; the maximum is {self._max_lookups}",
+                                       "batch_too_large")
+                    for lookup in message.lookups:
+                        try:
+                            self._admit()
+                        except NumrepError as exc:
+                            ready.append(refusal(lookup.id, exc))
+                            wake.set()
+                            continue
+                        task = loop.create_task(self._answered(lookup))
+                        answering.add(task)
+                        task.add_done_callback(finished)
+                    if len(answering) >= self._max_pending:
+                        room.clear()
+                        await room.wait()
+            finally:
+                wake.set()
+
+        reader = loop.create_task(read())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if ready:
+                    response = b"".join(ready)
+                    ready.clear()
+                    yield response
+                if reader.done() and not answering and not ready:
+                    break
+            reader.result()  # the refusal that ended the stream, if one did
+        finally:
+            reader.cancel()
+            for task in list(answering):
+                task.cancel()
+
+    async def _answered(self, lookup: lookup_pb2.StreamLookup) -> bytes:
+        try:
+            return await self._answer(lookup)
+        except NumrepError as exc:
+            return refusal(lookup.id, exc)
+        except Exception:  # noqa: BLE001 - one lookup's failure must not leave its caller waiting
+            log.exception("a stream lookup failed")
+            return _failed(lookup.id, grpc.StatusCode.INTERNAL, "the exchange failed to answer this lookup")
+
+
+def refusal(lookup_id: int, error: NumrepError) -> bytes:
+    """The encoded answer saying why lookup ``lookup_id`` was refused."""
+    return _failed(lookup_id, status_for(error), error.message)
+
+
+def _failed(lookup_id: int, code: grpc.StatusCode, message: str) -> bytes:
+    answer = lookup_pb2.StreamAnswer(id=lookup_id, error_code=code_number(code), error_message=message)
+    return lookup_pb2.LookupStreamResponse(answers=[answer]).SerializeToString()
