@@ -26,7 +26,7 @@ from numrep.v1 import lookup_pb2
 
 log = logging.getLogger("numrep.api")
 
-MAX_PENDING = 1024  # lookups being answered at once on one stream; past it, the stream reads no more until some finish
+MAX_PENDING = 1024  # lookups being answered at once on one stream; at it, the next waits (and nothing more is read) until one finishes
 
 
 class AnswerStream:
@@ -86,6 +86,9 @@ class AnswerStream:
                         raise TooLarge(f"{len(message.lookups)} lookups in one request; the maximum is {self._max_lookups}",
                                        "batch_too_large")
                     for lookup in message.lookups:
+                        while len(answering) >= self._max_pending:
+                            room.clear()
+                            await room.wait()
                         try:
                             self._admit()
                         except NumrepError as exc:
@@ -95,9 +98,6 @@ class AnswerStream:
                         task = loop.create_task(self._answered(lookup))
                         answering.add(task)
                         task.add_done_callback(finished)
-                    if len(answering) >= self._max_pending:
-                        room.clear()
-                        await room.wait()
             finally:
                 wake.set()
 
