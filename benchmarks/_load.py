@@ -102,6 +102,17 @@ def _channel(target: str, options: list[tuple[str, Any]], tls: dict | None) -> A
     return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(read("ca"), read("key"), read("cert")), options=options)
 
 
+async def _answered(lookup: Awaitable[Any]) -> Any:
+    """A stream lookup's answer; a refused lookup raises as a refused call would."""
+    import grpc
+
+    answer = await lookup
+    if answer.error_code:
+        code = next((c for c in grpc.StatusCode if c.value[0] == answer.error_code), grpc.StatusCode.UNKNOWN)
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), answer.error_message)
+    return answer
+
+
 def _ms(values: list[float]) -> list[float]:
     return [v * 1000.0 for v in values]
 
@@ -143,6 +154,8 @@ class LoadGen:
             await asyncio.wait_for(channel.channel_ready(), 30)
 
     async def close(self) -> None:
+        for stream in getattr(self, "_lookup_streams", ()):
+            await stream.close()
         for channel in self.channels:
             await channel.close()
 
@@ -155,6 +168,13 @@ class LoadGen:
 
             def call(i: int, md: Any) -> Awaitable[Any]:
                 return stubs[i % nstubs].Lookup(requests[i % len(requests)], metadata=md, timeout=GRPC_TIMEOUT)
+        elif method == "stream":  # each lookup on the SDK's LookupStream; the stream takes its metadata once, when it opens
+            requests = self.lookup_requests
+            streams = self._streams()
+            nstreams = len(streams)
+
+            def call(i: int, md: Any) -> Awaitable[Any]:
+                return _answered(streams[i % nstreams].lookup(requests[i % len(requests)]))
         elif method == "batch":
             encoded = [r.SerializeToString() for r in self.batch_requests]
             raw = self.raw_batch
@@ -164,6 +184,14 @@ class LoadGen:
         else:
             raise ValueError(f"unknown method {method!r}")
         return call
+
+    def _streams(self) -> list[Any]:
+        """One LookupStreamClient per channel, kept across phases (a stream is opened once)."""
+        from numrep_client._stream import LookupStreamClient
+
+        if not hasattr(self, "_lookup_streams"):
+            self._lookup_streams = [LookupStreamClient(stub, self.tokens.metadata) for stub in self.stubs]
+        return self._lookup_streams
 
     # --- phases -------------------------------------------------------------------
     async def closed(self, msg: dict) -> dict:

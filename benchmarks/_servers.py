@@ -82,6 +82,11 @@ async def _baseline(conn: Any, spec: dict) -> None:
         async def BatchLookup(self, request: Any, context: Any) -> Any:
             return batch
 
+        async def LookupStream(self, requests: Any, context: Any) -> Any:
+            async for message in requests:  # each request's lookups answered at once, in one response
+                yield lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id, verdict=verdict)
+                                                               for lookup in message.lookups])
+
     size = spec.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
     options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
     server = grpc.aio.server(options=options)

@@ -2,6 +2,10 @@
 sustained open-loop arrivals at 4,000/s for a bounded time: achieved rate and
 latency percentiles from the scheduled send time.
 
+The same arrivals are also sent as lookups on ``LookupStream`` (each a message on
+a stream opened once, as the carrier SDK's ``stream=True`` sends them), by both
+generators.
+
 Baselines in the same run: the bare grpc.aio server at the same 4,000/s (what
 the transport and this machine allow), and the store's own read latency
 in-process on the N-number table versus the 20,000-number lookup table (does
@@ -40,6 +44,7 @@ NAME = "data_scale"
 
 
 MAX_ROUNDS = 2  # interleaved closed-loop rounds of each exchange for its maximum
+STREAMS = 4  # LookupStreams the native generator keeps open (one per connection)
 
 def store_latency(dirs: dict[str, Path], queries: dict[str, list[str]], per_round: int = 2000, rounds: int = 5) -> dict:
     """get_verdict latency in this process, alternating between the stores in rounds."""
@@ -88,6 +93,7 @@ def run(ctx: Ctx) -> dict:
         base_v = Variant("baseline", lg_base, [base], {"method": "lookup", "tokens": "static"})
         ex_v = Variant("exchange", lg_ex, [ex], {"method": "lookup", "tokens": "session"})
         gc_v = Variant("default_gc", lg_gc, [ex_gc], {"method": "lookup", "tokens": "session"})
+        stream_v = Variant("exchange_stream", lg_ex, [ex], {"method": "stream", "tokens": "static"})
         ctx.log("data_scale: closed-loop maximum of the exchange on the large table (and with CPython's default GC)")
         probe = closed_rounds([ex_v, gc_v], MAX_ROUNDS, 2.0, s.warmup, s.concurrency, estimate=2000.0)
         results["exchange_max"] = merge_closed(probe["exchange"])
@@ -97,6 +103,10 @@ def run(ctx: Ctx) -> dict:
                             max_inflight=1000, drain=3.0)
         results["exchange_at_rate"] = merge_open(fixed["exchange"])
         results["baseline_at_rate"] = merge_open(fixed["baseline"])
+        time.sleep(1.0)
+        ctx.log(f"data_scale: open loop at {s.data_rate:,.0f}/s for {s.data_seconds:.0f} s, lookups on one LookupStream")
+        streamed = open_rounds([stream_v], {"exchange_stream": s.data_rate}, 1, s.data_seconds, s.warmup, max_inflight=1000, drain=3.0)
+        results["stream_at_rate"] = merge_open(streamed["exchange_stream"])
         time.sleep(1.0)
         half = max(10.0, results["exchange_max"]["qps"] * 0.5)
         ctx.log(f"data_scale: at half the exchange's maximum ({half:,.0f}/s), {s.open_rounds} rounds alternating "
@@ -121,11 +131,12 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     tls = mtls_files(ctx.tmp / "scale-mtls", ctx.fed.carrier_es)
     requests = [lookup_pb2.LookupRequest(number=q).SerializeToString() for q in queries]
 
-    def run(address: str, *servers: Any) -> dict:
+    def run(address: str, *servers: Any, stream: bool = False) -> dict:
         pids = [server.hello["pid"] for server in servers]
         before, started = [cpu_seconds(pid) or 0.0 for pid in pids], time.perf_counter()
         result = native_open_loop(generator, address, requests, s.data_rate, s.data_seconds,
-                                  warmup=max(1.0, s.warmup), tls=tls["client"], work_dir=ctx.tmp / "native")
+                                  warmup=max(1.0, s.warmup), tls=tls["client"], work_dir=ctx.tmp / "native",
+                                  stream=stream, connections=STREAMS if stream else 32)
         elapsed = time.perf_counter() - started
         result["server_cpu"] = [round(((cpu_seconds(pid) or 0.0) - b) / elapsed, 2) for pid, b in zip(pids, before)]
         return result
@@ -134,6 +145,8 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s over mutual TLS: bare server")
     with baseline_process({"verdict": verdict, "tls": tls["server"]}, name="bench-baseline-mtls-1") as base:
         runs["baseline"] = run(base.hello["address"], base)
+        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: bare server, lookups on {STREAMS} LookupStreams")
+        runs["baseline_stream"] = run(base.hello["address"], base, stream=True)
         port = base.hello["address"].rsplit(":", 1)[1]
         with baseline_process({"verdict": verdict, "tls": tls["server"], "listen": f"127.0.0.1:{port}"},
                               name="bench-baseline-mtls-2") as base_two:
@@ -143,6 +156,8 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     with exchange_process(spec, name="bench-exchange-mtls-1") as one:
         ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, certificate identity")
         runs["exchange_1"] = run(one.hello["address"], one)
+        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, lookups on {STREAMS} LookupStreams")
+        runs["exchange_stream_1"] = run(one.hello["address"], one, stream=True)
         port = one.hello["address"].rsplit(":", 1)[1]
         with exchange_process({**spec, "listen": f"127.0.0.1:{port}"}, name="bench-exchange-mtls-2") as two:
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port")
@@ -156,6 +171,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     rows = []
     for key, label in (("baseline_at_rate", f"baseline bare grpc.aio at {rate:,.0f}/s"),
                        ("exchange_at_rate", f"exchange, {n:,} numbers, at {rate:,.0f}/s"),
+                       ("stream_at_rate", f"exchange, {n:,} numbers, at {rate:,.0f}/s on one LookupStream"),
                        ("exchange_at_half", f"exchange, {n:,} numbers, at 50% of its max"),
                        ("default_gc_at_half", "  the same, CPython's default GC settings")):
         v = r[key]
@@ -175,18 +191,27 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         f"put_verdicts), {r['dataset']['db_bytes'] / 1e6:,.0f} MB; {r['dataset']['valid_fraction']:.0%} of sampled query numbers valid.",
         "GC pauses, server | load generator: " + "; ".join(
             f"{key} {fmt_gc_pair(r[key])}"
-            for key in ("baseline_at_rate", "exchange_at_rate", "exchange_at_half", "default_gc_at_half")) + ".",
+            for key in ("baseline_at_rate", "exchange_at_rate", "stream_at_rate", "exchange_at_half", "default_gc_at_half")) + ".",
         "'unfinished' = calls still queued or in flight when the bounded run ended (counted with their waiting time so far: percentiles are then lower bounds, '>=').",
     ]
     targets = [{"target": f"{rate:,.0f} lookups/s with p99 <= 10 ms (at {n:,} numbers; the target names 10M: --full)",
                 "measured": f"{at['achieved_qps']:,.0f}/s, p99 {'>= ' if at['latency_ms'].get('lower_bound') else ''}{p99:,.1f} ms",
                 "holds": holds}]
+    streamed = r["stream_at_rate"]
+    stream_p99 = streamed["latency_ms"]["p99"]
+    targets.append({"target": f"{rate:,.0f} lookups/s with p99 <= 10 ms on one LookupStream, Python generator (at {n:,} numbers)",
+                    "measured": f"{streamed['achieved_qps']:,.0f}/s, p99 {'>= ' if streamed['latency_ms'].get('lower_bound') else ''}"
+                                f"{stream_p99:,.1f} ms" if stream_p99 is not None else "-",
+                    "holds": streamed["achieved_qps"] >= 0.98 * rate and stream_p99 is not None and stream_p99 <= 10
+                    and not streamed["latency_ms"].get("lower_bound") and not streamed["errors"]})
     native = r.get("native", {})
     if "skipped" in native:
         notes.append(f"native load generator not run: {native['skipped']}")
     for key, label in (("baseline", "native generator, mTLS: bare grpc.aio x1"),
+                       ("baseline_stream", f"native generator, mTLS: bare grpc.aio x1, {STREAMS} LookupStreams"),
                        ("baseline_2", "native generator, mTLS: bare grpc.aio x2 (one port)"),
                        ("exchange_1", f"native generator, mTLS: exchange x1, {n:,} numbers"),
+                       ("exchange_stream_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {STREAMS} LookupStreams"),
                        ("exchange_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers")):
         if key not in native:
             continue

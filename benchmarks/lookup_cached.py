@@ -15,6 +15,11 @@ its own process (so the client's CPU is not taken from the server's event loop):
 * exchange, certificate identity: the exchange over the same mutual TLS, no
   per-call token (the connection's certificate authenticates the carrier);
   its ratio is against the mutual-TLS baseline.
+* baseline stream / exchange stream: the same lookups, each a message on one
+  ``LookupStream`` kept open (the carrier SDK's ``stream=True``;
+  ``numrep_client._stream``), against the bare server answering each request
+  message from memory; the exchange's stream is also compared with the bare
+  unary baseline (what it buys over any Lookup call).
 
 For each: maximum QPS in a closed loop, then open-loop latency (from the
 scheduled send time) at 50% and 80% of that maximum. The cost of minting one
@@ -35,7 +40,8 @@ from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio
 NAME = "lookup_cached"
 # variant -> the baseline its QPS ratio is taken against (same transport)
 BASELINE_OF = {"baseline": "baseline", "exchange_premint": "baseline", "exchange_mint": "baseline", "exchange_session": "baseline",
-               "baseline_mtls": "baseline_mtls", "exchange_cert": "baseline_mtls"}
+               "baseline_mtls": "baseline_mtls", "exchange_cert": "baseline_mtls",
+               "baseline_stream": "baseline_stream", "exchange_stream": "baseline_stream"}
 
 
 def representative_verdict(data_dir: Any, number: str) -> bytes:
@@ -80,6 +86,8 @@ def run(ctx: Ctx) -> dict:
             Variant("exchange_session", lg_ex, [ex], {"method": "lookup", "tokens": "session"}),
             Variant("baseline_mtls", lg_base_tls, [base_tls], {"method": "lookup", "tokens": "none"}),
             Variant("exchange_cert", lg_cert, [ex_tls], {"method": "lookup", "tokens": "none"}),
+            Variant("baseline_stream", lg_base, [base], {"method": "stream", "tokens": "static"}),
+            Variant("exchange_stream", lg_ex, [ex], {"method": "stream", "tokens": "static"}),
         ]
         ctx.log(f"lookup_cached: closed loop, {s.rounds} interleaved rounds of {s.closed_seconds:.1f} s per variant")
         closed = closed_rounds(variants, s.rounds, s.closed_seconds, s.warmup, s.concurrency)
@@ -87,6 +95,7 @@ def run(ctx: Ctx) -> dict:
             results[v.name] = {"closed": merge_closed(closed[v.name])}
             results[v.name]["ratio"] = paired_ratio(closed[v.name], closed[BASELINE_OF[v.name]])
         results["mtls_cost"] = paired_ratio(closed["baseline_mtls"], closed["baseline"])
+        results["stream_vs_unary_baseline"] = paired_ratio(closed["exchange_stream"], closed["baseline"])
         for share in (0.5, 0.8):
             rates = {v.name: max(10.0, results[v.name]["closed"]["qps"] * share) for v in variants}
             ctx.log(f"lookup_cached: open loop at {share:.0%} of each variant's max, {s.open_rounds} rounds of {s.open_seconds:.1f} s")
@@ -115,7 +124,9 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                        ("exchange_mint", "exchange, token minted per call"),
                        ("exchange_session", "exchange, call session (token MAC'd per call)"),
                        ("baseline_mtls", "baseline over mutual TLS"),
-                       ("exchange_cert", "exchange, mTLS certificate identity, no token")):
+                       ("exchange_cert", "exchange, mTLS certificate identity, no token"),
+                       ("baseline_stream", "baseline: bare grpc.aio LookupStream, from memory"),
+                       ("exchange_stream", "exchange, LookupStream (one stream, opened once)")):
         v = r[key]
         own_base = BASELINE_OF[key] == key
         rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + ("" if own_base else _spread(v["ratio"])),
@@ -172,6 +183,12 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if base_tls_cpu and cert_cpu:
         notes.append(f"server CPU per call with certificate identity: {cert_cpu:.2f} ms vs mutual-TLS baseline {base_tls_cpu:.2f} ms "
                      f"({cert_cpu / base_tls_cpu:.1f}x)" + (f"; with pre-minted tokens {prem_cpu:.2f} ms." if prem_cpu else "."))
+    stream, over_unary = r["exchange_stream"], r.get("stream_vs_unary_baseline") or {}
+    if over_unary.get("median") is not None:
+        notes.append(f"LookupStream: the exchange answers {over_unary['median']:.2f}x{_spread(over_unary)} the lookups/s of the bare "
+                     f"unary baseline, at {_cpu_per_call(stream['closed'])} ms of server CPU a lookup against "
+                     f"{_cpu_per_call(r['baseline']['closed'])} ms a bare unary call; the bare stream rows answer each request "
+                     "message at once, from memory.")
     mtls = r.get("mtls_cost") or {}
     if mtls.get("median") is not None:
         notes.append(f"mutual TLS rows: both use the same CA, server certificate and client certificate (bound to "

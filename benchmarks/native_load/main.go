@@ -6,8 +6,10 @@
 // it measures, and on a 2-core machine that caps the rate it can offer.
 //
 // Requests are opaque: a file of base64 lines, each an encoded request message,
-// sent as they are to -method; answers are counted, not decoded. It prints one
-// JSON object with the results.
+// sent as they are to -method; answers are counted, not decoded. With -stream,
+// -method is numrep.v1's LookupStream and each request a LookupRequest: every
+// arrival is a lookup on one of the open streams (stream.go). It prints one JSON
+// object with the results.
 package main
 
 import (
@@ -77,6 +79,7 @@ func main() {
 	cert := flag.String("cert", "", "PEM client certificate (mutual TLS)")
 	key := flag.String("key", "", "PEM client key (mutual TLS)")
 	bearer := flag.String("bearer", "", "a static authorization header value (for servers that ignore it)")
+	stream := flag.Bool("stream", false, "send each arrival as a lookup on a LookupStream per connection")
 	flag.Parse()
 
 	requests, err := readRequests(*requestsFile)
@@ -91,11 +94,16 @@ func main() {
 		conns[i].Connect()
 		defer conns[i].Close()
 	}
-	fmt.Fprintln(os.Stdout, run(conns, *method, requests, *rate, *warmup, *duration, *drain, *maxInflight, *deadline, *bearer))
+	var streams []*lookupStream
+	if *stream {
+		streams, err = openStreams(conns, *method, *bearer)
+		check(err)
+	}
+	fmt.Fprintln(os.Stdout, run(conns, streams, *method, requests, *rate, *warmup, *duration, *drain, *maxInflight, *deadline, *bearer))
 }
 
-func run(conns []*grpc.ClientConn, method string, requests [][]byte, rate float64, warmup, duration, drain time.Duration,
-	maxInflight int, deadline time.Duration, bearer string) string {
+func run(conns []*grpc.ClientConn, streams []*lookupStream, method string, requests [][]byte, rate float64, warmup, duration,
+	drain time.Duration, maxInflight int, deadline time.Duration, bearer string) string {
 	warm := int(rate * warmup.Seconds())
 	total := warm + int(rate*duration.Seconds())
 	latency := make([]float64, total) // ms from the scheduled send; NaN until done
@@ -109,12 +117,42 @@ func run(conns []*grpc.ClientConn, method string, requests [][]byte, rate float6
 	cpuBefore := cpuSeconds()
 	start := time.Now().Add(50 * time.Millisecond)
 	interval := float64(time.Second) / rate
+	var streamFailure string
+	for _, s := range streams {
+		s.run(requests, func(i int, failure string) {
+			if i < 0 || i >= total {
+				return
+			}
+			elapsed := float64(time.Since(start.Add(time.Duration(float64(i)*interval)))) / float64(time.Millisecond)
+			mu.Lock()
+			fresh := math.IsNaN(latency[i])
+			if fresh {
+				latency[i] = elapsed
+				failed[i] = failure
+			}
+			mu.Unlock()
+			if fresh {
+				done.Add(1)
+				<-slots
+			}
+		}, func(failure string) {
+			mu.Lock()
+			if streamFailure == "" {
+				streamFailure = failure
+			}
+			mu.Unlock()
+		})
+	}
 	for i := 0; i < total; i++ {
 		scheduled := start.Add(time.Duration(float64(i) * interval))
 		if wait := time.Until(scheduled); wait > 0 {
 			time.Sleep(wait)
 		}
 		slots <- struct{}{}
+		if streams != nil {
+			streams[i%len(streams)].queue <- i
+			continue
+		}
 		go func(i int, scheduled time.Time) {
 			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -180,6 +218,9 @@ func run(conns []*grpc.ClientConn, method string, requests [][]byte, rate float6
 	r.LowerBound = r.Unfinished > 0
 	r.LatencyMs = percentiles(samples)
 	r.ClientCPU = cpu / stopped.Sub(start).Seconds()
+	if streamFailure != "" && r.FirstError == "" {
+		r.FirstError = "stream: " + streamFailure
+	}
 	out, err := json.Marshal(r)
 	check(err)
 	return string(out)
