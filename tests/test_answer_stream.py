@@ -211,3 +211,50 @@ def test_a_stream_open_past_its_lifetime_is_refused_at_its_next_request():
     seen, ended = run(scenario)
     assert seen == [1]
     assert ended.reason == "stream_expired"
+
+
+def test_lookups_answerable_in_place_need_no_task_and_the_rest_still_get_one():
+    def now(lookup: lookup_pb2.StreamLookup) -> bytes | None:
+        if lookup.id == 2:
+            return None  # must wait: answered by its own task
+        if lookup.id == 3:
+            raise RateLimited("over the rate", 0.1)
+        if lookup.id == 4:
+            raise KeyError("a bug")
+        return lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id)]).SerializeToString()
+
+    answers = Answers()
+
+    async def scenario() -> list[bytes]:
+        return [r async for r in stream(answers, answer_now=now).serve(feed(request(1, 2, 3, 4, 5)))]
+
+    found = {a.id: a for r in run(scenario) for a in lookup_pb2.LookupStreamResponse.FromString(r).answers}
+    assert sorted(found) == [1, 2, 3, 4, 5]
+    assert answers.started == [2]
+    assert found[3].error_code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert found[4].error_code == grpc.StatusCode.INTERNAL.value[0]
+    assert found[1].error_code == found[2].error_code == found[5].error_code == 0
+
+
+def test_a_long_request_answered_in_place_gives_the_loop_turns():
+    turns = 0
+
+    async def scenario() -> list[bytes]:
+        done = asyncio.Event()
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while not done.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.ensure_future(count_turns())
+        now = lambda lookup: lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id)]).SerializeToString()  # noqa: E731
+        responses = [r async for r in stream(Answers(), answer_now=now, max_lookups=1000).serve(feed(request(*range(1, 1001))))]
+        done.set()
+        await counter
+        return responses
+
+    responses = run(scenario)
+    assert sorted(i for r in responses for i in ids_in(r)) == list(range(1, 1001))
+    assert turns >= 1000 // 64  # a turn at least every 64 answers

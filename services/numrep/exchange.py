@@ -229,11 +229,24 @@ class Exchange:
             raise PermissionDenied(f"{rpc} needs a token signed with your key (or your client certificate), not a call"
                                    " token: a call session may only read and publish", "session_not_allowed")
         kind = RPC_CLASS.get(rpc)
-        rate = self.config.rate_limits.rates.get((caller.role, kind)) if kind else None
-        if rate is not None:
-            wait = self._buckets.take((caller.id, kind), rate)
+        if kind:
+            self.rate_gate(caller, kind)()
+
+    def rate_gate(self, caller: Participant, kind: str) -> Callable[[], None]:
+        """What ``authorize`` checks of ``caller``'s rate for one call of ``kind``
+        (``numrep.limits.RPC_CLASS``), to check once per item of a stream whose
+        every item counts as one such call: ``RateLimited`` when over it."""
+        rate = self.config.rate_limits.rates.get((caller.role, kind))
+        if rate is None:
+            return _no_limit
+        key, take = (caller.id, kind), self._buckets.take
+
+        def gate() -> None:
+            wait = take(key, rate)
             if wait:
                 raise RateLimited(f"{caller.id} is over its {kind} rate of {rate.per_second:g}/s; retry in {wait:.3f} s", wait)
+
+        return gate
 
     def _label_kid(self, label_id: str) -> str | None:
         label = self.store.get_label(label_id)
@@ -256,7 +269,15 @@ class Exchange:
         computation. The answer says whether it is the stored verdict with a new
         cache expiry only (see ``BatchAnswer``)."""
         number = self.normalize(raw_number)
-        stored = await self.store.get_verdict_async(number)
+        return self._answer_to(number, await self.store.get_verdict_async(number))
+
+    def answer_now(self, raw_number: str) -> BatchAnswer | None:
+        """``answer_async``, read in place: for a store whose reads are local
+        (``Store.reads_are_local``), where that read never waits."""
+        number = self.normalize(raw_number)
+        return self._answer_to(number, self.store.get_verdict(number))
+
+    def _answer_to(self, number: str, stored: Verdict | None) -> BatchAnswer | None:
         if stored is None:
             return BatchAnswer(self.unknown_verdict(number))
         now = self.clock()
@@ -655,6 +676,10 @@ def _session_key(secret: Pseudonymizer, session_id: str) -> bytes:
 
 def _same_answer(old: Verdict, new: Verdict) -> bool:
     return (old.action, old.category, round(old.spam_probability, 3)) == (new.action, new.category, round(new.spam_probability, 3))
+
+
+def _no_limit() -> None:
+    pass
 
 
 def check_size(what: str, count: int, maximum: int) -> None:

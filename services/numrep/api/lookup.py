@@ -17,7 +17,7 @@ from numrep.core.privacy import number_hash
 from numrep.api.errors import code_number, status_for
 from numrep.api.lookup_stream import AnswerStream
 from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded, stream_answer, verdict_with_expiry
-from numrep.exchange import Exchange
+from numrep.exchange import BatchAnswer, Exchange
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
@@ -52,13 +52,11 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         """Encoded LookupStreamResponses (sent as they are: see ``add_to_server``);
         ``numrep.api.lookup_stream`` says how lookups on a stream are answered."""
         proof, exchange = current_proof(), self._exchange
-
-        def admit() -> None:  # each lookup as one Lookup call: the caller's role and lookup rate
-            exchange.authorize("LookupService/Lookup", proof.participant, proof.via)
-
-        stream = AnswerStream(self._stream_answer, admit, lambda: exchange.check_still_proven(proof),
+        stream = AnswerStream(self._stream_answer, exchange.rate_gate(proof.participant, "lookup"),  # its role: checked at opening
+                              lambda: exchange.check_still_proven(proof),
                               lifetime=exchange.config.lookup_stream_lifetime.total_seconds(),
-                              max_lookups=exchange.config.limits.max_batch_lookup)
+                              max_lookups=exchange.config.limits.max_batch_lookup,
+                              answer_now=self._stream_answer_now if exchange.store.reads_are_local else None)
         async for response in stream.serve(requests):
             yield response
 
@@ -68,14 +66,26 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         self._answered(action, started)
         return stream_answer(lookup.id, verdict if isinstance(verdict, bytes) else verdict.SerializeToString())
 
+    def _stream_answer_now(self, lookup: lookup_pb2.StreamLookup) -> bytes | None:
+        """``_stream_answer`` when nothing need wait (a local store's read, no call context), else None."""
+        call = lookup.request.context
+        if call.identity_header or call.callee:
+            return None
+        started = time.perf_counter()
+        answer = self._exchange.answer_now(lookup.request.number)
+        if answer is None:
+            return None
+        verdict, action = self._plain(answer)
+        self._answered(action, started)
+        return stream_answer(lookup.id, verdict if isinstance(verdict, bytes) else verdict.SerializeToString())
+
     async def _answer(self, request: lookup_pb2.LookupRequest) -> tuple[common_pb2.Verdict | bytes, str]:
         """The verdict as Lookup sends it (a stored verdict asked without a call
         context: its stored encoding with this call's expiry), and its action."""
         call = request.context
         answer = await self._exchange.answer_async(request.number)
-        if answer is not None and answer.stored is not None and not call.identity_header and not call.callee:
-            body, action = self._encodings(answer.stored)
-            return verdict_with_expiry(body, answer.expires_at), action
+        if answer is not None and not call.identity_header and not call.callee:
+            return self._plain(answer)
         if answer is None:  # the verdict must be recomputed and stored first
             verdict = await run_blocking(self._exchange.lookup, request.number, call.identity_header)
         else:
@@ -84,6 +94,14 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         if call.callee:  # consent ledger: this call's consent state and calling hours (numrep.consent)
             verdict, consent = await run_blocking(consent_for_call, self._exchange, verdict, call)
         return with_consent(verdict_to_pb(verdict), consent), verdict.action.value
+
+    def _plain(self, answer: BatchAnswer) -> tuple[common_pb2.Verdict | bytes, str]:
+        """The answer to a lookup without a call context, as Lookup sends it."""
+        if answer.stored is not None:
+            body, action = self._encodings(answer.stored)
+            return verdict_with_expiry(body, answer.expires_at), action
+        verdict = answer.verdict
+        return verdict_to_pb(verdict), verdict.action.value
 
     def _answered(self, action: str, started: float) -> None:
         self._telemetry.verdicts.add(1, {"action": action})

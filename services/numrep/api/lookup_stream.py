@@ -26,6 +26,7 @@ from numrep.v1 import lookup_pb2
 
 log = logging.getLogger("numrep.api")
 
+ANSWERED_PER_TURN = 64  # lookups answered in place before the event loop's other calls get a turn
 MAX_PENDING = 1024  # lookups being answered at once on one stream; at it, the next waits (and nothing more is read) until one finishes
 
 
@@ -41,11 +42,15 @@ class AnswerStream:
         max_pending: int = MAX_PENDING,
         recheck_every: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        answer_now: Callable[[lookup_pb2.StreamLookup], bytes | None] | None = None,
     ) -> None:
         """``answer``: one lookup's encoded ``LookupStreamResponse.answers`` element;
-        ``admit`` and ``recheck`` raise a ``NumrepError`` to refuse one lookup, or the
-        rest of the stream; ``max_lookups``: the most lookups one request may carry."""
+        ``answer_now``: the same when it can be had without waiting, else None (it then
+        spares the lookup a task of its own); ``admit`` and ``recheck`` raise a
+        ``NumrepError`` to refuse one lookup, or the rest of the stream;
+        ``max_lookups``: the most lookups one request may carry."""
         self._answer = answer
+        self._answer_now = answer_now
         self._admit = admit
         self._recheck = recheck
         self._lifetime = lifetime
@@ -85,6 +90,7 @@ class AnswerStream:
                     if len(message.lookups) > self._max_lookups:
                         raise TooLarge(f"{len(message.lookups)} lookups in one request; the maximum is {self._max_lookups}",
                                        "batch_too_large")
+                    answered_here = 0
                     for lookup in message.lookups:
                         while len(answering) >= self._max_pending:
                             room.clear()
@@ -95,6 +101,15 @@ class AnswerStream:
                             ready.append(refusal(lookup.id, exc))
                             wake.set()
                             continue
+                        if self._answer_now is not None:
+                            now_answered = _guarded(self._answer_now, lookup)
+                            if now_answered is not None:
+                                ready.append(now_answered)
+                                wake.set()
+                                answered_here += 1
+                                if answered_here % ANSWERED_PER_TURN == 0:  # let the loop's other calls run
+                                    await asyncio.sleep(0)
+                                continue
                         task = loop.create_task(self._answered(lookup))
                         answering.add(task)
                         task.add_done_callback(finished)
@@ -121,11 +136,23 @@ class AnswerStream:
     async def _answered(self, lookup: lookup_pb2.StreamLookup) -> bytes:
         try:
             return await self._answer(lookup)
-        except NumrepError as exc:
-            return refusal(lookup.id, exc)
-        except Exception:  # noqa: BLE001 - one lookup's failure must not leave its caller waiting
-            log.exception("a stream lookup failed")
-            return _failed(lookup.id, grpc.StatusCode.INTERNAL, "the exchange failed to answer this lookup")
+        except Exception as exc:  # noqa: BLE001 - one lookup's failure must not leave its caller waiting
+            return _failure(lookup.id, exc)
+
+
+def _guarded(answer_now: Callable[[lookup_pb2.StreamLookup], bytes | None], lookup: lookup_pb2.StreamLookup) -> bytes | None:
+    try:
+        return answer_now(lookup)
+    except Exception as exc:  # noqa: BLE001 - as AnswerStream._answered
+        return _failure(lookup.id, exc)
+
+
+def _failure(lookup_id: int, exc: Exception) -> bytes:
+    """The answer to a lookup that raised ``exc``: its refusal, or INTERNAL for a fault."""
+    if isinstance(exc, NumrepError):
+        return refusal(lookup_id, exc)
+    log.error("a stream lookup failed", exc_info=exc)
+    return _failed(lookup_id, grpc.StatusCode.INTERNAL, "the exchange failed to answer this lookup")
 
 
 def refusal(lookup_id: int, error: NumrepError) -> bytes:

@@ -39,16 +39,17 @@ def varint(value: int) -> bytes:
     """``value`` (>= 0) as a protobuf base-128 varint."""
     if value < _SMALL_VARINTS:
         return _VARINTS[value]
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    # 14 bits at a time from the tables: a timestamp's seconds or nanos in three look-ups, not five turns of a loop
+    low = _LOW_VARINTS[value & 0x3FFF]
+    value >>= 14
+    if value < _SMALL_VARINTS:
+        return low + _VARINTS[value]
+    return low + _LOW_VARINTS[value & 0x3FFF] + varint(value >> 14)
 
 
 _SMALL_VARINTS = 1 << 14  # every length in a BatchLookup result: one or two bytes, looked up
 _VARINTS = [bytes((v,)) if v < 0x80 else bytes(((v & 0x7F) | 0x80, v >> 7)) for v in range(_SMALL_VARINTS)]
+_LOW_VARINTS = [bytes(((v & 0x7F) | 0x80, (v >> 7) | 0x80)) for v in range(_SMALL_VARINTS)]  # 14 low bits, more to come
 
 
 @functools.lru_cache(maxsize=1024)
