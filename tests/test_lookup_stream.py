@@ -149,6 +149,8 @@ def test_each_lookup_counts_against_the_callers_lookup_rate(server, federation, 
     assert 1 <= len(answered) <= 4  # the burst of 4, less the stream's own opening, plus what refilled meanwhile
     assert len(answered) + len(over) == 10
     assert "over its lookup rate of 1/s" in over[0].error_message
+    assert all(0 < a.retry_after_ms <= 1000 for a in over)  # what a Lookup call's retry-after-ms trailer says
+    assert all(a.retry_after_ms == 0 for a in answered)
 
 
 def test_a_request_with_more_lookups_than_a_batch_holds_ends_the_stream(server, federation, stub):

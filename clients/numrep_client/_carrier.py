@@ -1190,7 +1190,8 @@ class AsyncCarrierClient:
         except grpc.aio.AioRpcError as exc:
             return core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
         if answer.error_code:
-            return core.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message)
+            return core.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message,
+                                 answer.retry_after_ms / 1000 or None)
         return core.on_verdict(pending, answer.verdict)
 
     async def check_many(self, numbers: Sequence[str], *, deadline: float | None = None) -> list[CallDecision]:

@@ -27,6 +27,7 @@ import grpc
 from numrep.v1 import lookup_pb2, lookup_pb2_grpc
 
 DEFAULT_ROTATE_AFTER = 600.0  # seconds; the exchange allows an hour by default
+MAX_LOOKUPS_PER_REQUEST = 1000  # the exchange's default: a request with more ends the stream
 
 
 class _Open:
@@ -41,6 +42,7 @@ class _Open:
         self.reader: asyncio.Task[None] | None = None
         self.retiring = False
         self.ended = False
+        self.admitted = False  # the exchange's initial metadata came: it admitted the stream
 
 
 class LookupStreamClient:
@@ -53,11 +55,14 @@ class LookupStreamClient:
         *,
         rotate_after: float = DEFAULT_ROTATE_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        max_lookups: int = MAX_LOOKUPS_PER_REQUEST,
     ) -> None:
-        """``metadata``: what opens each stream (called once per stream)."""
+        """``metadata``: what opens each stream (called once per stream);
+        ``max_lookups``: the most lookups one request carries."""
         self._stub = stub
         self._metadata = metadata
         self._rotate_after = rotate_after
+        self._max_lookups = max_lookups
         self._clock = clock
         self._ids = itertools.count(1)
         self._current: _Open | None = None
@@ -110,9 +115,16 @@ class LookupStreamClient:
 
     async def _write(self, stream: _Open) -> None:
         try:
+            if not stream.admitted:
+                # Nothing is written before the exchange admits the stream: a write racing its
+                # refusal can make grpcio report INTERNAL in place of the refusal (grpc/grpc#36066).
+                await stream.call.initial_metadata()
+                if stream.call.done():  # refused: the reader reports how
+                    return
+                stream.admitted = True
             while stream.unsent:
-                lookups = list(stream.unsent)
-                stream.unsent.clear()
+                lookups = stream.unsent[:self._max_lookups]
+                del stream.unsent[:self._max_lookups]
                 await stream.call.write(lookup_pb2.LookupStreamRequest(lookups=lookups))
             if stream.retiring:
                 await stream.call.done_writing()

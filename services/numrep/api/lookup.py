@@ -52,6 +52,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         """Encoded LookupStreamResponses (sent as they are: see ``add_to_server``);
         ``numrep.api.lookup_stream`` says how lookups on a stream are answered."""
         proof, exchange = current_proof(), self._exchange
+        await context.send_initial_metadata(())  # admitted: the client may write (see the proto)
         stream = AnswerStream(self._stream_answer, exchange.rate_gate(proof.participant, "lookup"),  # its role: checked at opening
                               lambda: exchange.check_still_proven(proof),
                               lifetime=exchange.config.lookup_stream_lifetime.total_seconds(),

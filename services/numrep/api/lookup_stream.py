@@ -21,7 +21,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import grpc
 
 from numrep.api.errors import code_number, status_for
-from numrep.core.errors import NumrepError, TooLarge, Unauthenticated
+from numrep.core.errors import NumrepError, RateLimited, TooLarge, Unauthenticated
 from numrep.v1 import lookup_pb2
 
 log = logging.getLogger("numrep.api")
@@ -157,9 +157,10 @@ def _failure(lookup_id: int, exc: Exception) -> bytes:
 
 def refusal(lookup_id: int, error: NumrepError) -> bytes:
     """The encoded answer saying why lookup ``lookup_id`` was refused."""
-    return _failed(lookup_id, status_for(error), error.message)
+    wait = error.retry_after if isinstance(error, RateLimited) else 0.0
+    return _failed(lookup_id, status_for(error), error.message, max(1, int(wait * 1000)) if wait else 0)
 
 
-def _failed(lookup_id: int, code: grpc.StatusCode, message: str) -> bytes:
-    answer = lookup_pb2.StreamAnswer(id=lookup_id, error_code=code_number(code), error_message=message)
+def _failed(lookup_id: int, code: grpc.StatusCode, message: str, retry_after_ms: int = 0) -> bytes:
+    answer = lookup_pb2.StreamAnswer(id=lookup_id, error_code=code_number(code), error_message=message, retry_after_ms=retry_after_ms)
     return lookup_pb2.LookupStreamResponse(answers=[answer]).SerializeToString()

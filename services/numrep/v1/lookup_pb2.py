@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from numrep.v1 import common_pb2 as numrep_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/lookup.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16numrep/v1/common.proto\"|\n\x0b\x43\x61llContext\x12\x0e\n\x06\x63\x61llee\x18\x01 \x01(\t\x12-\n\tcall_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidentity_header\x18\x03 \x01(\t\x12\x15\n\rcall_category\x18\x04 \x01(\t\"H\n\rLookupRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\'\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x16.numrep.v1.CallContext\"f\n\x12\x42\x61tchLookupRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.numrep.v1.LookupRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.numrep.v1.VerdictView\"r\n\x11\x42\x61tchLookupResult\x12\r\n\x05input\x18\x01 \x01(\t\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"D\n\x13\x42\x61tchLookupResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.numrep.v1.BatchLookupResult\"E\n\x0cStreamLookup\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.numrep.v1.LookupRequest\"?\n\x13LookupStreamRequest\x12(\n\x07lookups\x18\x01 \x03(\x0b\x32\x17.numrep.v1.StreamLookup\"j\n\x0cStreamAnswer\x12\n\n\x02id\x18\x01 \x01(\x04\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"@\n\x14LookupStreamResponse\x12(\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x17.numrep.v1.StreamAnswer\"*\n\x13PrefixLookupRequest\x12\x13\n\x0bhash_prefix\x18\x01 \x01(\t\"\xa1\x01\n\x0bPrefixEntry\x12\x13\n\x0bnumber_hash\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x14PrefixLookupResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.numrep.v1.PrefixEntry\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05*Z\n\x0bVerdictView\x12\x1c\n\x18VERDICT_VIEW_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_VIEW_FULL\x10\x01\x12\x16\n\x12VERDICT_VIEW_BASIC\x10\x02\x32\xbb\x02\n\rLookupService\x12\x36\n\x06Lookup\x12\x18.numrep.v1.LookupRequest\x1a\x12.numrep.v1.Verdict\x12L\n\x0b\x42\x61tchLookup\x12\x1d.numrep.v1.BatchLookupRequest\x1a\x1e.numrep.v1.BatchLookupResponse\x12O\n\x0cPrefixLookup\x12\x1e.numrep.v1.PrefixLookupRequest\x1a\x1f.numrep.v1.PrefixLookupResponse\x12S\n\x0cLookupStream\x12\x1e.numrep.v1.LookupStreamRequest\x1a\x1f.numrep.v1.LookupStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16numrep/v1/lookup.proto\x12\tnumrep.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16numrep/v1/common.proto\"|\n\x0b\x43\x61llContext\x12\x0e\n\x06\x63\x61llee\x18\x01 \x01(\t\x12-\n\tcall_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidentity_header\x18\x03 \x01(\t\x12\x15\n\rcall_category\x18\x04 \x01(\t\"H\n\rLookupRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\'\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x16.numrep.v1.CallContext\"f\n\x12\x42\x61tchLookupRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.numrep.v1.LookupRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.numrep.v1.VerdictView\"r\n\x11\x42\x61tchLookupResult\x12\r\n\x05input\x18\x01 \x01(\t\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"D\n\x13\x42\x61tchLookupResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.numrep.v1.BatchLookupResult\"E\n\x0cStreamLookup\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.numrep.v1.LookupRequest\"?\n\x13LookupStreamRequest\x12(\n\x07lookups\x18\x01 \x03(\x0b\x32\x17.numrep.v1.StreamLookup\"\x82\x01\n\x0cStreamAnswer\x12\n\n\x02id\x18\x01 \x01(\x04\x12#\n\x07verdict\x18\x02 \x01(\x0b\x32\x12.numrep.v1.Verdict\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\r\"@\n\x14LookupStreamResponse\x12(\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x17.numrep.v1.StreamAnswer\"*\n\x13PrefixLookupRequest\x12\x13\n\x0bhash_prefix\x18\x01 \x01(\t\"\xa1\x01\n\x0bPrefixEntry\x12\x13\n\x0bnumber_hash\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.numrep.v1.Action\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x18\n\x10spam_probability\x18\x04 \x01(\x01\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x14PrefixLookupResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.numrep.v1.PrefixEntry\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05*Z\n\x0bVerdictView\x12\x1c\n\x18VERDICT_VIEW_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_VIEW_FULL\x10\x01\x12\x16\n\x12VERDICT_VIEW_BASIC\x10\x02\x32\xbb\x02\n\rLookupService\x12\x36\n\x06Lookup\x12\x18.numrep.v1.LookupRequest\x1a\x12.numrep.v1.Verdict\x12L\n\x0b\x42\x61tchLookup\x12\x1d.numrep.v1.BatchLookupRequest\x1a\x1e.numrep.v1.BatchLookupResponse\x12O\n\x0cPrefixLookup\x12\x1e.numrep.v1.PrefixLookupRequest\x1a\x1f.numrep.v1.PrefixLookupResponse\x12S\n\x0cLookupStream\x12\x1e.numrep.v1.LookupStreamRequest\x1a\x1f.numrep.v1.LookupStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'numrep.v1.lookup_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICTVIEW']._serialized_start=1188
-  _globals['_VERDICTVIEW']._serialized_end=1278
+  _globals['_VERDICTVIEW']._serialized_start=1213
+  _globals['_VERDICTVIEW']._serialized_end=1303
   _globals['_CALLCONTEXT']._serialized_start=94
   _globals['_CALLCONTEXT']._serialized_end=218
   _globals['_LOOKUPREQUEST']._serialized_start=220
@@ -49,16 +49,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMLOOKUP']._serialized_end=653
   _globals['_LOOKUPSTREAMREQUEST']._serialized_start=655
   _globals['_LOOKUPSTREAMREQUEST']._serialized_end=718
-  _globals['_STREAMANSWER']._serialized_start=720
-  _globals['_STREAMANSWER']._serialized_end=826
-  _globals['_LOOKUPSTREAMRESPONSE']._serialized_start=828
-  _globals['_LOOKUPSTREAMRESPONSE']._serialized_end=892
-  _globals['_PREFIXLOOKUPREQUEST']._serialized_start=894
-  _globals['_PREFIXLOOKUPREQUEST']._serialized_end=936
-  _globals['_PREFIXENTRY']._serialized_start=939
-  _globals['_PREFIXENTRY']._serialized_end=1100
-  _globals['_PREFIXLOOKUPRESPONSE']._serialized_start=1102
-  _globals['_PREFIXLOOKUPRESPONSE']._serialized_end=1186
-  _globals['_LOOKUPSERVICE']._serialized_start=1281
-  _globals['_LOOKUPSERVICE']._serialized_end=1596
+  _globals['_STREAMANSWER']._serialized_start=721
+  _globals['_STREAMANSWER']._serialized_end=851
+  _globals['_LOOKUPSTREAMRESPONSE']._serialized_start=853
+  _globals['_LOOKUPSTREAMRESPONSE']._serialized_end=917
+  _globals['_PREFIXLOOKUPREQUEST']._serialized_start=919
+  _globals['_PREFIXLOOKUPREQUEST']._serialized_end=961
+  _globals['_PREFIXENTRY']._serialized_start=964
+  _globals['_PREFIXENTRY']._serialized_end=1125
+  _globals['_PREFIXLOOKUPRESPONSE']._serialized_start=1127
+  _globals['_PREFIXLOOKUPRESPONSE']._serialized_end=1211
+  _globals['_LOOKUPSERVICE']._serialized_start=1306
+  _globals['_LOOKUPSERVICE']._serialized_end=1621
 # @@protoc_insertion_point(module_scope)

@@ -81,16 +81,18 @@ class LookupStreamRequest(_message.Message):
     def __init__(self, lookups: _Optional[_Iterable[_Union[StreamLookup, _Mapping]]] = ...) -> None: ...
 
 class StreamAnswer(_message.Message):
-    __slots__ = ("id", "verdict", "error_code", "error_message")
+    __slots__ = ("id", "verdict", "error_code", "error_message", "retry_after_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     verdict: _common_pb2.Verdict
     error_code: int
     error_message: str
-    def __init__(self, id: _Optional[int] = ..., verdict: _Optional[_Union[_common_pb2.Verdict, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    retry_after_ms: int
+    def __init__(self, id: _Optional[int] = ..., verdict: _Optional[_Union[_common_pb2.Verdict, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class LookupStreamResponse(_message.Message):
     __slots__ = ("answers",)

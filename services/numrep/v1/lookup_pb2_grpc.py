@@ -90,7 +90,9 @@ class LookupServiceServicer:
         rate as a Lookup call does, and is answered as Lookup answers it; a lookup that
         fails (a malformed number, a rate exceeded) fails only its own answer. The stream
         ends with UNAUTHENTICATED once the key that opened it is revoked, or once it has
-        been open longer than the exchange allows (open a new one before then).
+        been open longer than the exchange allows (open a new one before then). The
+        exchange sends its initial metadata as soon as the stream is admitted: a client
+        that waits for it before its first request never writes to a refused stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
