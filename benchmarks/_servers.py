@@ -83,6 +83,7 @@ async def _baseline(conn: Any, spec: dict) -> None:
             return batch
 
         async def LookupStream(self, requests: Any, context: Any) -> Any:
+            await context.send_initial_metadata(())  # as the exchange does: the SDK writes once it has come
             async for message in requests:  # each request's lookups answered at once, in one response
                 yield lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id, verdict=verdict)
                                                                for lookup in message.lookups])

@@ -258,3 +258,23 @@ def test_a_long_request_answered_in_place_gives_the_loop_turns():
     responses = run(scenario)
     assert sorted(i for r in responses for i in ids_in(r)) == list(range(1, 1001))
     assert turns >= 1000 // 64  # a turn at least every 64 answers
+
+
+def test_a_caller_that_reads_no_answers_stops_being_read():
+    consumed = 0
+
+    async def requests() -> AsyncIterator[lookup_pb2.LookupStreamRequest]:
+        nonlocal consumed
+        for start in range(1, 1001, 10):
+            consumed += 1
+            yield request(*range(start, start + 10))
+
+    async def scenario() -> None:
+        now = lambda lookup: lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id)]).SerializeToString()  # noqa: E731
+        responses = stream(Answers(), answer_now=now, max_pending=30).serve(requests())
+        await responses.__anext__()  # one response taken, then none: as a caller whose window is full
+        await asyncio.sleep(0.05)
+        await responses.aclose()
+
+    run(scenario)
+    assert consumed <= 8  # about two caps' worth of lookups (30 held, 30 in the response not yet taken), not all 100 requests

@@ -217,3 +217,20 @@ def test_the_stream_ends_once_open_longer_than_the_exchange_allows(server, feder
 
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "open a new one" in ended.value.details()
+
+
+def test_a_stream_opened_in_a_call_session_ends_with_the_session(federation, raw, stub):
+    opened = raw.call("RegistryService/OpenSession", registry_pb2.OpenSessionRequest(lifetime_seconds=2),
+                      bearer(mint_token(federation.carrier)))
+    talk = Conversation(stub, bearer(mint_call_token(session_from_pb(opened.response))))
+    talk.send(request((1, NUMBER)))
+    assert answers_of([talk.next()])[1].error_code == 0
+
+    time.sleep(2.1)
+    talk.send(request((2, NUMBER)))
+
+    with pytest.raises(grpc.RpcError) as ended:
+        talk.next()
+    talk.close()
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "or as its call session lasts" in ended.value.details()

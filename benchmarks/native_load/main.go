@@ -118,24 +118,25 @@ func run(conns []*grpc.ClientConn, streams []*lookupStream, method string, reque
 	start := time.Now().Add(50 * time.Millisecond)
 	interval := float64(time.Second) / rate
 	var streamFailure string
+	record := func(i int, failure string) {
+		if i < 0 || i >= total {
+			return
+		}
+		elapsed := float64(time.Since(start.Add(time.Duration(float64(i)*interval)))) / float64(time.Millisecond)
+		mu.Lock()
+		fresh := math.IsNaN(latency[i])
+		if fresh {
+			latency[i] = elapsed
+			failed[i] = failure
+		}
+		mu.Unlock()
+		if fresh {
+			done.Add(1)
+			<-slots
+		}
+	}
 	for _, s := range streams {
-		s.run(requests, func(i int, failure string) {
-			if i < 0 || i >= total {
-				return
-			}
-			elapsed := float64(time.Since(start.Add(time.Duration(float64(i)*interval)))) / float64(time.Millisecond)
-			mu.Lock()
-			fresh := math.IsNaN(latency[i])
-			if fresh {
-				latency[i] = elapsed
-				failed[i] = failure
-			}
-			mu.Unlock()
-			if fresh {
-				done.Add(1)
-				<-slots
-			}
-		}, func(failure string) {
+		s.run(requests, record, func(failure string) {
 			mu.Lock()
 			if streamFailure == "" {
 				streamFailure = failure
@@ -150,7 +151,7 @@ func run(conns []*grpc.ClientConn, streams []*lookupStream, method string, reque
 		}
 		slots <- struct{}{}
 		if streams != nil {
-			streams[i%len(streams)].queue <- i
+			streams[i%len(streams)].add(i, record)
 			continue
 		}
 		go func(i int, scheduled time.Time) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -17,7 +18,14 @@ import (
 type lookupStream struct {
 	stream grpc.ClientStream
 	queue  chan int
+
+	mu          sync.Mutex
+	outstanding map[int]struct{} // sent or queued, not yet answered
+	dead        string           // why the stream failed, once it has
 }
+
+// maxLookups is the most lookups one request carries: the exchange ends a stream sent more.
+const maxLookups = 1000
 
 // answered reports lookup i done; failure is "" for an answer with a verdict.
 type answered func(i int, failure string)
@@ -34,20 +42,58 @@ func openStreams(conns []*grpc.ClientConn, method, bearer string) ([]*lookupStre
 		if err != nil {
 			return nil, err
 		}
-		streams[i] = &lookupStream{stream: stream, queue: make(chan int, 1<<16)}
+		streams[i] = &lookupStream{stream: stream, queue: make(chan int, 1<<16), outstanding: map[int]struct{}{}}
 	}
 	return streams, nil
 }
 
 func (s *lookupStream) run(requests [][]byte, done answered, failed func(string)) {
-	go s.send(requests, failed)
-	go s.receive(done, failed)
+	answer := func(i int, failure string) {
+		s.mu.Lock()
+		_, waiting := s.outstanding[i]
+		delete(s.outstanding, i)
+		s.mu.Unlock()
+		if waiting {
+			done(i, failure)
+		}
+	}
+	fail := func(why string) { // every lookup still waiting fails with the stream, and frees its slot
+		failed(why)
+		s.mu.Lock()
+		s.dead = why
+		left := make([]int, 0, len(s.outstanding))
+		for i := range s.outstanding {
+			left = append(left, i)
+		}
+		s.outstanding = map[int]struct{}{}
+		s.mu.Unlock()
+		for _, i := range left {
+			done(i, "stream: "+why)
+		}
+	}
+	go s.send(requests, fail)
+	go s.receive(answer, fail)
+}
+
+// add queues lookup i, or fails it at once when the stream is dead.
+func (s *lookupStream) add(i int, done answered) {
+	s.mu.Lock()
+	dead := s.dead
+	if dead == "" {
+		s.outstanding[i] = struct{}{}
+	}
+	s.mu.Unlock()
+	if dead != "" {
+		done(i, "stream: "+dead)
+		return
+	}
+	s.queue <- i
 }
 
 func (s *lookupStream) send(requests [][]byte, failed func(string)) {
 	for i := range s.queue {
 		message := appendLookup(nil, i, requests[i%len(requests)])
-		for more := true; more; {
+		for count, more := 1, true; more && count < maxLookups; count++ {
 			select {
 			case j := <-s.queue:
 				message = appendLookup(message, j, requests[j%len(requests)])

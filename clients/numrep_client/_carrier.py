@@ -1110,8 +1110,15 @@ class AsyncCarrierClient:
 
     def _stream_lookups(self) -> LookupStreamClient:
         if self._lookups is None:
-            self._lookups = LookupStreamClient(self._lookup(), self._core.metadata, rotate_after=self._stream_rotate_after)
+            self._lookups = LookupStreamClient(self._lookup(), self._core.metadata, rotate_after=self._stream_rotate_after,
+                                               valid_until=self._session_until)
         return self._lookups
+
+    def _session_until(self) -> float | None:
+        """When the call session whose token just opened a stream ends (epoch s), if one did."""
+        sessions = self._core.sessions
+        session = sessions.session if sessions is not None else None
+        return None if session is None else session.expires_at.timestamp()
 
     async def close(self) -> None:
         if self._session_task is not None and not self._session_task.done():
@@ -1147,23 +1154,23 @@ class AsyncCarrierClient:
         try:
             if self._stream:
                 decision = await self._stream_check(pending, context, budget, started)
-                return self._done(core.finish(decision, started))
-            stub = self._lookup()
-            metadata = core.metadata()
-            remaining = budget - (time.perf_counter() - started)
-            if remaining < MIN_RPC_BUDGET:
-                core.breaker.release()
-                return core.finish(fail_open(pending.number, "timeout", _timeout_detail(budget)), started)
-            request = lookup_pb2.LookupRequest(number=pending.number, context=context)
-            call = stub.Lookup(request, metadata=metadata, timeout=remaining)
-            try:
-                verdict = await _within(call, core.wait_budget(budget - (time.perf_counter() - started)))
-            except asyncio.TimeoutError:
-                decision = core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
-            except grpc.aio.AioRpcError as exc:
-                decision = core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
             else:
-                decision = core.on_verdict(pending, verdict)
+                stub = self._lookup()
+                metadata = core.metadata()
+                remaining = budget - (time.perf_counter() - started)
+                if remaining < MIN_RPC_BUDGET:
+                    core.breaker.release()
+                    return core.finish(fail_open(pending.number, "timeout", _timeout_detail(budget)), started)
+                request = lookup_pb2.LookupRequest(number=pending.number, context=context)
+                call = stub.Lookup(request, metadata=metadata, timeout=remaining)
+                try:
+                    verdict = await _within(call, core.wait_budget(budget - (time.perf_counter() - started)))
+                except asyncio.TimeoutError:
+                    decision = core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
+                except grpc.aio.AioRpcError as exc:
+                    decision = core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
+                else:
+                    decision = core.on_verdict(pending, verdict)
         except asyncio.CancelledError:
             core.breaker.release()
             raise
@@ -1187,8 +1194,9 @@ class AsyncCarrierClient:
             return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
         try:
             answer = lookup.result()
-        except grpc.aio.AioRpcError as exc:
-            return core.on_error(pending, exc.code(), exc.details() or "", retry_after(exc))
+        except grpc.aio.AioRpcError as exc:  # the stream failed, not this lookup: never an invalid number
+            core.judge(exc.code())
+            return core.on_batch_error((pending,), exc.code(), exc.details() or "", retry_after(exc))[0]
         if answer.error_code:
             return core.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message,
                                  answer.retry_after_ms / 1000 or None)

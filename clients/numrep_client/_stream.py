@@ -28,14 +28,15 @@ from numrep.v1 import lookup_pb2, lookup_pb2_grpc
 
 DEFAULT_ROTATE_AFTER = 600.0  # seconds; the exchange allows an hour by default
 MAX_LOOKUPS_PER_REQUEST = 1000  # the exchange's default: a request with more ends the stream
+EXPIRY_MARGIN = 5.0  # seconds before its credential ends that a stream is replaced
 
 
 class _Open:
     """One stream call, the lookups waiting on it and those not yet written."""
 
-    def __init__(self, call: grpc.aio.StreamStreamCall, opened: float) -> None:
+    def __init__(self, call: grpc.aio.StreamStreamCall, retire_at: float) -> None:
         self.call = call
-        self.opened = opened
+        self.retire_at = retire_at  # on the client's clock: no new lookups from then
         self.waiting: dict[int, asyncio.Future[lookup_pb2.StreamAnswer]] = {}
         self.unsent: list[lookup_pb2.StreamLookup] = []
         self.writer: asyncio.Task[None] | None = None
@@ -56,13 +57,18 @@ class LookupStreamClient:
         rotate_after: float = DEFAULT_ROTATE_AFTER,
         clock: Callable[[], float] = time.monotonic,
         max_lookups: int = MAX_LOOKUPS_PER_REQUEST,
+        valid_until: Callable[[], float | None] = lambda: None,
     ) -> None:
         """``metadata``: what opens each stream (called once per stream);
-        ``max_lookups``: the most lookups one request carries."""
+        ``valid_until``: asked right after it, when (epoch seconds) the credential it
+        gave ends (a call session's expiry, which ends the stream too), or None: the
+        stream is replaced ``EXPIRY_MARGIN`` before then; ``max_lookups``: the most
+        lookups one request carries."""
         self._stub = stub
         self._metadata = metadata
         self._rotate_after = rotate_after
         self._max_lookups = max_lookups
+        self._valid_until = valid_until
         self._clock = clock
         self._ids = itertools.count(1)
         self._current: _Open | None = None
@@ -82,7 +88,8 @@ class LookupStreamClient:
         try:
             return await future
         finally:
-            stream.waiting.pop(lookup_id, None)
+            if stream.waiting.pop(lookup_id, None) is not None and stream.unsent:  # given up: unsent, it need not go
+                stream.unsent[:] = [lookup for lookup in stream.unsent if lookup.id != lookup_id]
 
     async def close(self) -> None:
         """Cancel every open stream; lookups still waiting get CANCELLED."""
@@ -95,12 +102,16 @@ class LookupStreamClient:
         self._current = None
 
     def _stream(self) -> _Open:
-        current = self._current
-        if current is not None and not current.ended and self._clock() - current.opened < self._rotate_after:
+        current, now = self._current, self._clock()
+        if current is not None and not current.ended and now < current.retire_at:
             return current
         if current is not None and not current.ended:
             self._retire(current)
-        stream = _Open(self._stub.LookupStream(metadata=tuple(self._metadata())), self._clock())
+        metadata = tuple(self._metadata())
+        retire_at, until = now + self._rotate_after, self._valid_until()
+        if until is not None:
+            retire_at = min(retire_at, now + until - time.time() - EXPIRY_MARGIN)
+        stream = _Open(self._stub.LookupStream(metadata=metadata), retire_at)
         stream.reader = asyncio.get_running_loop().create_task(self._read(stream))
         self._streams.add(stream)
         self._current = stream
@@ -136,12 +147,11 @@ class LookupStreamClient:
             stream.writer = None
 
     async def _read(self, stream: _Open) -> None:
-        failure: grpc.aio.AioRpcError
+        failure = _failure(grpc.StatusCode.UNAVAILABLE, "the exchange ended the lookup stream")
         try:
             while True:
                 response = await stream.call.read()
                 if response is grpc.aio.EOF:
-                    failure = _failure(grpc.StatusCode.UNAVAILABLE, "the exchange ended the lookup stream")
                     break
                 for answer in response.answers:
                     future = stream.waiting.pop(answer.id, None)
@@ -149,7 +159,14 @@ class LookupStreamClient:
                         future.set_result(answer)
         except grpc.aio.AioRpcError as exc:
             failure = exc
-        self._end(stream, failure)
+        except asyncio.CancelledError:  # close(), or the channel closed under the call
+            failure = _failure(grpc.StatusCode.CANCELLED, "the lookup stream was cancelled")
+            raise
+        except Exception as exc:  # an answer this client cannot read: the stream is of no further use
+            failure = _failure(grpc.StatusCode.INTERNAL, f"unreadable answer on the lookup stream: {type(exc).__name__}: {exc}")
+            stream.call.cancel()
+        finally:
+            self._end(stream, failure)
 
     def _end(self, stream: _Open, failure: grpc.aio.AioRpcError) -> None:
         stream.ended = True

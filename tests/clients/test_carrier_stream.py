@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Iterator, Sequence
 
 import grpc
 import pytest
@@ -584,3 +585,89 @@ def test_a_rate_refused_streamed_check_makes_the_client_pause_as_a_refused_looku
     reasons = asyncio.run(scenario())
 
     assert reasons == [""] * 4 + ["overloaded", "rate_limited", "rate_limited"]
+
+
+# --- the credential's end, and answers the client cannot read -----------------------------------
+def test_a_stream_is_replaced_before_the_credential_that_opened_it_ends(server, federation):
+    clock = FakeClock()
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        ends = time.time() + 65.0  # as a call session ending in 65 s would say
+        async with lookup_stream(server.address, bearer(federation.carrier), rotate_after=600, clock=clock,
+                                 valid_until=lambda: ends) as (client, _):
+            await client.lookup(asked(numbers(1)[0]))
+            clock.advance(59.0)  # more than 5 s before the end: the same stream
+            await client.lookup(asked(numbers(1, start=1100)[0]))
+            kept = client.opened
+            clock.advance(1.5)  # within 5 s of the end: a new one
+            await client.lookup(asked(numbers(1, start=1200)[0]))
+            return kept, client.opened
+
+    assert asyncio.run(scenario()) == (1, 2)
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[Callable[[str], str]]:
+    """``misbehaving(kind)``: the address of a server whose LookupStream admits the
+    stream and then either answers every request with bytes that are no
+    LookupStreamResponse (``"garbage"``) or ends the stream INVALID_ARGUMENT
+    (``"refuses"``): faults of the far side, which the exchange never commits."""
+    loop = asyncio.new_event_loop()
+    servers = []
+
+    def start(kind: str) -> str:
+        async def handler(requests, context):  # type: ignore[no-untyped-def]
+            await context.send_initial_metadata(())
+            async for _ in requests:
+                if kind == "refuses":
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "1001 lookups in one request; the maximum is 1000")
+                yield b"\xff\xff\xff"
+
+        async def serve() -> str:
+            server = grpc.aio.server()
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", {
+                "LookupStream": grpc.stream_stream_rpc_method_handler(handler)}),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            servers.append(server)
+            return f"127.0.0.1:{port}"
+
+        return loop.run_until_complete(serve())
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    yield lambda kind: (start(kind), thread.is_alive() or thread.start())[0]
+    for server in servers:
+        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_an_answer_the_client_cannot_read_fails_its_stream_at_once_and_the_next_lookup_opens_another(federation, misbehaving):
+    address = misbehaving("garbage")
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier)) as (client, _):
+            failures = []
+            for number in numbers(2):
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await asyncio.wait_for(client.lookup(asked(number)), 2)
+                failures.append(failed.value)
+            return failures, client.opened, client._current
+
+    failures, opened, current = asyncio.run(scenario())
+
+    assert [f.code() for f in failures] == [grpc.StatusCode.INTERNAL] * 2, [(f.code(), f.details()) for f in failures]
+    assert opened == 2 and current is None
+
+
+def test_a_stream_the_exchange_ends_invalid_argument_fails_its_checks_open_as_a_bad_request(federation, misbehaving):
+    address = misbehaving("refuses")
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with AsyncCarrierClient(address, federation.carrier, deadline=RELAXED, stream=True, sessions=False,
+                                      raise_on_invalid=True, breaker=NullBreaker()) as client:
+            return await client.check(numbers(1)[0]), client.stats()
+
+    decision, stats = asyncio.run(scenario())
+
+    assert (decision.source, decision.action, decision.reason) == ("fail_open", "unknown", "bad_request"), decision
+    assert stats.checks == 1

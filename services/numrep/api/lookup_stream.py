@@ -27,7 +27,9 @@ from numrep.v1 import lookup_pb2
 log = logging.getLogger("numrep.api")
 
 ANSWERED_PER_TURN = 64  # lookups answered in place before the event loop's other calls get a turn
-MAX_PENDING = 1024  # lookups being answered at once on one stream; at it, the next waits (and nothing more is read) until one finishes
+# Lookups being answered, and answers not yet sent, on one stream: at it, the next lookup waits (and
+# nothing more is read) until answers leave, so a caller that stops reading stops being read.
+MAX_PENDING = 1024
 
 
 class AnswerStream:
@@ -67,13 +69,17 @@ class AnswerStream:
         room = asyncio.Event()
         answering: set[asyncio.Task[bytes]] = set()
 
+        def held() -> int:
+            """Lookups being answered and answers not yet sent: what the stream holds for its caller."""
+            return len(answering) + len(ready)
+
         def finished(task: asyncio.Task[bytes]) -> None:
             answering.discard(task)
-            if not task.cancelled():
+            if task.cancelled():
+                room.set()
+            else:
                 ready.append(task.result())  # _answered never raises
             wake.set()
-            if len(answering) < self._max_pending:
-                room.set()
 
         async def read() -> None:
             closes_at = self._clock() + self._lifetime
@@ -83,7 +89,7 @@ class AnswerStream:
                     now = self._clock()
                     if now >= closes_at:
                         raise Unauthenticated(f"this lookup stream has been open {self._lifetime:g} s, as long as the exchange "
-                                              "allows; open a new one", "stream_expired")
+                                              "allows (or as its call session lasts); open a new one", "stream_expired")
                     if now >= recheck_at:
                         self._recheck()
                         recheck_at = now + self._recheck_every
@@ -92,7 +98,7 @@ class AnswerStream:
                                        "batch_too_large")
                     answered_here = 0
                     for lookup in message.lookups:
-                        while len(answering) >= self._max_pending:
+                        while held() >= self._max_pending:  # a caller that reads no answers gets no more read
                             room.clear()
                             await room.wait()
                         try:
@@ -124,6 +130,7 @@ class AnswerStream:
                 if ready:
                     response = b"".join(ready)
                     ready.clear()
+                    room.set()
                     yield response
                 if reader.done() and not answering and not ready:
                     break

@@ -118,6 +118,12 @@ def verify_call_token(
     return participant, kid
 
 
+def session_expiry(call_token: str) -> datetime:
+    """When the session of ``call_token``, a call token ``verify_call_token`` accepted, expires."""
+    segment = call_token.partition(".")[0]
+    return (_cached_session_of(segment) if len(segment) <= CACHED_HEADER else _session_of(read_header(segment)))[3]
+
+
 @functools.lru_cache(maxsize=4096)  # a session's calls share one header: checked once
 def _cached_session_of(segment: str) -> tuple[str, str, str, datetime]:
     return _session_of(read_header(segment))
