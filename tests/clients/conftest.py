@@ -39,6 +39,21 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 from numrep_client import ExchangeClient
 
 @pytest.fixture
+def proofs(server, monkeypatch) -> list[str]:
+    """How each call the exchange authenticated proved its participant ("token", "session")."""
+    seen: list[str] = []
+    prove = server.exchange.prove
+
+    def recording(token):  # type: ignore[no-untyped-def]
+        proof = prove(token)
+        seen.append(proof.via)
+        return proof
+
+    monkeypatch.setattr(server.exchange, "prove", recording)
+    return seen
+
+
+@pytest.fixture
 def publish(connect: Callable[..., ExchangeClient]) -> Callable[..., None]:
     """``publish(identity, number, category="fraud.impersonation", confidence=1.0)``:
     sign and publish one label through the real Publish RPC."""

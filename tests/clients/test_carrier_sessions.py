@@ -24,21 +24,6 @@ def numbers(count: int, start: int = 100) -> list[str]:
 
 
 @pytest.fixture
-def proofs(server, monkeypatch) -> list[str]:
-    """How each call the exchange authenticated proved its participant ("token", "session")."""
-    seen: list[str] = []
-    prove = server.exchange.prove
-
-    def recording(token):  # type: ignore[no-untyped-def]
-        proof = prove(token)
-        seen.append(proof.via)
-        return proof
-
-    monkeypatch.setattr(server.exchange, "prove", recording)
-    return seen
-
-
-@pytest.fixture
 def carrier(server, federation):
     clients: list[CarrierClient] = []
 

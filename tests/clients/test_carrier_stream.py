@@ -455,21 +455,6 @@ def test_streamed_checks_by_an_unregistered_carrier_fail_open_as_unauthenticated
     assert breaker == "closed"
 
 
-@pytest.fixture
-def proofs(server, monkeypatch) -> list[str]:
-    """How each call the exchange authenticated proved its participant ("token", "session")."""
-    seen: list[str] = []
-    prove = server.exchange.prove
-
-    def recording(token):  # type: ignore[no-untyped-def]
-        proof = prove(token)
-        seen.append(proof.via)
-        return proof
-
-    monkeypatch.setattr(server.exchange, "prove", recording)
-    return seen
-
-
 def test_a_stream_is_authenticated_once_when_it_opens_with_the_call_sessions_token(server, federation, proofs):
     async def scenario():  # type: ignore[no-untyped-def]
         async with AsyncCarrierClient(server.address, federation.carrier, deadline=RELAXED, stream=True) as client:

@@ -70,7 +70,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         started = time.perf_counter()
         verdict, action = await self._answer(lookup.request)
         self._answered(action, started)
-        return stream_answer(lookup.id, verdict if isinstance(verdict, bytes) else verdict.SerializeToString())
+        return stream_answer(lookup.id, encoded(verdict))
 
     def _stream_answer_now(self, lookup: lookup_pb2.StreamLookup) -> bytes | None:
         """``_stream_answer`` when nothing need wait (a local store's read, no call context), else None."""
@@ -83,7 +83,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
             return None
         verdict, action = self._plain(answer)
         self._answered(action, started)
-        return stream_answer(lookup.id, verdict if isinstance(verdict, bytes) else verdict.SerializeToString())
+        return stream_answer(lookup.id, encoded(verdict))
 
     async def _answer(self, request: lookup_pb2.LookupRequest) -> tuple[common_pb2.Verdict | bytes, str]:
         """The verdict as Lookup sends it (a stored verdict asked without a call

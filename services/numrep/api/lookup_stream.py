@@ -1,14 +1,14 @@
-"""One LookupStream call: lookups are read as they arrive, each is answered by its
-own task as soon as its answer is ready (a slow read holds up no other lookup),
-and the answers ready at the same moment leave together in one response: one
-gRPC message per lookup when traffic is light, fewer under load, never a wait
-to fill a batch.
+"""One LookupStream call: lookups are read as they arrive, each is answered as
+soon as its answer is ready (in place when nothing need wait, else by a task of
+its own, so a slow read holds up no other lookup), and the answers ready at the
+same moment leave together in one response: one gRPC message per lookup when
+traffic is light, fewer under load, never a wait to fill a batch.
 
 The caller was admitted when the stream opened (``numrep.api.auth``). Each lookup
-is admitted again as one Lookup call (the caller's role and lookup rate); the
-key that opened the stream is checked again at most every ``recheck_every``
-seconds; the stream ends once it has been open ``lifetime`` seconds. A refusal
-that ends the stream is raised after the answers already under way are sent.
+is admitted again as one Lookup call would be for its rate; the key that opened
+the stream is checked again at most every ``recheck_every`` seconds; the stream
+ends once it has been open ``lifetime`` seconds. A refusal that ends the stream
+is raised after the answers already under way are sent.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class AnswerStream:
                 async for message in requests:
                     now = self._clock()
                     if now >= closes_at:
-                        raise Unauthenticated(f"this lookup stream has been open {self._lifetime:g} s, as long as the exchange "
+                        raise Unauthenticated(f"this lookup stream has been open {self._lifetime:.0f} s, as long as the exchange "
                                               "allows (or as its call session lasts); open a new one", "stream_expired")
                     if now >= recheck_at:
                         self._recheck()
@@ -158,7 +158,7 @@ def _failure(lookup_id: int, exc: Exception) -> bytes:
     """The answer to a lookup that raised ``exc``: its refusal, or INTERNAL for a fault."""
     if isinstance(exc, NumrepError):
         return refusal(lookup_id, exc)
-    log.error("a stream lookup failed", exc_info=exc)
+    log.error("a stream lookup failed: %s", type(exc).__name__)  # not the message: it may quote the number
     return _failed(lookup_id, grpc.StatusCode.INTERNAL, "the exchange failed to answer this lookup")
 
 
