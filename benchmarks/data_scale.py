@@ -131,12 +131,12 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     tls = mtls_files(ctx.tmp / "scale-mtls", ctx.fed.carrier_es)
     requests = [lookup_pb2.LookupRequest(number=q).SerializeToString() for q in queries]
 
-    def run(address: str, *servers: Any, stream: bool = False) -> dict:
+    def run(address: str, *servers: Any, stream: bool = False, streams: int = STREAMS) -> dict:
         pids = [server.hello["pid"] for server in servers]
         before, started = [cpu_seconds(pid) or 0.0 for pid in pids], time.perf_counter()
         result = native_open_loop(generator, address, requests, s.data_rate, s.data_seconds,
                                   warmup=max(1.0, s.warmup), tls=tls["client"], work_dir=ctx.tmp / "native",
-                                  stream=stream, connections=STREAMS if stream else 32)
+                                  stream=stream, connections=streams if stream else 32)
         elapsed = time.perf_counter() - started
         result["server_cpu"] = [round(((cpu_seconds(pid) or 0.0) - b) / elapsed, 2) for pid, b in zip(pids, before)]
         return result
@@ -162,6 +162,9 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
         with exchange_process({**spec, "listen": f"127.0.0.1:{port}"}, name="bench-exchange-mtls-2") as two:
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port")
             runs["exchange_2"] = run(one.hello["address"], one, two)
+            ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port, "
+                    f"{2 * STREAMS} LookupStreams")
+            runs["exchange_stream_2"] = run(one.hello["address"], one, two, stream=True, streams=2 * STREAMS)
     return runs
 
 
@@ -212,7 +215,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                        ("baseline_2", "native generator, mTLS: bare grpc.aio x2 (one port)"),
                        ("exchange_1", f"native generator, mTLS: exchange x1, {n:,} numbers"),
                        ("exchange_stream_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {STREAMS} LookupStreams"),
-                       ("exchange_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers")):
+                       ("exchange_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers"),
+                       ("exchange_stream_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers, {2 * STREAMS} LookupStreams")):
         if key not in native:
             continue
         v = native[key]
