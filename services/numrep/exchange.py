@@ -37,9 +37,9 @@ from numrep.core.pseudonym import Pseudonymizer
 from numrep.core.reconcile import ReconcileConfig, Reconciler, RoleWeightedReconciler
 from numrep.core.reassignment import MARKER_ROLES, is_vote
 from numrep.core.roles import allowed, allowed_in_session
-from numrep.limits import RPC_CLASS, RateLimits, TokenBuckets
+from numrep.limits import RPC_CLASS, Rate, RateLimits, TokenBuckets
 from numrep.shaken import INTERCEPT_REASONS, TrustAnchors, adjust_probability, risk_adjustment, verify_passport
-from numrep.signing.jws import JwsRejected, header_type
+from numrep.signing.jws import JwsRejected, header_type, registered_key
 from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
 from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
@@ -200,11 +200,11 @@ class Exchange:
         """For a stream that outlives the call that opened it: ``Unauthenticated``
         once ``proof``'s participant is gone or its key revoked (as the registry's
         short cache sees it)."""
-        participant = self.participant(proof.participant.id)
-        key = None if participant is None else next((k for k in participant.keys if k.kid == proof.kid), None)
-        if key is None or not key.valid_at(self.clock()):
+        try:
+            registered_key(self.participant, proof.participant.id, proof.kid, self.clock())
+        except JwsRejected as exc:
             raise Unauthenticated(f"key {proof.kid!r} of participant {proof.participant.id!r}, which opened this stream, "
-                                  "is revoked or no longer registered", "revoked_key")
+                                  f"is revoked or no longer registered ({exc.message})", exc.reason) from None
 
     def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
         """A call session for ``proof``'s participant, bound to the key it proved
@@ -229,24 +229,21 @@ class Exchange:
             raise PermissionDenied(f"{rpc} needs a token signed with your key (or your client certificate), not a call"
                                    " token: a call session may only read and publish", "session_not_allowed")
         kind = RPC_CLASS.get(rpc)
-        if kind:
-            self.rate_gate(caller, kind)()
+        rate = self.config.rate_limits.rates.get((caller.role, kind)) if kind else None
+        if rate is not None:
+            self._take(caller, kind, rate)
 
     def rate_gate(self, caller: Participant, kind: str) -> Callable[[], None]:
         """What ``authorize`` checks of ``caller``'s rate for one call of ``kind``
         (``numrep.limits.RPC_CLASS``), to check once per item of a stream whose
         every item counts as one such call: ``RateLimited`` when over it."""
         rate = self.config.rate_limits.rates.get((caller.role, kind))
-        if rate is None:
-            return _no_limit
-        key, take = (caller.id, kind), self._buckets.take
+        return _no_limit if rate is None else functools.partial(self._take, caller, kind, rate)
 
-        def gate() -> None:
-            wait = take(key, rate)
-            if wait:
-                raise RateLimited(f"{caller.id} is over its {kind} rate of {rate.per_second:g}/s; retry in {wait:.3f} s", wait)
-
-        return gate
+    def _take(self, caller: Participant, kind: str, rate: Rate) -> None:
+        wait = self._buckets.take((caller.id, kind), rate)
+        if wait:
+            raise RateLimited(f"{caller.id} is over its {kind} rate of {rate.per_second:g}/s; retry in {wait:.3f} s", wait)
 
     def _label_kid(self, label_id: str) -> str | None:
         label = self.store.get_label(label_id)
