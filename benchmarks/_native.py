@@ -44,11 +44,12 @@ def binary() -> Path | str:
 def open_loop(generator: Path, target: str, requests: Sequence[bytes], rate: float, seconds: float, *,
               method: str = "/numrep.v1.LookupService/Lookup", warmup: float = 1.0, drain: float = 3.0,
               tls: dict | None = None, connections: int = 32, max_inflight: int = 1000, work_dir: Path,
-              stream: bool = False) -> dict:
+              stream: bool = False, write_interval: float = 0.0) -> dict:
     """One open-loop run at ``rate`` arrivals/s for ``seconds`` (after ``warmup``):
     achieved rate, latency percentiles from each call's scheduled send time,
     errors by status code, calls unfinished at the end, the generator's CPU.
-    ``stream``: each arrival a lookup on a LookupStream (one per connection)."""
+    ``stream``: each arrival a lookup on a LookupStream (one per connection),
+    each stream writing at most once per ``write_interval`` (s)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     listing = work_dir / "native_requests.b64"
     listing.write_text("\n".join(base64.b64encode(r).decode() for r in requests))
@@ -58,7 +59,7 @@ def open_loop(generator: Path, target: str, requests: Sequence[bytes], rate: flo
     if tls:
         command += ["-ca", tls["ca"], "-cert", tls["cert"], "-key", tls["key"]]
     if stream:
-        command += ["-stream", "-method", "/numrep.v1.LookupService/LookupStream"]
+        command += ["-stream", "-method", "/numrep.v1.LookupService/LookupStream", "-write-interval", f"{write_interval * 1e6:.0f}us"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + warmup + drain + 120)
     if result.returncode != 0:
         raise RuntimeError(f"native load generator failed ({result.returncode}): {result.stderr.strip()[-1500:]}")

@@ -80,6 +80,7 @@ func main() {
 	key := flag.String("key", "", "PEM client key (mutual TLS)")
 	bearer := flag.String("bearer", "", "a static authorization header value (for servers that ignore it)")
 	stream := flag.Bool("stream", false, "send each arrival as a lookup on a LookupStream per connection")
+	writeInterval := flag.Duration("write-interval", 0, "with -stream: a stream writes at most once per interval")
 	flag.Parse()
 
 	requests, err := readRequests(*requestsFile)
@@ -96,7 +97,7 @@ func main() {
 	}
 	var streams []*lookupStream
 	if *stream {
-		streams, err = openStreams(conns, *method, *bearer)
+		streams, err = openStreams(conns, *method, *bearer, *writeInterval)
 		check(err)
 	}
 	fmt.Fprintln(os.Stdout, run(conns, streams, *method, requests, *rate, *warmup, *duration, *drain, *maxInflight, *deadline, *bearer))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -15,9 +16,12 @@ import (
 // SDK does: arrivals queue on a channel, a sender writes every queued lookup as one
 // LookupStreamRequest, and a receiver matches each StreamAnswer to its lookup by id
 // (the arrival's index + 1). Messages are encoded and read by hand (no generated code).
+// With a write interval, the sender writes at most once per interval, as the SDK's
+// stream_write_interval does: a lookup arriving sooner waits to leave with the next.
 type lookupStream struct {
-	stream grpc.ClientStream
-	queue  chan int
+	stream   grpc.ClientStream
+	queue    chan int
+	interval time.Duration
 
 	mu          sync.Mutex
 	outstanding map[int]struct{} // sent or queued, not yet answered
@@ -30,7 +34,7 @@ const maxLookups = 1000
 // answered reports lookup i done; failure is "" for an answer with a verdict.
 type answered func(i int, failure string)
 
-func openStreams(conns []*grpc.ClientConn, method, bearer string) ([]*lookupStream, error) {
+func openStreams(conns []*grpc.ClientConn, method, bearer string, interval time.Duration) ([]*lookupStream, error) {
 	streams := make([]*lookupStream, len(conns))
 	desc := &grpc.StreamDesc{StreamName: "LookupStream", ServerStreams: true, ClientStreams: true}
 	for i, conn := range conns {
@@ -42,7 +46,7 @@ func openStreams(conns []*grpc.ClientConn, method, bearer string) ([]*lookupStre
 		if err != nil {
 			return nil, err
 		}
-		streams[i] = &lookupStream{stream: stream, queue: make(chan int, 1<<16), outstanding: map[int]struct{}{}}
+		streams[i] = &lookupStream{stream: stream, queue: make(chan int, 1<<16), interval: interval, outstanding: map[int]struct{}{}}
 	}
 	return streams, nil
 }
@@ -91,7 +95,11 @@ func (s *lookupStream) add(i int, done answered) {
 }
 
 func (s *lookupStream) send(requests [][]byte, failed func(string)) {
+	var wrote time.Time
 	for i := range s.queue {
+		if wait := time.Until(wrote.Add(s.interval)); wait > 0 {
+			time.Sleep(wait)
+		}
 		message := appendLookup(nil, i, requests[i%len(requests)])
 		for count, more := 1, true; more && count < maxLookups; count++ {
 			select {
@@ -101,6 +109,7 @@ func (s *lookupStream) send(requests [][]byte, failed func(string)) {
 				more = false
 			}
 		}
+		wrote = time.Now()
 		if err := s.stream.SendMsg(&message); err != nil {
 			failed("send: " + err.Error())
 			return
