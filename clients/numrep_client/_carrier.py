@@ -70,7 +70,7 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
 from numrep_client._sessions import SessionKeeper
-from numrep_client._stream import DEFAULT_ROTATE_AFTER, LookupStreamClient
+from numrep_client._stream import DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -997,7 +997,10 @@ class AsyncCarrierClient:
     signed or MAC'd per lookup (the stream is authenticated when it opens). The
     decisions are the same; a lookup the exchange refuses on its own (an invalid
     number, the rate exceeded) is decided as the same Lookup refusal would be.
-    ``stream_rotate_after`` (seconds): when a new stream replaces the open one.
+    ``stream_rotate_after`` (seconds): when a new stream replaces the open one;
+    ``stream_write_interval`` (seconds): the least time between two writes on the
+    stream, so that lookups asked close together leave in one message
+    (``numrep_client._stream``).
 
     Use it from one event loop: the channel is created on the first call (or
     on ``await wait_ready()``) inside the running loop and belongs to it.
@@ -1025,6 +1028,7 @@ class AsyncCarrierClient:
         sessions: bool = True,
         stream: bool = False,
         stream_rotate_after: float = DEFAULT_ROTATE_AFTER,
+        stream_write_interval: float = DEFAULT_WRITE_INTERVAL,
     ) -> None:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
@@ -1035,6 +1039,7 @@ class AsyncCarrierClient:
         self._session_task: asyncio.Task[None] | None = None
         self._stream = stream
         self._stream_rotate_after = stream_rotate_after
+        self._stream_write_interval = stream_write_interval
         self._lookups: LookupStreamClient | None = None
         self.target = target
         self.raise_on_invalid = raise_on_invalid
@@ -1111,7 +1116,7 @@ class AsyncCarrierClient:
     def _stream_lookups(self) -> LookupStreamClient:
         if self._lookups is None:
             self._lookups = LookupStreamClient(self._lookup(), self._core.metadata, rotate_after=self._stream_rotate_after,
-                                               valid_until=self._session_until)
+                                               valid_until=self._session_until, write_interval=self._stream_write_interval)
         return self._lookups
 
     def _session_until(self) -> float | None:

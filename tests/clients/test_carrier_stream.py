@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import AsyncIterator, Callable, Iterator, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 import grpc
 import pytest
@@ -36,6 +36,7 @@ RELAXED = 2.0
 SLOW_NUMBER = "+12025550199"  # see the ``slow_number`` fixture
 SLOW = 0.6  # how long the exchange takes over SLOW_NUMBER
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]  # 3
+T = TypeVar("T")
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]  # 8
 
 
@@ -656,3 +657,114 @@ def test_a_stream_the_exchange_ends_invalid_argument_fails_its_checks_open_as_a_
 
     assert (decision.source, decision.action, decision.reason) == ("fail_open", "unknown", "bad_request"), decision
     assert stats.checks == 1
+
+
+# --- writes at most once per write interval ---------------------------------------------------
+@pytest.fixture
+def recording() -> Iterator[tuple[str, list[int]]]:
+    """A LookupStream server that answers every lookup ALLOW for its number and
+    records how many lookups each request it read carried: (address, counts)."""
+    loop = asyncio.new_event_loop()
+    counts: list[int] = []
+
+    async def handler(requests, context):  # type: ignore[no-untyped-def]
+        await context.send_initial_metadata(())
+        async for request in requests:
+            counts.append(len(request.lookups))
+            expires = common_pb2.Verdict().expires_at
+            expires.FromSeconds(int(time.time()) + 60)
+            yield lookup_pb2.LookupStreamResponse(answers=[
+                lookup_pb2.StreamAnswer(id=lookup.id, verdict=common_pb2.Verdict(
+                    number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
+                for lookup in request.lookups]).SerializeToString()
+
+    async def serve() -> tuple[grpc.aio.Server, str]:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", {
+            "LookupStream": grpc.stream_stream_rpc_method_handler(
+                handler, request_deserializer=lookup_pb2.LookupStreamRequest.FromString)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, f"127.0.0.1:{port}"
+
+    server, address = loop.run_until_complete(serve())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield address, counts
+    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+WRITE_INTERVAL = 0.5  # long enough that lookups asked in the next tens of milliseconds are surely within it
+
+
+async def spread(ask: Callable[[str], Awaitable[T]], asked_numbers: Sequence[str], gap: float = 0.01) -> list[T]:
+    """Each number asked ``gap`` seconds after the one before, all answered."""
+    asking = []
+    for number in asked_numbers:
+        asking.append(asyncio.ensure_future(ask(number)))
+        await asyncio.sleep(gap)
+    return list(await asyncio.gather(*asking))
+
+
+def test_lookups_asked_within_the_write_interval_of_the_last_write_leave_together_in_the_next(federation, recording):
+    address, counts = recording
+    first, *rest = numbers(6)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
+            await client.lookup(asked(first))
+            answers = await spread(lambda n: client.lookup(asked(n)), rest)
+            return [a.verdict.number for a in answers]
+
+    assert asyncio.run(scenario()) == rest
+    assert counts == [1, 5]
+
+
+def test_a_lookup_asked_after_a_quiet_spell_leaves_on_its_own(federation, recording):
+    address, counts = recording
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=0.05) as (client, _):
+            for number in numbers(3):
+                await client.lookup(asked(number))
+                await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+
+    assert counts == [1, 1, 1]
+
+
+def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(federation, recording):
+    address, counts = recording
+    first, given_up, kept = numbers(3)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
+            await client.lookup(asked(first))
+            waiting = asyncio.ensure_future(client.lookup(asked(kept)))
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.lookup(asked(given_up)), 0.01)
+            return (await waiting).verdict.number
+
+    assert asyncio.run(scenario()) == kept
+    assert counts == [1, 1]
+
+
+def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(federation, recording):
+    address, counts = recording
+    first, *rest = numbers(4)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with AsyncCarrierClient(address, federation.carrier, deadline=RELAXED, stream=True, sessions=False,
+                                      stream_write_interval=WRITE_INTERVAL) as client:
+            await client.check(first)
+            return [d.source for d in await spread(client.check, rest)]
+
+    assert asyncio.run(scenario()) == ["exchange"] * 3
+    assert counts == [1, 3]
+
+
+def test_a_negative_write_interval_is_refused(federation):
+    with pytest.raises(ValueError, match="write_interval"):
+        LookupStreamClient(object(), bearer(federation.carrier), write_interval=-0.001)  # type: ignore[arg-type]
