@@ -1,10 +1,11 @@
 """A serving process's garbage collector (numrep.gc_tuning): the start-up heap is
-left out of every pass, full passes are rare under cache turnover, and garbage
-cycles are still reclaimed. Each case runs in its own interpreter, so the test
+left out of every pass, full passes are rare under cache turnover, young passes
+keep their pace under it, and garbage cycles are still reclaimed. Each case runs in its own interpreter, so the test
 process's own collector is untouched."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -41,6 +42,39 @@ print(json.dumps({"full_passes": len(full_passes), "frozen": gc.get_freeze_count
 """
 
 
+# The same turnover on a serving event loop, without the cyclic garbage: every decode
+# past the memo's size evicts an old verdict, so deallocations keep pace with allocations.
+TURNOVER = """
+import asyncio, gc, json, sys
+from datetime import datetime, timezone
+import numrep.server
+from numrep.core.model import Action, Contribution, Role, Verdict
+from numrep.gc_tuning import YoungPasses, tune_for_serving
+from numrep.store import codec
+
+now = datetime.now(timezone.utc)
+text = codec.verdict_to_json(Verdict("+15752007919", Action.WARN, "fraud", 0.85, 0.6,
+    (Contribution("carrier-north", Role.CARRIER, "fraud", 3.1, "label", "x/y"),), now, now))
+texts = [text.replace("+15752007919", f"+1575{i:07d}") for i in range(4 * codec.VERDICT_MEMO)]
+tune_for_serving()
+
+async def serve() -> int:
+    paced = YoungPasses(every=0.002) if sys.argv[1] == "paced" else None
+    largest = 0
+    for i, t in enumerate(texts):
+        codec.verdict_from_json(t)
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # the loop's other work gets a turn
+        if i % 1024 == 128 and i >= 2 * codec.VERDICT_MEMO:  # the memo is full: each decode evicts one
+            largest = max(largest, len(gc.get_objects(generation=0)))
+    if paced is not None:
+        paced.stop()
+    return largest
+
+print(json.dumps({"largest_young": asyncio.run(serve())}))
+"""
+
+
 def _run(script: str, *args: str) -> dict:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -54,6 +88,41 @@ def test_full_passes_are_rare_and_skip_the_start_up_heap_under_cache_turnover() 
     assert tuned["tracked"] < default["tracked"] - tuned["frozen"] // 2
     assert default["full_passes"] >= 2  # each one a stop of every thread while the whole heap is walked
     assert tuned["full_passes"] == 0
+
+
+def test_under_cache_turnover_young_passes_come_on_time_and_the_young_generation_stays_small() -> None:
+    # CPython counts a young pass due when allocations outnumber deallocations by 700; every
+    # eviction is a deallocation, so on its own the young generation grows until one pass
+    # must walk it all while the event loop waits (60-150 ms at 4,000 lookups/s).
+    unpaced, paced = _run(TURNOVER, "unpaced"), _run(TURNOVER, "paced")
+    assert unpaced["largest_young"] > 20_000
+    assert paced["largest_young"] < 5_000
+
+
+def test_young_passes_run_at_their_pace_on_the_loop_and_stop_when_stopped() -> None:
+    counted = _run("""
+        import asyncio, gc, json
+        from numrep.gc_tuning import YoungPasses
+
+        passes = {0: 0, 1: 0, 2: 0}
+        gc.callbacks.append(lambda phase, info: passes.__setitem__(info["generation"], passes[info["generation"]] + 1)
+                            if phase == "stop" else None)
+
+        async def main() -> dict:
+            young = YoungPasses(every=0.005)
+            await asyncio.sleep(0.5)
+            young.stop()
+            running = dict(passes)
+            await asyncio.sleep(0.2)
+            return {"running": running, "after": {g: passes[g] - running[g] for g in passes}}
+
+        print(json.dumps(asyncio.run(main())))
+    """)
+    running, after = counted["running"], counted["after"]
+    assert running["0"] + running["1"] >= 40  # about 100 due in 0.5 s; a loaded machine delays some
+    assert running["1"] >= running["0"] // (gc.get_threshold()[1] + 1) - 1  # every 10th or so is a middle pass
+    assert running["2"] == 0
+    assert after == {"0": 0, "1": 0, "2": 0}
 
 
 def test_garbage_cycles_made_after_tuning_are_still_reclaimed_without_a_full_pass() -> None:
@@ -105,11 +174,17 @@ def test_a_server_started_for_serving_is_tuned_before_its_first_call(tmp_path: P
             return made
 
         server.grpc.aio.server = watched
+        passes = []
+        gc.callbacks.append(lambda phase, info: passes.append(info["generation"]) if phase == "stop" else None)
         async def main():
             running = await server.start_server(ServerConfig(data_dir=Path({str(tmp_path)!r}), listen="127.0.0.1:0"), tune_gc=True)
+            before = len(passes)
+            await asyncio.sleep(0.3)  # serving, idle
+            seen["passes_while_idle"] = len(passes) - before
             await running.stop(0)
         asyncio.run(main())
         print(json.dumps({{**seen, "expected_every": FULL_PASS_EVERY}}))
     """)
     assert state["frozen"] > 10_000
     assert state["full_pass_every"] == state["expected_every"]
+    assert state["passes_while_idle"] >= 10  # young passes at their pace (YOUNG_PASS_EVERY), not only after allocations

@@ -20,13 +20,29 @@ Two changes, both for a process that serves until it stops:
 
 Objects are still freed by reference counting the moment the last reference
 goes, frozen or not: this changes when cycles are found, not what is kept.
+
+Under that same turnover the young passes stop coming by themselves. CPython
+starts one when allocations minus deallocations pass a threshold (700), and
+every verdict evicted from a cache is a deallocation: each lookup allocated
+about as much as its evictions freed, the count stayed low, and the young
+generation grew to 100,000 objects before a pass came, which then stopped the
+event loop for 60-150 ms (measured at 4,000 lookups/s over a million numbers,
+each such pass reported as generation 0). ``YoungPasses`` therefore runs a
+young pass from the event loop every ``YOUNG_PASS_EVERY`` seconds, and a
+middle one in place of every ``middle``-th (as CPython would), so the young
+generation holds a few milliseconds of allocations: 0.3 ms a pass. Full passes
+are still left to CPython's own rule, with a backstop so that cyclic garbage
+that reached the old generation is not kept for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 FULL_PASS_EVERY = 100  # middle-generation passes per full pass (CPython's default: 10)
+YOUNG_PASS_EVERY = 0.01  # seconds
+FULL_PASS_BACKSTOP = 10 * FULL_PASS_EVERY  # middle passes after which YoungPasses runs a full pass itself
 
 
 def tune_for_serving() -> None:
@@ -37,3 +53,27 @@ def tune_for_serving() -> None:
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_PASS_EVERY)
+
+
+class YoungPasses:
+    """Collector passes at a steady pace on the running event loop: a young pass
+    every ``every`` seconds, a middle pass when CPython's middle threshold is
+    reached, and a full pass only as the ``FULL_PASS_BACKSTOP``. Nothing while
+    the collector is disabled. ``stop()`` ends them."""
+
+    def __init__(self, every: float = YOUNG_PASS_EVERY) -> None:
+        self._every = every
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(every, self._pass)
+
+    def _pass(self) -> None:
+        if gc.isenabled():
+            _, middle, old = gc.get_count()
+            if old >= FULL_PASS_BACKSTOP:
+                gc.collect(2)
+            else:
+                gc.collect(1 if middle >= gc.get_threshold()[1] else 0)
+        self._handle = self._loop.call_later(self._every, self._pass)
+
+    def stop(self) -> None:
+        self._handle.cancel()

@@ -29,7 +29,7 @@ from numrep.core.consent import CallingHours, ConsentPolicy
 from numrep.core.errors import NumrepError
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
-from numrep.gc_tuning import tune_for_serving
+from numrep.gc_tuning import YoungPasses, tune_for_serving
 from numrep.limits import RateLimits
 from numrep.shaken import TrustAnchors
 from numrep.signing.tokens import TokenPolicy
@@ -87,12 +87,15 @@ class RunningServer:
     owns_store: bool = True
     _watch: asyncio.Task[None] | None = None
     _trust: asyncio.Task[None] | None = None
+    _young: YoungPasses | None = None  # the collector's young passes at a steady pace (numrep.gc_tuning)
     web: WebServer | None = None  # the public web page on its HTTP side-port (config.http_listen)
 
     async def stop(self, grace: float | None = 5.0) -> None:
         for task in (self._watch, self._trust):
             if task is not None:
                 task.cancel()
+        if self._young is not None:
+            self._young.stop()
         if self.web is not None:
             await asyncio.to_thread(self.web.stop)
         await self.server.stop(grace)
@@ -160,6 +163,8 @@ async def start_server(
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
     running = RunningServer(server, exchange, exchange.store, f"{host}:{port}", health_servicer, names, owns_store, web=web)
+    if tune_gc:
+        running._young = YoungPasses()
     await _set_health(running)
     running._watch = asyncio.create_task(_watch_store(running, config.health_interval_seconds))
     if exchange.trust is not None:
