@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 CTX = mp.get_context("spawn")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -45,6 +45,19 @@ def cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, ValueError, IndexError):
         return None
+
+
+def settle(pids: Sequence[int], idle: float = 0.05, window: float = 0.5, most: float = 15.0) -> float:
+    """Wait until each of ``pids`` used at most ``idle`` of a core over ``window``
+    seconds (a server still working off the calls of the run before would spoil the
+    next one's first seconds), for at most ``most`` seconds; how long it waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < most:
+        before = [cpu_seconds(pid) or 0.0 for pid in pids]
+        time.sleep(window)
+        if all((cpu_seconds(pid) or 0.0) - b <= idle * window for pid, b in zip(pids, before)):
+            break
+    return round(time.perf_counter() - started, 1)
 
 
 def loadavg() -> tuple[float, float, float]:

@@ -66,7 +66,7 @@ async def _baseline(conn: Any, spec: dict) -> None:
     import grpc
 
     from numrep.config import DEFAULT_MAX_MESSAGE_BYTES
-    from numrep.gc_tuning import tune_for_serving
+    from numrep.gc_tuning import YoungPasses, tune_for_serving
     from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
     verdict = common_pb2.Verdict.FromString(spec["verdict"])
@@ -95,11 +95,15 @@ async def _baseline(conn: Any, spec: dict) -> None:
     listen = spec.get("listen", "127.0.0.1:0")
     tls = spec.get("tls")
     port = server.add_secure_port(listen, _server_credentials(tls)) if tls else server.add_insecure_port(listen)
+    young = None
     if spec.get("gc_tuning", True):  # the exchange's collector settings, so both sides run alike
         tune_for_serving()
+        young = YoungPasses()
     await server.start()
     conn.send({"address": f"127.0.0.1:{port}", "pid": os.getpid()})
     stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
+    if young is not None:
+        young.stop()
     await server.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})

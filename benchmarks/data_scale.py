@@ -2,9 +2,10 @@
 sustained open-loop arrivals at 4,000/s for a bounded time: achieved rate and
 latency percentiles from the scheduled send time.
 
-The same arrivals are also sent as lookups on ``LookupStream`` (each a message on
-a stream opened once, as the carrier SDK's ``stream=True`` sends them), by both
-generators.
+The same arrivals are also sent as lookups on ``LookupStream`` (on a stream opened
+once, as the carrier SDK's ``stream=True`` sends them: a stream writes at most once
+per millisecond, lookups arriving sooner leave together), by both generators; the
+native generator also without that write interval (a message per lookup).
 
 Baselines in the same run: the bare grpc.aio server at the same 4,000/s (what
 the transport and this machine allow), and the store's own read latency
@@ -33,18 +34,22 @@ from typing import Any
 from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
-from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds
-from benchmarks._procs import cpu_seconds
+from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_gc, merge_open, open_rounds
+from benchmarks._procs import cpu_seconds, settle
 from benchmarks._native import binary as native_binary, open_loop as native_open_loop
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, percentiles
+from benchmarks._stats import fmt_gc, fmt_gc_pair, fmt_num, fmt_pcts, percentiles
 from benchmarks.lookup_cached import representative_verdict
+from numrep_client._stream import DEFAULT_WRITE_INTERVAL
 
 NAME = "data_scale"
 
 
 MAX_ROUNDS = 2  # interleaved closed-loop rounds of each exchange for its maximum
-STREAMS = 4  # LookupStreams the native generator keeps open (one per connection)
+# LookupStreams the native generator keeps open (one per connection), each writing at
+# most once per the SDK's default write interval, as one carrier client's stream does
+STREAMS = 1
+UNSPACED_STREAMS = 4  # the same without a write interval: a message per lookup
 
 def store_latency(dirs: dict[str, Path], queries: dict[str, list[str]], per_round: int = 2000, rounds: int = 5) -> dict:
     """get_verdict latency in this process, alternating between the stores in rounds."""
@@ -131,21 +136,27 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     tls = mtls_files(ctx.tmp / "scale-mtls", ctx.fed.carrier_es)
     requests = [lookup_pb2.LookupRequest(number=q).SerializeToString() for q in queries]
 
-    def run(address: str, *servers: Any, stream: bool = False, streams: int = STREAMS) -> dict:
+    def run(address: str, *servers: Any, stream: bool = False, streams: int = STREAMS,
+            write_interval: float = DEFAULT_WRITE_INTERVAL) -> dict:
         pids = [server.hello["pid"] for server in servers]
+        settled = settle(pids)  # the run before may have left a server working off its backlog
+        for server in servers:
+            server.request({"cmd": "gc_pauses", "reset": True})
         before, started = [cpu_seconds(pid) or 0.0 for pid in pids], time.perf_counter()
         result = native_open_loop(generator, address, requests, s.data_rate, s.data_seconds,
                                   warmup=max(1.0, s.warmup), tls=tls["client"], work_dir=ctx.tmp / "native",
-                                  stream=stream, connections=streams if stream else 32)
+                                  stream=stream, connections=streams if stream else 32, write_interval=write_interval)
         elapsed = time.perf_counter() - started
         result["server_cpu"] = [round(((cpu_seconds(pid) or 0.0) - b) / elapsed, 2) for pid, b in zip(pids, before)]
+        result["settled_s"] = settled
+        result["server_gc"] = merge_gc([server.request({"cmd": "gc_pauses"})["gc"] for server in servers])
         return result
 
     runs: dict[str, Any] = {}
     ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s over mutual TLS: bare server")
     with baseline_process({"verdict": verdict, "tls": tls["server"]}, name="bench-baseline-mtls-1") as base:
         runs["baseline"] = run(base.hello["address"], base)
-        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: bare server, lookups on {STREAMS} LookupStreams")
+        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: bare server, lookups on {STREAMS} LookupStream")
         runs["baseline_stream"] = run(base.hello["address"], base, stream=True)
         port = base.hello["address"].rsplit(":", 1)[1]
         with baseline_process({"verdict": verdict, "tls": tls["server"], "listen": f"127.0.0.1:{port}"},
@@ -156,15 +167,18 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
     with exchange_process(spec, name="bench-exchange-mtls-1") as one:
         ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, certificate identity")
         runs["exchange_1"] = run(one.hello["address"], one)
-        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, lookups on {STREAMS} LookupStreams")
+        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, lookups on {STREAMS} LookupStream")
         runs["exchange_stream_1"] = run(one.hello["address"], one, stream=True)
+        ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 1 process, lookups on {UNSPACED_STREAMS} "
+                "LookupStreams without a write interval")
+        runs["exchange_unspaced_1"] = run(one.hello["address"], one, stream=True, streams=UNSPACED_STREAMS, write_interval=0.0)
         port = one.hello["address"].rsplit(":", 1)[1]
         with exchange_process({**spec, "listen": f"127.0.0.1:{port}"}, name="bench-exchange-mtls-2") as two:
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port")
             runs["exchange_2"] = run(one.hello["address"], one, two)
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port, "
-                    f"{2 * STREAMS} LookupStreams")
-            runs["exchange_stream_2"] = run(one.hello["address"], one, two, stream=True, streams=2 * STREAMS)
+                    f"{UNSPACED_STREAMS} LookupStreams")
+            runs["exchange_stream_2"] = run(one.hello["address"], one, two, stream=True, streams=UNSPACED_STREAMS)
     return runs
 
 
@@ -211,12 +225,14 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if "skipped" in native:
         notes.append(f"native load generator not run: {native['skipped']}")
     for key, label in (("baseline", "native generator, mTLS: bare grpc.aio x1"),
-                       ("baseline_stream", f"native generator, mTLS: bare grpc.aio x1, {STREAMS} LookupStreams"),
+                       ("baseline_stream", f"native generator, mTLS: bare grpc.aio x1, {STREAMS} LookupStream"),
                        ("baseline_2", "native generator, mTLS: bare grpc.aio x2 (one port)"),
                        ("exchange_1", f"native generator, mTLS: exchange x1, {n:,} numbers"),
-                       ("exchange_stream_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {STREAMS} LookupStreams"),
+                       ("exchange_stream_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {STREAMS} LookupStream"),
+                       ("exchange_unspaced_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {UNSPACED_STREAMS} "
+                                               "LookupStreams, no write interval"),
                        ("exchange_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers"),
-                       ("exchange_stream_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers, {2 * STREAMS} LookupStreams")):
+                       ("exchange_stream_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers, {UNSPACED_STREAMS} LookupStreams")):
         if key not in native:
             continue
         v = native[key]
@@ -232,6 +248,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
             targets.append({"target": f"{rate:,.0f} lookups/s with p99 <= 10 ms, native generator, {label.split(': ')[1]}",
                             "measured": f"{v['achieved_qps']:,.0f}/s, p99 {bound}{lat['p99']:,.1f} ms", "holds": ok})
     if native and "skipped" not in native:
+        notes.append("GC pauses of the servers in the native rows: " + "; ".join(
+            f"{key} {fmt_gc(v['server_gc'])}" for key, v in native.items() if isinstance(v, dict) and "server_gc" in v) + ".")
         notes.append("native rows: latency from each call's scheduled send time over mutual TLS; the exchange authenticates "
                      "by the client certificate (no per-call token); CPU: each server process's, then the generator's (cores).")
     return {
