@@ -177,7 +177,7 @@ def native_runs(ctx: Ctx, data_dir: Path, queries: list[str], verdict: bytes) ->
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port")
             runs["exchange_2"] = run(one.hello["address"], one, two)
             ctx.log(f"data_scale: native generator at {s.data_rate:,.0f}/s: exchange, 2 processes sharing the port, "
-                    f"{UNSPACED_STREAMS} LookupStreams")
+                    f"{UNSPACED_STREAMS} LookupStreams, each with the write interval")
             runs["exchange_stream_2"] = run(one.hello["address"], one, two, stream=True, streams=UNSPACED_STREAMS)
     return runs
 
@@ -232,7 +232,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                        ("exchange_unspaced_1", f"native generator, mTLS: exchange x1, {n:,} numbers, {UNSPACED_STREAMS} "
                                                "LookupStreams, no write interval"),
                        ("exchange_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers"),
-                       ("exchange_stream_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers, {UNSPACED_STREAMS} LookupStreams")):
+                       ("exchange_stream_2", f"native generator, mTLS: exchange x2 (one port), {n:,} numbers, {UNSPACED_STREAMS} LookupStreams, "
+                                             f"{DEFAULT_WRITE_INTERVAL * 1000:g} ms write interval")):
         if key not in native:
             continue
         v = native[key]

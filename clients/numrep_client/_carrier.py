@@ -70,7 +70,7 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
 from numrep_client._sessions import SessionKeeper
-from numrep_client._stream import DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient
+from numrep_client._stream import DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, checked_write_interval
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -1039,7 +1039,7 @@ class AsyncCarrierClient:
         self._session_task: asyncio.Task[None] | None = None
         self._stream = stream
         self._stream_rotate_after = stream_rotate_after
-        self._stream_write_interval = stream_write_interval
+        self._stream_write_interval = checked_write_interval(stream_write_interval)
         self._lookups: LookupStreamClient | None = None
         self.target = target
         self.raise_on_invalid = raise_on_invalid

@@ -29,10 +29,13 @@ generation grew to 100,000 objects before a pass came, which then stopped the
 event loop for 60-150 ms (measured at 4,000 lookups/s over a million numbers,
 each such pass reported as generation 0). ``YoungPasses`` therefore runs a
 young pass from the event loop every ``YOUNG_PASS_EVERY`` seconds, and a
-middle one in place of every ``middle``-th (as CPython would), so the young
-generation holds a few milliseconds of allocations: 0.3 ms a pass. Full passes
-are still left to CPython's own rule, with a backstop so that cyclic garbage
-that reached the old generation is not kept for ever.
+middle one in its place whenever CPython would start one (once more young
+passes than its middle threshold ran since the last), so the young generation
+holds a few milliseconds of allocations: 0.3 ms a pass. Paced so, the young
+count never reaches CPython's threshold and CPython starts no pass of its own,
+full ones included; so ``YoungPasses`` runs a full pass every
+``FULL_PASS_EVERY_SECONDS``, a pause of 20-200 ms (the whole heap is walked)
+once in ten minutes, for the cyclic garbage that reached the old generation.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import gc
 
 FULL_PASS_EVERY = 100  # middle-generation passes per full pass (CPython's default: 10)
 YOUNG_PASS_EVERY = 0.01  # seconds
-FULL_PASS_BACKSTOP = 10 * FULL_PASS_EVERY  # middle passes after which YoungPasses runs a full pass itself
+FULL_PASS_EVERY_SECONDS = 600.0  # YoungPasses' full passes
 
 
 def tune_for_serving() -> None:
@@ -57,23 +60,26 @@ def tune_for_serving() -> None:
 
 class YoungPasses:
     """Collector passes at a steady pace on the running event loop: a young pass
-    every ``every`` seconds, a middle pass when CPython's middle threshold is
-    reached, and a full pass only as the ``FULL_PASS_BACKSTOP``. Nothing while
-    the collector is disabled. ``stop()`` ends them."""
+    every ``every`` seconds, a middle pass in its place when CPython would run
+    one, and a full pass every ``full_every`` seconds. Nothing while the
+    collector is disabled. ``stop()`` ends them."""
 
-    def __init__(self, every: float = YOUNG_PASS_EVERY) -> None:
+    def __init__(self, every: float = YOUNG_PASS_EVERY, full_every: float = FULL_PASS_EVERY_SECONDS) -> None:
         self._every = every
+        self._full_every = full_every
         self._loop = asyncio.get_running_loop()
+        self._full_at = self._loop.time() + full_every
         self._handle = self._loop.call_later(every, self._pass)
 
     def _pass(self) -> None:
-        if gc.isenabled():
-            _, middle, old = gc.get_count()
-            if old >= FULL_PASS_BACKSTOP:
-                gc.collect(2)
-            else:
-                gc.collect(1 if middle >= gc.get_threshold()[1] else 0)
-        self._handle = self._loop.call_later(self._every, self._pass)
+        self._handle = self._loop.call_later(self._every, self._pass)  # first: a failed pass must not end them
+        if not gc.isenabled():
+            return
+        if self._loop.time() >= self._full_at:
+            self._full_at = self._loop.time() + self._full_every
+            gc.collect(2)
+        else:
+            gc.collect(1 if gc.get_count()[1] > gc.get_threshold()[1] else 0)
 
     def stop(self) -> None:
         self._handle.cancel()

@@ -94,11 +94,11 @@ class RunningServer:
         for task in (self._watch, self._trust):
             if task is not None:
                 task.cancel()
-        if self._young is not None:
-            self._young.stop()
         if self.web is not None:
             await asyncio.to_thread(self.web.stop)
         await self.server.stop(grace)
+        if self._young is not None:
+            self._young.stop()
         if self.owns_store:
             if not await IN_FLIGHT.drained(timeout=30.0):
                 log.warning("closing the store while store calls are still running")

@@ -721,18 +721,22 @@ def test_lookups_asked_within_the_write_interval_of_the_last_write_leave_togethe
     assert counts == [1, 5]
 
 
-def test_a_lookup_asked_after_a_quiet_spell_leaves_on_its_own(federation, recording):
+def test_a_lookup_asked_after_a_quiet_spell_leaves_at_once_on_its_own(federation, recording):
     address, counts = recording
 
     async def scenario():  # type: ignore[no-untyped-def]
-        async with lookup_stream(address, bearer(federation.carrier), write_interval=0.05) as (client, _):
-            for number in numbers(3):
-                await client.lookup(asked(number))
-                await asyncio.sleep(0.1)
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
+            first, later = numbers(2)
+            await client.lookup(asked(first))
+            await asyncio.sleep(WRITE_INTERVAL + 0.1)
+            asked_at = time.monotonic()
+            await client.lookup(asked(later))
+            return time.monotonic() - asked_at
 
-    asyncio.run(scenario())
+    took = asyncio.run(scenario())
 
-    assert counts == [1, 1, 1]
+    assert counts == [1, 1]
+    assert took < WRITE_INTERVAL / 2  # not held back for the next write: the last one was long ago
 
 
 def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(federation, recording):
@@ -765,6 +769,9 @@ def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(fe
     assert counts == [1, 3]
 
 
-def test_a_negative_write_interval_is_refused(federation):
-    with pytest.raises(ValueError, match="write_interval"):
-        LookupStreamClient(object(), bearer(federation.carrier), write_interval=-0.001)  # type: ignore[arg-type]
+@pytest.mark.parametrize("interval", [-0.001, float("inf"), float("nan")])
+def test_a_write_interval_that_is_negative_or_not_finite_is_refused_when_the_client_is_made(federation, interval):
+    with pytest.raises(ValueError, match="write interval"):
+        LookupStreamClient(object(), bearer(federation.carrier), write_interval=interval)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="write interval"):
+        AsyncCarrierClient("127.0.0.1:1", federation.carrier, stream=True, stream_write_interval=interval)
