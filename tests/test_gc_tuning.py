@@ -125,6 +125,32 @@ def test_young_passes_run_at_their_pace_on_the_loop_and_stop_when_stopped() -> N
     assert after == {"0": 0, "1": 0, "2": 0}
 
 
+def test_while_young_passes_run_cpython_starts_no_full_pass_of_its_own_even_in_an_allocation_burst() -> None:
+    counted = _run("""
+        import asyncio, gc, json
+        from numrep.gc_tuning import FULL_PASS_EVERY, YoungPasses, tune_for_serving
+
+        tune_for_serving()
+        full = []
+        gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
+
+        async def main() -> dict:
+            young = YoungPasses(every=0.001)
+            await asyncio.sleep(1.5)  # middle passes by the clock: past FULL_PASS_EVERY of them
+            counted = gc.get_count()[2]
+            kept = [[] for _ in range(200_000)]  # a burst: CPython's own passes start
+            during = len(full)
+            young.stop()
+            restored = gc.get_threshold()[2]
+            return {"middle_passes": counted, "full_during": during, "restored": restored, "expected": FULL_PASS_EVERY}
+
+        print(json.dumps(asyncio.run(main())))
+    """)
+    assert counted["middle_passes"] > counted["expected"]
+    assert counted["full_during"] == 0
+    assert counted["restored"] == counted["expected"]
+
+
 def test_young_passes_run_a_full_pass_every_full_every_seconds() -> None:
     counted = _run("""
         import asyncio, gc, json

@@ -31,11 +31,14 @@ each such pass reported as generation 0). ``YoungPasses`` therefore runs a
 young pass from the event loop every ``YOUNG_PASS_EVERY`` seconds, and a
 middle one in its place whenever CPython would start one (once more young
 passes than its middle threshold ran since the last), so the young generation
-holds a few milliseconds of allocations: 0.3 ms a pass. Paced so, the young
-count never reaches CPython's threshold and CPython starts no pass of its own,
-full ones included; so ``YoungPasses`` runs a full pass every
-``FULL_PASS_EVERY_SECONDS``, a pause of 20-200 ms (the whole heap is walked)
-once in ten minutes, for the cyclic garbage that reached the old generation.
+holds a few milliseconds of allocations: 0.3 ms a pass. Its middle passes come
+by the clock, not by allocations, so CPython's count towards a full pass would
+pass 100 in seconds, and the next burst of allocations (a flag flood) would get
+a full pass of 70-90 ms from CPython (measured in ``benchmarks/flag_flood``).
+So while they run, ``YoungPasses`` takes the full passes over: CPython starts
+none, and ``YoungPasses`` runs one every ``FULL_PASS_EVERY_SECONDS``, a pause
+of 20-200 ms (the whole heap is walked) once in ten minutes, for the cyclic
+garbage that reached the old generation.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import gc
 FULL_PASS_EVERY = 100  # middle-generation passes per full pass (CPython's default: 10)
 YOUNG_PASS_EVERY = 0.01  # seconds
 FULL_PASS_EVERY_SECONDS = 600.0  # YoungPasses' full passes
+_NO_FULL_PASS = 1 << 30  # a full-pass threshold CPython never reaches
 
 
 def tune_for_serving() -> None:
@@ -61,12 +65,15 @@ def tune_for_serving() -> None:
 class YoungPasses:
     """Collector passes at a steady pace on the running event loop: a young pass
     every ``every`` seconds, a middle pass in its place when CPython would run
-    one, and a full pass every ``full_every`` seconds. Nothing while the
-    collector is disabled. ``stop()`` ends them."""
+    one, and a full pass every ``full_every`` seconds, CPython running none of
+    its own meanwhile. Nothing while the collector is disabled. ``stop()`` ends
+    them and gives CPython its full passes back."""
 
     def __init__(self, every: float = YOUNG_PASS_EVERY, full_every: float = FULL_PASS_EVERY_SECONDS) -> None:
         self._every = every
         self._full_every = full_every
+        young, middle, self._full_threshold = gc.get_threshold()
+        gc.set_threshold(young, middle, _NO_FULL_PASS)
         self._loop = asyncio.get_running_loop()
         self._full_at = self._loop.time() + full_every
         self._handle = self._loop.call_later(every, self._pass)
@@ -83,3 +90,5 @@ class YoungPasses:
 
     def stop(self) -> None:
         self._handle.cancel()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, self._full_threshold)
