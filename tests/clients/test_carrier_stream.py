@@ -593,13 +593,39 @@ def test_a_stream_is_replaced_before_the_credential_that_opened_it_ends(server, 
 
 
 @pytest.fixture
-def misbehaving() -> Iterator[Callable[[str], str]]:
+def stream_server() -> Iterator[Callable[[Callable[..., AsyncIterator[bytes]]], str]]:
+    """``stream_server(handler)``: the address of a server on 127.0.0.1 whose
+    LookupStream is ``handler`` (decoded requests in, encoded responses out), run on
+    an event loop of its own in a thread: a far side of the test's own making."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    servers: list[grpc.aio.Server] = []
+
+    async def serve(handler: Callable[..., AsyncIterator[bytes]]) -> str:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", {
+            "LookupStream": grpc.stream_stream_rpc_method_handler(
+                handler, request_deserializer=lookup_pb2.LookupStreamRequest.FromString)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield lambda handler: asyncio.run_coroutine_threadsafe(serve(handler), loop).result(5)
+    for server in servers:
+        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.fixture
+def misbehaving(stream_server) -> Callable[[str], str]:  # type: ignore[no-untyped-def]
     """``misbehaving(kind)``: the address of a server whose LookupStream admits the
     stream and then either answers every request with bytes that are no
     LookupStreamResponse (``"garbage"``) or ends the stream INVALID_ARGUMENT
     (``"refuses"``): faults of the far side, which the exchange never commits."""
-    loop = asyncio.new_event_loop()
-    servers = []
 
     def start(kind: str) -> str:
         async def handler(requests, context):  # type: ignore[no-untyped-def]
@@ -609,22 +635,9 @@ def misbehaving() -> Iterator[Callable[[str], str]]:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "1001 lookups in one request; the maximum is 1000")
                 yield b"\xff\xff\xff"
 
-        async def serve() -> str:
-            server = grpc.aio.server()
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", {
-                "LookupStream": grpc.stream_stream_rpc_method_handler(handler)}),))
-            port = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            servers.append(server)
-            return f"127.0.0.1:{port}"
+        return stream_server(handler)
 
-        return loop.run_until_complete(serve())
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    yield lambda kind: (start(kind), thread.is_alive() or thread.start())[0]
-    for server in servers:
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
+    return start
 
 
 def test_an_answer_the_client_cannot_read_fails_its_stream_at_once_and_the_next_lookup_opens_another(federation, misbehaving):
@@ -661,10 +674,9 @@ def test_a_stream_the_exchange_ends_invalid_argument_fails_its_checks_open_as_a_
 
 # --- writes at most once per write interval ---------------------------------------------------
 @pytest.fixture
-def recording() -> Iterator[tuple[str, list[int]]]:
+def recording(stream_server) -> tuple[str, list[int]]:  # type: ignore[no-untyped-def]
     """A LookupStream server that answers every lookup ALLOW for its number and
     records how many lookups each request it read carried: (address, counts)."""
-    loop = asyncio.new_event_loop()
     counts: list[int] = []
 
     async def handler(requests, context):  # type: ignore[no-untyped-def]
@@ -678,21 +690,7 @@ def recording() -> Iterator[tuple[str, list[int]]]:
                     number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
                 for lookup in request.lookups]).SerializeToString()
 
-    async def serve() -> tuple[grpc.aio.Server, str]:
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("numrep.v1.LookupService", {
-            "LookupStream": grpc.stream_stream_rpc_method_handler(
-                handler, request_deserializer=lookup_pb2.LookupStreamRequest.FromString)}),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server, f"127.0.0.1:{port}"
-
-    server, address = loop.run_until_complete(serve())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield address, counts
-    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
+    return stream_server(handler), counts
 
 
 WRITE_INTERVAL = 0.5  # long enough that lookups asked in the next tens of milliseconds are surely within it
