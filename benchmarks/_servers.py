@@ -31,7 +31,16 @@ async def _exchange(conn: Any, spec: dict) -> None:
     running = await start_server(config, telemetry=_telemetry(kind) if kind else None,
                                  tune_gc=spec.get("gc_tuning", True))  # as `numrep serve` runs
     conn.send({"address": running.address, "pid": os.getpid()})
-    stop = await serve_commands(conn, _control(Profiler(), GcPauses()))
+    control = _control(Profiler(), GcPauses())
+
+    async def handle(message: dict) -> Any:
+        if message["cmd"] == "verdict_reads":  # Cassandra: store reads sent for lookups, and the numbers in them
+            sent = getattr(running.store, "verdict_reads_sent", None)
+            reads, numbers = sent() if sent else (0, 0)
+            return {"reads": reads, "numbers": numbers}
+        return await control(message)
+
+    stop = await serve_commands(conn, handle)
     await running.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
@@ -84,6 +93,10 @@ async def _baseline(conn: Any, spec: dict) -> None:
 
         async def LookupStream(self, requests: Any, context: Any) -> Any:
             await context.send_initial_metadata(())  # as the exchange does: the SDK writes once it has come
+            if read is not None:
+                async for response in _reading_stream(requests, read, verdict):
+                    yield response
+                return
             async for message in requests:  # each request's lookups answered at once, in one response
                 yield lookup_pb2.LookupStreamResponse(answers=[lookup_pb2.StreamAnswer(id=lookup.id, verdict=verdict)
                                                                for lookup in message.lookups])
@@ -107,6 +120,50 @@ async def _baseline(conn: Any, spec: dict) -> None:
     await server.stop(0)
     if not stop.get("eof"):
         conn.send({"stopped": True})
+
+
+async def _reading_stream(requests: Any, read: Any, verdict: Any) -> Any:
+    """The composition floor on a LookupStream: each lookup answered once its own driver
+    read returns, the answers ready together in one response, as the exchange sends them."""
+    import asyncio
+
+    from numrep.v1 import lookup_pb2
+
+    ready: list[Any] = []
+    wake = asyncio.Event()
+    reading: set[asyncio.Task[None]] = set()
+
+    async def one(lookup: Any) -> None:
+        try:
+            await read(lookup.request.number)
+            ready.append(lookup_pb2.StreamAnswer(id=lookup.id, verdict=verdict))
+        finally:
+            reading.discard(asyncio.current_task())  # type: ignore[arg-type]
+            wake.set()
+
+    async def take() -> None:
+        try:
+            async for message in requests:
+                for lookup in message.lookups:
+                    reading.add(asyncio.get_running_loop().create_task(one(lookup)))
+        finally:
+            wake.set()
+
+    taker = asyncio.get_running_loop().create_task(take())
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            if ready:
+                answers = ready[:]
+                ready.clear()
+                yield lookup_pb2.LookupStreamResponse(answers=answers)
+            if taker.done() and not reading and not ready:
+                break
+    finally:
+        taker.cancel()
+        for task in list(reading):
+            task.cancel()
 
 
 def _driver_read(where: dict) -> Any:

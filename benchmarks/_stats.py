@@ -91,3 +91,15 @@ def fmt_gc(pauses: dict[str, dict[str, float]]) -> str:
 def fmt_gc_pair(result: dict) -> str:
     """A load phase's GC pauses: the server's, then the load generator's."""
     return f"{fmt_gc(result['server_gc'])} | {fmt_gc(result['client_gc'])}"
+
+
+def server_ms_per_call(closed: dict) -> float | None:
+    """A closed-loop phase's server CPU (cores) over its calls per second: ms of server CPU a call."""
+    if not closed.get("qps") or closed.get("server_cpu") is None:
+        return None
+    return 1000.0 * closed["server_cpu"] / closed["qps"]
+
+
+def fmt_server_ms(closed: dict) -> str:
+    value = server_ms_per_call(closed)
+    return "-" if value is None else f"{value:.2f}"

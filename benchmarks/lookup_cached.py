@@ -35,7 +35,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio
+from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio, fmt_server_ms, server_ms_per_call
 
 NAME = "lookup_cached"
 # variant -> the baseline its QPS ratio is taken against (same transport)
@@ -138,7 +138,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                      fmt_pcts(v["open50"]["latency_ms"]), fmt_num(v["open50"]["achieved_qps"]),
                      fmt_pcts(v["open80"]["latency_ms"]), fmt_num(v["open80"]["achieved_qps"]),
                      f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}",
-                     _cpu_per_call(v["closed"])])
+                     fmt_server_ms(v["closed"])])
     mint = r["mint_cost"]
     mint_text = ", ".join(f"{alg} {m['us_per_token']:.0f} us/token ({m['tokens_per_s']:,.0f}/s on one core)" for alg, m in mint.items())
     prem, mint_run = r["exchange_premint"], r["exchange_mint"]
@@ -180,19 +180,19 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         "CPU column = cores used by server/client during the closed loop; a client near 1.0 means the client, not the server, bounded QPS.",
         f"Token minting cost (load-generator process): {mint_text}.",
     ]
-    base_cpu, prem_cpu = _cpu_ms(r["baseline"]["closed"]), _cpu_ms(prem["closed"])
+    base_cpu, prem_cpu = server_ms_per_call(r["baseline"]["closed"]), server_ms_per_call(prem["closed"])
     if base_cpu and prem_cpu:
         notes.append(f"server CPU per call: exchange {prem_cpu:.2f} ms vs baseline {base_cpu:.2f} ms ({prem_cpu / base_cpu:.1f}x); "
                      "CPU time per call is less sensitive to other load on the machine than QPS.")
-    base_tls_cpu, cert_cpu = _cpu_ms(r["baseline_mtls"]["closed"]), _cpu_ms(cert["closed"])
+    base_tls_cpu, cert_cpu = server_ms_per_call(r["baseline_mtls"]["closed"]), server_ms_per_call(cert["closed"])
     if base_tls_cpu and cert_cpu:
         notes.append(f"server CPU per call with certificate identity: {cert_cpu:.2f} ms vs mutual-TLS baseline {base_tls_cpu:.2f} ms "
                      f"({cert_cpu / base_tls_cpu:.1f}x)" + (f"; with pre-minted tokens {prem_cpu:.2f} ms." if prem_cpu else "."))
     stream, over_unary = r["exchange_stream"], r.get("stream_vs_unary_baseline") or {}
     if over_unary.get("median") is not None:
         notes.append(f"LookupStream: the exchange answers {over_unary['median']:.2f}x{_spread(over_unary)} the lookups/s of the bare "
-                     f"unary baseline, at {_cpu_per_call(stream['closed'])} ms of server CPU a lookup against "
-                     f"{_cpu_per_call(r['baseline']['closed'])} ms a bare unary call; the bare stream rows answer each request "
+                     f"unary baseline, at {fmt_server_ms(stream['closed'])} ms of server CPU a lookup against "
+                     f"{fmt_server_ms(r['baseline']['closed'])} ms a bare unary call; the bare stream rows answer each request "
                      "message at once, from memory.")
     mtls = r.get("mtls_cost") or {}
     if mtls.get("median") is not None:
@@ -218,14 +218,3 @@ def _spread(r: dict) -> str:
     if r.get("min") is None or len(r.get("rounds", [])) < 2:
         return ""
     return f" [{r['min']:.2f}-{r['max']:.2f}]"
-
-
-def _cpu_ms(closed: dict) -> float | None:
-    if not closed.get("qps") or closed.get("server_cpu") is None:
-        return None
-    return 1000.0 * closed["server_cpu"] / closed["qps"]
-
-
-def _cpu_per_call(closed: dict) -> str:
-    value = _cpu_ms(closed)
-    return "-" if value is None else f"{value:.2f}"

@@ -20,9 +20,10 @@ from typing import Any, Iterator
 from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
-from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
+from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
+from benchmarks._procs import Child
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio
+from benchmarks._stats import fmt_num, fmt_pcts, fmt_ratio, fmt_server_ms
 
 NAME = "lookup_cassandra"
 LOCAL = {"127.0.0.1", "localhost", "::1"}
@@ -61,10 +62,9 @@ def run(ctx: Ctx) -> dict:
             store.put_verdicts([(fx.verdict_for(templates[i % len(templates)], n), ()) for i, n in enumerate(numbers[low:low + 500], low)])
         rng = random.Random(9)
         rng.shuffle(numbers)
-        quarter = len(numbers) // 4
+        sixth = len(numbers) // 6
         # disjoint: no side reads rows another has just read
-        ours, cert_ours, floor_ours, raw = (numbers[:quarter], numbers[quarter:2 * quarter], numbers[2 * quarter:3 * quarter],
-                                            numbers[3 * quarter:])
+        ours, cert_ours, floor_ours, stream_ours, floor_stream_ours, raw = (numbers[i * sixth:(i + 1) * sixth] for i in range(6))
         from numrep.api.convert import verdict_to_pb
 
         answer = verdict_to_pb(store.get_verdict(ours[0])).SerializeToString()
@@ -84,6 +84,10 @@ def run(ctx: Ctx) -> dict:
             lg_floor = start(loadgen_process({"target": floor.hello["address"], "numbers": floor_ours}, name="bench-loadgen-floor"))
             ceiling = start(baseline_process({"verdict": answer}, name="bench-grpc-memory"))
             lg_ceiling = start(loadgen_process({"target": ceiling.hello["address"], "numbers": floor_ours}, name="bench-loadgen-memory"))
+            lg_stream = start(loadgen_process({"target": ex.hello["address"], "identity": ctx.fed.carrier_ed.to_json(), "numbers": stream_ours},
+                                              name="bench-loadgen-stream"))
+            lg_floor_stream = start(loadgen_process({"target": floor.hello["address"], "numbers": floor_stream_ours},
+                                                    name="bench-loadgen-floor-stream"))
             lg_raw = start(loadgen_process({"target": None, "numbers": []}, name="bench-loadgen-driver"))
             raw_msg = {"cmd": "cassandra_raw", "host": host, "port": port, "keyspace": keyspace, "numbers": raw,
                        "concurrency": s.cassandra_concurrency, "duration": s.cassandra_seconds / 2, "warmup": s.warmup}
@@ -91,18 +95,35 @@ def run(ctx: Ctx) -> dict:
             cert = Variant("exchange_cert", lg_cert, [ex_cert], {"method": "lookup", "tokens": "none"})
             grpc_driver = Variant("grpc_driver", lg_floor, [floor], {"method": "lookup", "tokens": "none"})
             grpc_memory = Variant("grpc_memory", lg_ceiling, [ceiling], {"method": "lookup", "tokens": "none"})
+            # the carrier SDK's per-call path (AsyncCarrierClient(stream=True)): one stream, its token checked when it opens
+            stream = Variant("exchange_stream", lg_stream, [ex], {"method": "stream", "tokens": "static"})
+            floor_stream = Variant("grpc_driver_stream", lg_floor_stream, [floor], {"method": "stream", "tokens": "none"})
             ctx.log(f"lookup_cassandra: {s.rounds} interleaved rounds, {s.cassandra_concurrency} in flight "
                     "(call-session tokens, certificate identity over mutual TLS, raw driver)")
             ex_rounds, cert_rounds, floor_rounds, ceiling_rounds, raw_rounds = [], [], [], [], []
+            stream_rounds, floor_stream_rounds, stream_open = [], [], []
+            sent = {"exchange": [0, 0], "exchange_stream": [0, 0], "exchange_stream_open": [0, 0]}  # store reads, numbers in them
             for _ in range(s.rounds):
-                ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency, estimate=2000.0)["exchange"]
+                with reads_sent(ex, sent["exchange"]):
+                    ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                               estimate=2000.0)["exchange"]
                 cert_rounds += closed_rounds([cert], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                              estimate=2000.0)["exchange_cert"]
                 floor_rounds += closed_rounds([grpc_driver], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                               estimate=2000.0)["grpc_driver"]
                 ceiling_rounds += closed_rounds([grpc_memory], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
                                                 estimate=2000.0)["grpc_memory"]
+                with reads_sent(ex, sent["exchange_stream"]):
+                    stream_rounds += closed_rounds([stream], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                                   estimate=2000.0)["exchange_stream"]
+                floor_stream_rounds += closed_rounds([floor_stream], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                                     estimate=2000.0)["grpc_driver_stream"]
                 raw_rounds.append(lg_raw.request(raw_msg, timeout=120))
+                # arrivals at half this round's driver rate, spread in time as a carrier's calls come: the closed loop's
+                # lookups travel together, so its reads carry more numbers than spread arrivals give
+                half = 0.5 * raw_rounds[-1]["qps"]
+                with reads_sent(ex, sent["exchange_stream_open"]):
+                    stream_open += open_rounds([stream], {"exchange_stream": half}, 1, s.cassandra_seconds / 2, s.warmup)["exchange_stream"]
             results["exchange_cert"] = merge_closed(cert_rounds)
             results["ratio_cert"] = paired_ratio(cert_rounds, raw_rounds)
             results["grpc_driver"] = merge_closed(floor_rounds)
@@ -112,10 +133,29 @@ def run(ctx: Ctx) -> dict:
             results["ratio_exchange_ceiling"] = paired_ratio(ex_rounds, ceiling_rounds)
             results["ratio_exchange_floor"] = paired_ratio(ex_rounds, floor_rounds)
             results["ratio_cert_floor"] = paired_ratio(cert_rounds, floor_rounds)
+            results["verdict_reads"] = {side: {"reads": reads, "numbers": numbers} for side, (reads, numbers) in sent.items()}
+            results["exchange_stream"] = merge_closed(stream_rounds)
+            results["exchange_stream_open"] = {"offered": [r["rate"] for r in stream_open], "achieved": [r["achieved_qps"] for r in stream_open],
+                                               **merge_open(stream_open)}
+            results["ratio_stream_open"] = paired_ratio(stream_open, raw_rounds, "achieved_qps", "qps")
+            results["ratio_stream"] = paired_ratio(stream_rounds, raw_rounds)
+            results["grpc_driver_stream"] = merge_closed(floor_stream_rounds)
+            results["ratio_floor_stream"] = paired_ratio(floor_stream_rounds, raw_rounds)
+            results["ratio_stream_floor"] = paired_ratio(stream_rounds, floor_stream_rounds)
             results["exchange"] = merge_closed(ex_rounds)
             results["driver"] = merge_closed(raw_rounds)
             results["ratio"] = paired_ratio(ex_rounds, raw_rounds)
     return summarize(ctx, results)
+
+
+@contextmanager
+def reads_sent(exchange: Child, totals: list[int]) -> Iterator[None]:
+    """Adds the store reads ``exchange`` sends for lookups meanwhile, and the numbers in them, to ``totals``."""
+    before = exchange.request({"cmd": "verdict_reads"})
+    yield
+    after = exchange.request({"cmd": "verdict_reads"})
+    totals[0] += after["reads"] - before["reads"]
+    totals[1] += after["numbers"] - before["numbers"]
 
 
 @contextmanager
@@ -150,10 +190,27 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     if cert:
         rows.append(["exchange Lookup, mutual TLS, certificate identity (no token)", fmt_num(r["exchange_cert"]["qps"]),
                      f"{fmt_ratio(cert['median'])} [{cert['min']:.2f}-{cert['max']:.2f}]", fmt_pcts(r["exchange_cert"]["latency_ms"])])
+    stream = r.get("ratio_stream")
+    if stream:
+        rows.append(["exchange LookupStream on CassandraStore (one stream, signed token checked when it opens; the carrier SDK's "
+                     "stream=True)", fmt_num(r["exchange_stream"]["qps"]),
+                     f"{fmt_ratio(stream['median'])} [{stream['min']:.2f}-{stream['max']:.2f}]", fmt_pcts(r["exchange_stream"]["latency_ms"])])
+    spread = r.get("exchange_stream_open")
+    if spread:
+        offered = ", ".join(f"{a:,.0f}/{o:,.0f}" for a, o in zip(spread["achieved"], spread["offered"]))
+        rows.append([f"the same stream, arrivals at a fixed rate of half each round's driver rate (answered/offered per second: {offered})",
+                     fmt_num(spread["achieved_qps"]), f"{fmt_ratio(r['ratio_stream_open']['median'])} [{r['ratio_stream_open']['min']:.2f}-"
+                     f"{r['ratio_stream_open']['max']:.2f}]", fmt_pcts(spread["latency_ms"])])
     floor = r.get("ratio_floor")
     if floor:
         rows.append(["floor: bare grpc.aio whose Lookup awaits the same driver read (no auth, no decode)", fmt_num(r["grpc_driver"]["qps"]),
                      f"{fmt_ratio(floor['median'])} [{floor['min']:.2f}-{floor['max']:.2f}]", fmt_pcts(r["grpc_driver"]["latency_ms"])])
+    floor_stream = r.get("ratio_floor_stream")
+    if floor_stream:
+        rows.append(["floor on a stream: bare grpc.aio LookupStream, each lookup answered after its own driver read",
+                     fmt_num(r["grpc_driver_stream"]["qps"]),
+                     f"{fmt_ratio(floor_stream['median'])} [{floor_stream['min']:.2f}-{floor_stream['max']:.2f}]",
+                     fmt_pcts(r["grpc_driver_stream"]["latency_ms"])])
     ceiling = r.get("ratio_ceiling")
     if ceiling:
         rows.append(["ceiling: bare grpc.aio answering the same bytes from memory (no read at all)", fmt_num(r["grpc_memory"]["qps"]),
@@ -165,12 +222,14 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         "targets": [{"target": "Cassandra lookup >= 0.5x raw driver", "measured": fmt_ratio(ratio_value),
                      "holds": ratio_value is not None and ratio_value >= 0.5}]
                    + ([{"target": "Cassandra lookup >= 0.5x raw driver (certificate identity)", "measured": fmt_ratio(cert["median"]),
-                        "holds": cert["median"] is not None and cert["median"] >= 0.5}] if cert else []),
+                        "holds": cert["median"] is not None and cert["median"] >= 0.5}] if cert else [])
+                   + ([{"target": "Cassandra lookup >= 0.5x raw driver (LookupStream)", "measured": fmt_ratio(stream["median"]),
+                        "holds": stream["median"] is not None and stream["median"] >= 0.5}] if stream else []),
         "notes": [
             f"{ctx.sizes.cassandra_concurrency} requests in flight on both sides, closed loop, interleaved rounds; LOCAL_QUORUM, "
             "token-aware routing, protocol v5 on both sides. The driver baseline runs in its own Python process (like the exchange), "
             "issuing the next read from each completion callback; it does not decode the verdict JSON.",
-            "cache cold: the exchange keeps no verdict cache (every Lookup reads Cassandra); the four sides read disjoint random numbers. "
+            "cache cold: the exchange keeps no verdict cache (every lookup reads Cassandra); the six sides read disjoint random numbers. "
             f"Keyspace {r['keyspace']} was dropped afterwards.",
             "The Cassandra node shares the 2 cores with the exchange and the load generator.",
             "Both driver sides (raw read and the floor) use plain tuple rows, the driver's cheapest; the store uses named rows with one class "
@@ -179,6 +238,14 @@ def summarize(ctx: Ctx, r: dict) -> dict:
             f"Of the floor (what any gRPC service doing this one read reaches here): exchange {fmt_ratio(r['ratio_exchange_floor']['median'])}, "
             f"certificate identity {fmt_ratio(r['ratio_cert_floor']['median'])}."
         ] if floor else []) + ([
+            f"On a stream, of the stream floor: exchange {fmt_ratio(r['ratio_stream_floor']['median'])}. Server CPU a lookup: "
+            f"exchange stream {fmt_server_ms(r['exchange_stream'])} ms, stream floor {fmt_server_ms(r['grpc_driver_stream'])} ms, "
+            f"exchange Lookup {fmt_server_ms(r['exchange'])} ms, floor Lookup {fmt_server_ms(r['grpc_driver'])} ms. "
+            f"Numbers per store read (lookups waiting together go in one read, numrep.store.read_coalescer): "
+            f"{_per_read(r['verdict_reads']['exchange_stream'])} on the stream in the closed loop, "
+            f"{_per_read(r['verdict_reads']['exchange_stream_open'])} with arrivals at a fixed rate, "
+            f"{_per_read(r['verdict_reads']['exchange'])} with a Lookup call each; the floors and the driver read one number at a time."
+        ] if stream and floor_stream and floor else []) + ([
             f"Of the ceiling (a gRPC server that reads nothing, same client and concurrency): exchange "
             f"{fmt_ratio(r['ratio_exchange_ceiling']['median'])}. 0.5x of the driver asks the exchange to answer "
             f"from Cassandra at {fmt_ratio(0.5 / ceiling['median'] if ceiling['median'] else None)} of what gRPC alone answers from memory "
@@ -186,3 +253,8 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         ] if ceiling else []),
         "data": r,
     }
+
+
+
+def _per_read(sent: dict) -> str:
+    return f"{sent['numbers'] / sent['reads']:.1f}" if sent["reads"] else "-"

@@ -122,11 +122,14 @@ def test_numbers_asked_together_are_one_read_each_answered_with_its_own_verdict(
     session = _TableSession({n: verdict_to_json(_verdict(n)) for n in numbers[:2]})
     store = _store(None, session)
 
-    async def together() -> list[Verdict | None]:
-        return list(await asyncio.gather(*(store.get_verdict_async(n) for n in [*numbers, numbers[0]])))
+    async def together() -> tuple[list[Verdict | None], tuple[int, int]]:
+        answers = list(await asyncio.gather(*(store.get_verdict_async(n) for n in [*numbers, numbers[0]])))
+        return answers, store.verdict_reads_sent()
 
-    assert asyncio.run(together()) == [_verdict(numbers[0]), _verdict(numbers[1]), None, _verdict(numbers[0])]
+    answers, sent = asyncio.run(together())
+    assert answers == [_verdict(numbers[0]), _verdict(numbers[1]), None, _verdict(numbers[0])]
     assert session.asked == [numbers]
+    assert sent == (1, 3)  # one read, three distinct numbers in it
 
 
 def test_rows_the_store_cannot_read_fail_their_callers_instead_of_leaving_them_waiting() -> None:

@@ -423,6 +423,12 @@ class CassandraStore(Store):
             body = await reads.get(number)
         return None if body is None else verdict_from_json(body)
 
+    def verdict_reads_sent(self) -> tuple[int, int]:
+        """The reads ``get_verdict_async`` has sent on the event loops still alive, and the
+        numbers they carried (more numbers than reads: lookups that waited together went in one)."""
+        coalescers = list(self._verdict_reads.values())
+        return sum(c.reads for c in coalescers), sum(c.keys_sent for c in coalescers)
+
     def _verdict_bodies(self, numbers: Sequence[str]) -> "asyncio.Future[dict[str, str]]":
         """The stored verdicts (JSON) of distinct ``numbers``, as a future on the running loop.
         One number is a token-aware single-partition read; several are one ``IN`` read, whose
