@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -51,11 +53,13 @@ class Pki:
         cert, key = issue_server_certificate(["127.0.0.1", "localhost"], self.ca_cert, self.ca_key)  # type: ignore[arg-type]
         return self._write("server", certificate_pem(cert), private_key_pem(key))
 
-    def participant_tls(self, holder: Identity, named: str | None = None, *, cert_identity: bool = True) -> TlsFiles:
+    def participant_tls(self, holder: Identity, named: str | None = None, *, cert_identity: bool = True,
+                        lifetime: dt.timedelta | None = None) -> TlsFiles:
         """Mutual-TLS files for ``holder``'s key in a certificate naming ``named``
-        (default: the holder itself)."""
+        (default: the holder itself), valid for ``lifetime`` (default: the CLI's)."""
         named = named or holder.participant_id
-        cert = issue_participant_certificate(named, json.dumps(holder.public_jwk()), self.ca_cert, self.ca_key)  # type: ignore[arg-type]
+        cert = issue_participant_certificate(named, json.dumps(holder.public_jwk()), self.ca_cert, self.ca_key,  # type: ignore[arg-type]
+                                             **({"lifetime": lifetime} if lifetime else {}))
         return self.tls(cert, holder, cert_identity=cert_identity)
 
     def certificate_with_uris(self, holder: Identity, uris: list[str]) -> x509.Certificate:
@@ -166,6 +170,58 @@ def test_a_certificate_opens_a_call_session_bound_to_the_key_it_carries(mtls, pk
     assert (session.participant_id, session.kid) == ("carrier-cert", carrier.kid)
     assert answered.number == NUMBER
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED and "(revoked_key)" in ended.value.details()
+
+
+def test_a_session_a_certificate_opens_ends_no_later_than_the_certificate(mtls, pki):
+    carrier = _register(mtls, "carrier-short-cert")
+    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
+    not_after = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+    with ExchangeClient(mtls.address, carrier, tls=tls) as client:
+        session = client.open_session(lifetime_seconds=3600)  # asks for an hour
+
+    assert session.expires_at <= not_after
+    assert session.expires_at >= not_after - dt.timedelta(seconds=1)  # cut at the certificate, not shorter
+
+
+def test_an_open_connection_authenticates_nothing_once_its_certificate_expires(mtls, pki, monkeypatch):
+    carrier = _register(mtls, "carrier-expiring")
+    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
+    with ExchangeClient(mtls.address, carrier, tls=tls) as client:
+        assert client.lookup(NUMBER).number == NUMBER
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=11)
+        monkeypatch.setattr(mtls.exchange, "clock", lambda: later)
+        refused = _refusal(client)  # same channel: TLS checked the certificate only at the handshake
+    assert refused.code == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.details.startswith("client certificate expired at ")
+    assert refused.details.endswith("; reconnect with a current certificate")
+
+
+def test_a_lookup_stream_a_certificate_opens_ends_when_the_certificate_does(mtls, pki, monkeypatch):
+    carrier = _register(mtls, "carrier-stream-cert")
+    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
+    not_after = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+    monkeypatch.setattr(mtls.exchange, "clock", lambda: not_after - dt.timedelta(seconds=1))  # a second of it left
+    channel = open_channel(mtls.address, tls)
+    try:
+        outbox: queue.Queue = queue.Queue()
+        responses = lookup_pb2_grpc.LookupServiceStub(channel).LookupStream(iter(outbox.get, None), timeout=20)
+        outbox.put(_stream_request(1))
+        first = next(responses)
+        time.sleep(1.2)
+        outbox.put(_stream_request(2))
+        with pytest.raises(grpc.RpcError) as ended:
+            next(responses)
+        outbox.put(None)
+    finally:
+        channel.close()
+
+    assert [answer.error_code for answer in first.answers] == [0]
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "(or as the call session or client certificate that opened it lasts)" in ended.value.details()
+
+
+def _stream_request(lookup_id: int) -> lookup_pb2.LookupStreamRequest:
+    return lookup_pb2.LookupStreamRequest(lookups=[lookup_pb2.StreamLookup(id=lookup_id, request=lookup_pb2.LookupRequest(number=NUMBER))])
 
 
 def test_a_regulator_certificate_carries_the_regulators_permissions(mtls, pki):

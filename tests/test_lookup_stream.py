@@ -233,4 +233,4 @@ def test_a_stream_opened_in_a_call_session_ends_with_the_session(federation, raw
         talk.next()
     talk.close()
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "or as its call session lasts" in ended.value.details()
+    assert "or as the call session or client certificate that opened it lasts" in ended.value.details()

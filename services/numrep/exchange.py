@@ -44,7 +44,7 @@ from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
 from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
 from numrep.signing.sessions import (CALL_TOKEN_TYPE, DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME, CallSession,
-                                     open_session, verify_call_token)
+                                     open_session, session_expiry, verify_call_token)
 from numrep.signing.tokens import Proof, ReplayCache, TokenPolicy, verify_token_key
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
@@ -190,7 +190,7 @@ class Exchange:
         try:
             if header_type(token) == CALL_TOKEN_TYPE:
                 participant, kid = verify_call_token(token, self._session_key, self.participant, now, self._replay, policy)
-                return Proof(participant, kid, "session")
+                return Proof(participant, kid, "session", session_expiry(token))
             participant, kid = verify_token_key(token, self.participant, now, self._replay, policy)
             return Proof(participant, kid, "token")
         except JwsRejected as exc:
@@ -208,13 +208,17 @@ class Exchange:
 
     def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
         """A call session for ``proof``'s participant, bound to the key it proved
-        (see ``numrep.signing.sessions``); ``authorize`` keeps call tokens from
+        (see ``numrep.signing.sessions``), ending by the time the proof does (a
+        client certificate's notAfter); ``authorize`` keeps call tokens from
         opening one (a stolen session key would outlive its session)."""
         lifetime = DEFAULT_SESSION_LIFETIME if lifetime is None else lifetime
         if not timedelta(seconds=1) <= lifetime <= MAX_SESSION_LIFETIME:
             raise InvalidArgument(f"a session lasts 1 to {int(MAX_SESSION_LIFETIME.total_seconds())} s", "bad_session_lifetime")
+        now = self.clock()
+        if proof.until is not None:
+            lifetime = min(lifetime, proof.until - now)
         try:
-            return open_session(self._session_key, proof.participant.id, proof.kid, self.clock(), lifetime)
+            return open_session(self._session_key, proof.participant.id, proof.kid, now, lifetime)
         except ValueError as exc:
             raise InvalidArgument(str(exc), "kid_too_long") from None
 

@@ -7,7 +7,7 @@ from typing import AsyncIterator, Sequence
 import grpc
 from opentelemetry import trace
 
-from numrep.api.auth import bearer_token, current_proof, run_blocking
+from numrep.api.auth import current_proof, run_blocking
 from numrep.api.consent import consent_for_call, with_consent
 from numrep.api.convert import ACTION_TO_PB, fill_verdict, timestamp, verdict_to_pb
 from numrep.core.errors import NumrepError, StoreTimeout
@@ -18,7 +18,6 @@ from numrep.api.errors import code_number, status_for
 from numrep.api.lookup_stream import AnswerStream
 from numrep.api.wire import VerdictEncodings, basic_view, batch_result_parts, encoded, stream_answer, verdict_with_expiry
 from numrep.exchange import BatchAnswer, Exchange
-from numrep.signing.sessions import session_expiry
 from numrep.telemetry import Telemetry
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
@@ -54,9 +53,8 @@ class LookupServicer(lookup_pb2_grpc.LookupServiceServicer):
         ``numrep.api.lookup_stream`` says how lookups on a stream are answered."""
         proof, exchange = current_proof(), self._exchange
         lifetime = exchange.config.lookup_stream_lifetime.total_seconds()
-        if proof.via == "session":  # a stream lasts no longer than the call session that opened it
-            token = bearer_token(context.invocation_metadata()) or ""
-            lifetime = min(lifetime, (session_expiry(token) - exchange.clock()).total_seconds())
+        if proof.until is not None:  # a stream lasts no longer than the call session or certificate that opened it
+            lifetime = min(lifetime, (proof.until - exchange.clock()).total_seconds())
         await context.send_initial_metadata(())  # admitted: the client may write (see the proto)
         stream = AnswerStream(self._stream_answer, exchange.rate_gate(proof.participant, "lookup"),  # its role: checked at opening
                               lambda: exchange.check_still_proven(proof),

@@ -89,7 +89,8 @@ class AnswerStream:
                     now = self._clock()
                     if now >= closes_at:
                         raise Unauthenticated(f"this lookup stream has been open {self._lifetime:.0f} s, as long as the exchange "
-                                              "allows (or as its call session lasts); open a new one", "stream_expired")
+                                              "allows (or as the call session or client certificate that opened it lasts); "
+                                              "open a new one", "stream_expired")
                     if now >= recheck_at:
                         self._recheck()
                         recheck_at = now + self._recheck_every

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import grpc
@@ -35,10 +36,11 @@ _CACHED_KEYS = 16384         # distinct registered JWKs
 @dataclass(frozen=True)
 class PeerCertificate:
     """What a verified client certificate says: the participant ids its SAN URIs
-    name and its public key (DER SubjectPublicKeyInfo)."""
+    name, its public key (DER SubjectPublicKeyInfo) and the end of its validity."""
 
     participants: tuple[str, ...]
     key: bytes
+    not_after: datetime
 
     @property
     def named(self) -> str | None:
@@ -49,7 +51,8 @@ class PeerCertificate:
 @functools.lru_cache(maxsize=_CACHED_CERTIFICATES)
 def parse_peer_certificate(pem: bytes) -> PeerCertificate:
     certificate = x509.load_pem_x509_certificate(pem)
-    return PeerCertificate(tuple(participant_ids(certificate)), public_key_bytes(certificate.public_key()))
+    return PeerCertificate(tuple(participant_ids(certificate)), public_key_bytes(certificate.public_key()),
+                           certificate.not_valid_after_utc)
 
 
 @functools.lru_cache(maxsize=_CACHED_KEYS)
@@ -83,11 +86,15 @@ class PeerIdentity:
 
     def __init__(self, exchange: Exchange) -> None:
         self._participant: Callable[[str], Participant | None] = exchange.participant
-        self._clock = exchange.clock
+        self._exchange = exchange
 
     def prove(self, peer: PeerCertificate) -> Proof:
         """The participant ``peer`` is bound to and the registered key it carries,
         or ``Unauthenticated`` saying why not."""
+        now = self._exchange.clock()
+        if now >= peer.not_after:  # TLS checked it at the handshake; a connection can outlive it
+            raise Unauthenticated(f"client certificate expired at {peer.not_after:%Y-%m-%dT%H:%M:%SZ}; "
+                                  "reconnect with a current certificate", "certificate_expired")
         participant_id = _named(peer)
         participant = self._participant(participant_id)
         if participant is None:
@@ -97,9 +104,9 @@ class PeerIdentity:
         if record is None:
             raise Unauthenticated(f"client certificate's key is not a registered key of participant {participant_id!r}",
                                   "certificate_key_not_registered")
-        if not record.valid_at(self._clock()):
+        if not record.valid_at(now):
             raise Unauthenticated(f"client certificate's key {record.kid!r} is revoked", "revoked_key")
-        return Proof(participant, record.kid, "certificate")
+        return Proof(participant, record.kid, "certificate", peer.not_after)
 
     @staticmethod
     def check_token_agrees(peer: PeerCertificate, participant: Participant) -> None:

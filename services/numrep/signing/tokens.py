@@ -52,11 +52,14 @@ def mint_token(
 class Proof:
     """How a call's participant proved who it is: ``via`` "token" (a bearer token
     signed with key ``kid``), "certificate" (a client certificate carrying key
-    ``kid``) or "session" (a call token of a session that key ``kid`` opened)."""
+    ``kid``) or "session" (a call token of a session that key ``kid`` opened).
+    ``until``: when the proof stops holding, for one that outlasts its call (a
+    session's end, a certificate's notAfter); what it opens must end by then."""
 
     participant: Participant
     kid: str
     via: Literal["token", "certificate", "session"]
+    until: datetime | None = None
 
 
 class ReplayCache:
