@@ -14,7 +14,9 @@ the server. Then it measures, and prints as one table:
 * fail-open latency with the exchange stalled (a bare gRPC LookupService in
   this process that sleeps far longer than the deadline);
 * ``check()`` against the live exchange: cache misses (cache disabled) and
-  cache hits, for an EdDSA and an ES256 carrier, blocking and asyncio;
+  cache hits, for an EdDSA and an ES256 carrier, blocking and asyncio; the
+  blocking client with a Lookup call per check and on one LookupStream
+  (``stream=True``), one check at a time and from many threads;
   ``check_many`` of 100 numbers; bearer-token signing time. The breaker is
   off here, so that every check measures the exchange (with it on, a few
   timeouts in a row would turn the following checks into instant
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -226,6 +229,23 @@ def run(args: argparse.Namespace) -> list[Row]:
                                             [d.latency for d in decisions], f"{sources}"))
                     rows.append(Row(f"  bearer token signing ({identity.alg})", stats.token_mint.count,
                                     stats.token_mint.p50 * 1000, stats.token_mint.p99 * 1000, stats.token_mint.max * 1000))
+            for stream in (False, True):  # the blocking client's lookups: a Lookup call each, or one LookupStream
+                path = "on a LookupStream" if stream else "a Lookup call each"
+                with CarrierClient(child.address, carrier_ed, deadline=DEADLINE, cache_size=0, breaker=NullBreaker(),
+                                   stream=stream) as c:
+                    c.wait_ready()
+                    for n in probe[:50]:
+                        c.check(n)
+                    decisions = [c.check(n) for n in probe * 2]
+                    rows.append(latency_row(f"check() cache miss, sequential, {path}", [d.latency for d in decisions]))
+                    with ThreadPoolExecutor(args.workers) as pool:
+                        cpu, started = time.process_time(), time.perf_counter()
+                        pooled = list(pool.map(c.check, probe * 8))
+                        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+                    sources = {s: sum(d.source == s for d in pooled) for s in sorted({d.source for d in pooled})}
+                    rows.append(latency_row(f"check() cache miss, {args.workers} threads, {path}", [d.latency for d in pooled],
+                                            f"{sources}; client CPU {cpu / len(pooled) * 1e6:.0f} us a check"))
+                    rows[-1].rate = f"{len(pooled) / elapsed:,.0f} checks/s"
             with CarrierClient(child.address, carrier_ed, deadline=DEADLINE, breaker=NullBreaker()) as c:
                 c.wait_ready()
                 for n in probe:

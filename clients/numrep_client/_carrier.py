@@ -70,7 +70,8 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
 from numrep_client._sessions import SessionKeeper
-from numrep_client._stream import DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, checked_write_interval
+from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
+                                   checked_write_interval)
 
 log = logging.getLogger("numrep_client.carrier")
 # A library logs, the application decides where to: without a configured handler
@@ -513,6 +514,23 @@ class _CarrierCore:
         if code == grpc.StatusCode.UNAUTHENTICATED and self.sessions is not None:
             self.sessions.refused()
 
+    def on_stream_answer(self, pending: _Pending, answer: lookup_pb2.StreamAnswer) -> CallDecision:
+        """A lookup's answer on a stream: decided as the same Lookup call's answer or refusal."""
+        if answer.error_code:
+            return self.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message,
+                                 answer.retry_after_ms / 1000 or None)
+        return self.on_verdict(pending, answer.verdict)
+
+    def on_stream_failure(self, pending: _Pending, exc: grpc.aio.AioRpcError) -> CallDecision:
+        """The stream a lookup waited on failed, not the lookup: never an invalid number."""
+        self.judge(exc.code())
+        return self.on_batch_error((pending,), exc.code(), exc.details() or "", retry_after(exc))[0]
+
+    def session_until(self) -> float | None:
+        """When the call session whose token just opened a stream ends (epoch s), if one did."""
+        session = self.sessions.session if self.sessions is not None else None
+        return None if session is None else session.expires_at.timestamp()
+
     def on_batch_item(self, pending: _Pending, item: lookup_pb2.BatchLookupResult) -> CallDecision:
         if item.error_code == 0 and item.HasField("verdict"):
             self.cache.put(item.verdict)
@@ -732,6 +750,14 @@ class CarrierClient:
       token signed with the carrier's key, which costs both sides a signature.
       Renewal runs in the background; while no session is open, or after the
       exchange refuses one, calls carry signed tokens.
+    * ``stream`` (default False): ``check`` sends each lookup on one long-lived
+      ``LookupStream`` instead of a Lookup call, with the same decisions: see
+      :class:`AsyncCarrierClient`, whose stream client
+      (:mod:`numrep_client._stream`) runs here on a thread and event loop of its
+      own, over a ``grpc.aio`` channel of its own made from ``target``, ``tls``
+      and ``channel_options``. ``stream_rotate_after`` and
+      ``stream_write_interval`` as there. ``check_many`` still sends BatchLookups
+      on the blocking channel.
 
     The first RPC on a new channel includes connecting (a TCP and HTTP/2
     handshake), and the first token and first number of a region pay one-off
@@ -758,6 +784,9 @@ class CarrierClient:
         channel: grpc.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
         sessions: bool = True,
+        stream: bool = False,
+        stream_rotate_after: float = DEFAULT_ROTATE_AFTER,
+        stream_write_interval: float = DEFAULT_WRITE_INTERVAL,
     ) -> None:
         self._core = _CarrierCore(
             identity, audience=audience, deadline=deadline, cache_size=cache_size, breaker=breaker,
@@ -769,6 +798,13 @@ class CarrierClient:
         self.raise_on_invalid = raise_on_invalid
         self._owns_channel = channel is None
         options = list(channel_options)
+        self._stream = stream
+        self._stream_options = {"rotate_after": stream_rotate_after, "write_interval": checked_write_interval(stream_write_interval),
+                                "valid_until": self._core.session_until}
+        self._open_stream_channel = lambda: _aio_channel(target, tls, options)  # noqa: E731 - on the stream's own loop
+        self._lookups: ThreadedLookupStream | None = None
+        self._lookups_lock = threading.Lock()
+        self._closed = False
         self._channel = channel or (
             grpc.insecure_channel(target, options=options) if tls is None
             else grpc.secure_channel(target, tls.credentials(), options=options)
@@ -830,11 +866,26 @@ class CarrierClient:
         left = timeout - (time.monotonic() - started)
         if sessions is not None and left > 0 and sessions.due():
             self._open_session(min(left, SESSION_RPC_TIMEOUT))  # here rather than in the background: before the first call
+        if self._stream:
+            return self._stream_lookups().ready(max(0.0, timeout - (time.monotonic() - started)))
         return True
 
     def close(self) -> None:
+        with self._lookups_lock:
+            self._closed = True
+            lookups, self._lookups = self._lookups, None
+        if lookups is not None:
+            lookups.close()
         if self._owns_channel:
             self._channel.close()
+
+    def _stream_lookups(self) -> ThreadedLookupStream:
+        with self._lookups_lock:
+            if self._closed:
+                raise RuntimeError("the carrier client is closed")
+            if self._lookups is None:
+                self._lookups = ThreadedLookupStream(self._open_stream_channel, self._core.metadata, **self._stream_options)
+            return self._lookups
 
     def __enter__(self) -> "CarrierClient":
         return self
@@ -864,6 +915,8 @@ class CarrierClient:
             return core.finish(held, started)
         if not core.breaker.allow():
             return core.finish(fail_open(pending.number, "circuit_open", "circuit breaker open: not asking the exchange"), started)
+        if self._stream:
+            return self._done(core.finish(self._stream_check(pending, context, budget, started), started))
         try:
             metadata = core.metadata()
             remaining = budget - (time.perf_counter() - started)
@@ -886,6 +939,23 @@ class CarrierClient:
             core.breaker.release()
             decision = core.on_client_error(pending, exc)
         return self._done(core.finish(decision, started))
+
+    def _stream_check(self, pending: _Pending, context: lookup_pb2.CallContext | None, budget: float,
+                      started: float) -> CallDecision:
+        core = self._core
+        try:
+            lookup = self._stream_lookups().lookup(lookup_pb2.LookupRequest(number=pending.number, context=context))
+            try:
+                answer = lookup.result(timeout=core.wait_budget(budget - (time.perf_counter() - started)))
+            except TimeoutError:
+                lookup.cancel()  # forgotten: unwritten, it is never sent; its answer, if it comes, is dropped
+                return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
+            except grpc.aio.AioRpcError as exc:
+                return core.on_stream_failure(pending, exc)
+            return core.on_stream_answer(pending, answer)
+        except Exception as exc:  # never let a client bug hold up a call
+            core.breaker.release()
+            return core.on_client_error(pending, exc)
 
     def check_many(self, numbers: Sequence[str], *, deadline: float | None = None) -> list[CallDecision]:
         """Decisions for ``numbers`` (in order) within one ``deadline``. Cache hits
@@ -959,6 +1029,13 @@ class CarrierClient:
         if decision.invalid and self.raise_on_invalid:
             raise InvalidNumberError(decision.number, decision.detail)
         return decision
+
+
+def _aio_channel(target: str, tls: TlsFiles | None, options: Sequence[tuple[str, object]]) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel to ``target``, on the running event loop."""
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    return grpc.aio.secure_channel(target, tls.credentials(), options=list(options))
 
 
 def _split(core: _CarrierCore, numbers: Sequence[str]) -> tuple[list[CallDecision | None], dict[str, tuple[_Pending, list[int]]]]:
@@ -1071,10 +1148,7 @@ class AsyncCarrierClient:
 
     def _lookup(self) -> lookup_pb2_grpc.LookupServiceStub:
         if self._stub is None:
-            self._channel = (
-                grpc.aio.insecure_channel(self.target, options=self._channel_options) if self._tls is None
-                else grpc.aio.secure_channel(self.target, self._tls.credentials(), options=self._channel_options)
-            )
+            self._channel = _aio_channel(self.target, self._tls, self._channel_options)
             self._stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
         return self._stub
 
@@ -1116,14 +1190,8 @@ class AsyncCarrierClient:
     def _stream_lookups(self) -> LookupStreamClient:
         if self._lookups is None:
             self._lookups = LookupStreamClient(self._lookup(), self._core.metadata, rotate_after=self._stream_rotate_after,
-                                               valid_until=self._session_until, write_interval=self._stream_write_interval)
+                                               valid_until=self._core.session_until, write_interval=self._stream_write_interval)
         return self._lookups
-
-    def _session_until(self) -> float | None:
-        """When the call session whose token just opened a stream ends (epoch s), if one did."""
-        sessions = self._core.sessions
-        session = sessions.session if sessions is not None else None
-        return None if session is None else session.expires_at.timestamp()
 
     async def close(self) -> None:
         if self._session_task is not None and not self._session_task.done():
@@ -1199,13 +1267,9 @@ class AsyncCarrierClient:
             return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
         try:
             answer = lookup.result()
-        except grpc.aio.AioRpcError as exc:  # the stream failed, not this lookup: never an invalid number
-            core.judge(exc.code())
-            return core.on_batch_error((pending,), exc.code(), exc.details() or "", retry_after(exc))[0]
-        if answer.error_code:
-            return core.on_error(pending, _CODE_BY_NUMBER.get(answer.error_code, grpc.StatusCode.UNKNOWN), answer.error_message,
-                                 answer.retry_after_ms / 1000 or None)
-        return core.on_verdict(pending, answer.verdict)
+        except grpc.aio.AioRpcError as exc:
+            return core.on_stream_failure(pending, exc)
+        return core.on_stream_answer(pending, answer)
 
     async def check_many(self, numbers: Sequence[str], *, deadline: float | None = None) -> list[CallDecision]:
         """See :meth:`CarrierClient.check_many`."""

@@ -1,13 +1,15 @@
 """Per-call lookups over one long-lived ``LookupStream`` (numrep.v1).
 
 A Lookup call costs the exchange a whole gRPC call; a lookup on an open stream
-costs it one message, or a share of one. A stream writes at most once per
-``write_interval`` (1 ms by default): a lookup asked sooner after the last write
-waits for the next, and leaves with every other asked meanwhile; the exchange
-answers lookups read together in one message too. Under load that is what keeps
-a message from costing the exchange more than its lookups do (at 4,000 lookups/s,
-one write per lookup took 1.2 of the exchange's cores, one per millisecond 0.65);
-a lookup asked after a quiet spell leaves at once. The
+costs it one message, or a share of one. While a lookup written earlier still
+awaits its answer, a stream writes at most once per ``write_interval`` (1 ms by
+default): a lookup asked sooner after the last write waits for the next, and
+leaves with every other asked meanwhile; the exchange answers lookups read
+together in one message too. Under load that is what keeps a message from
+costing the exchange more than its lookups do (at 4,000 lookups/s, one write per
+lookup took 1.2 of the exchange's cores, one per millisecond 0.65). A lookup
+asked when no other awaits its answer (light traffic, a quiet spell) leaves at
+once: as Nagle's rule on TCP, holding back only while answers are due. The
 stream is authenticated once, when it opens, with the metadata the caller gives
 (a bearer token, a call token, or none over a certificate-bound connection).
 
@@ -23,10 +25,12 @@ stream.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import math
+import threading
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import grpc
 
@@ -73,7 +77,8 @@ class LookupStreamClient:
         gave ends (a call session's expiry, which ends the stream too), or None: the
         stream is replaced ``EXPIRY_MARGIN`` before then; ``max_lookups``: the most
         lookups one request carries; ``write_interval`` (seconds): the least time
-        between two writes on a stream (0: write whenever a lookup is asked)."""
+        between two writes on a stream while answers are due (0: write whenever a
+        lookup is asked)."""
         self._stub = stub
         self._write_interval = checked_write_interval(write_interval)
         self._metadata = metadata
@@ -146,7 +151,8 @@ class LookupStreamClient:
                 stream.admitted = True
             loop = asyncio.get_running_loop()
             while stream.unsent:
-                wait = stream.wrote_at + self._write_interval - loop.time()
+                answering = len(stream.waiting) > len(stream.unsent)  # a lookup written earlier awaits its answer
+                wait = stream.wrote_at + self._write_interval - loop.time() if answering else 0.0
                 if wait > 0:  # lookups asked meanwhile leave with these
                     await asyncio.sleep(wait)
                     if stream.ended:  # the reader has failed them all
@@ -196,6 +202,62 @@ class LookupStreamClient:
         for future in waiting.values():
             if not future.done():
                 future.set_exception(failure)
+
+
+class ThreadedLookupStream:
+    """A ``LookupStreamClient`` for blocking callers on any thread: it runs on an
+    event loop of its own, on a daemon thread, over a ``grpc.aio`` channel made
+    there by ``open_channel``. ``lookup`` hands a lookup over and returns at once."""
+
+    def __init__(self, open_channel: Callable[[], grpc.aio.Channel], metadata: Callable[[], Sequence[tuple[str, str]]],
+                 **options: Any) -> None:
+        """``metadata`` (called on the stream's thread) and ``options``: as ``LookupStreamClient``'s."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="numrep-lookup-stream", daemon=True)
+        self._thread.start()
+
+        async def start() -> tuple[grpc.aio.Channel, LookupStreamClient]:
+            channel = open_channel()  # a grpc.aio channel belongs to the loop it was made on
+            return channel, LookupStreamClient(lookup_pb2_grpc.LookupServiceStub(channel), metadata, **options)
+
+        try:
+            self.channel, self.client = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def lookup(self, request: lookup_pb2.LookupRequest) -> concurrent.futures.Future[lookup_pb2.StreamAnswer]:
+        """The answer to come, as ``LookupStreamClient.lookup`` gives it; cancel the
+        future to give the lookup up (unwritten, it is then never sent)."""
+        return asyncio.run_coroutine_threadsafe(self.client.lookup(request), self._loop)
+
+    def ready(self, timeout: float) -> bool:
+        """Is the stream's channel connected within ``timeout`` seconds?"""
+        connected = asyncio.run_coroutine_threadsafe(asyncio.wait_for(self.channel.channel_ready(), timeout), self._loop)
+        try:
+            connected.result(timeout + 1.0)
+            return True
+        except (TimeoutError, asyncio.TimeoutError):
+            connected.cancel()
+            return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel the open streams (lookups still waiting get CANCELLED), close the
+        channel and end the thread."""
+        async def shut() -> None:
+            await self.client.close()
+            await self.channel.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout)
+        finally:
+            self._stop_loop(timeout)
+
+    def _stop_loop(self, timeout: float = 5.0) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 def checked_write_interval(seconds: float) -> float:

@@ -15,6 +15,8 @@ fixtures of ``tests/conftest.py`` (``loop_thread``, ``server``, ``federation``,
 * ``status_server``: a bare ``grpc.aio`` LookupService that answers every call
   with a chosen gRPC status (e.g. ``RESOURCE_EXHAUSTED``, which no exchange
   error maps to) and counts the calls it received.
+* ``slow_number``: the exchange answers ``SLOW_NUMBER`` only after ``SLOW`` seconds.
+* ``rated``: an exchange of its own with a tight carrier lookup rate (``LOOKUP_RATE``).
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ import grpc
 import pytest
 
 from numrep.config import ServerConfig
+from numrep.core.model import Role
 from numrep.server import RunningServer, start_server
-from numrep.signing.keys import Identity
+from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 from numrep_client import ExchangeClient
+
+from numrep_testkit import public_jwk_text
+from sdk_testkit import LOOKUP_RATE, SLOW, SLOW_NUMBER
 
 @pytest.fixture
 def proofs(server, monkeypatch) -> list[str]:
@@ -249,3 +255,44 @@ class StoreEvidence:
 @pytest.fixture
 def store_evidence(server: RunningServer, tmp_path: Path) -> StoreEvidence:
     return StoreEvidence(server, tmp_path / "exchange")
+
+
+@pytest.fixture
+def slow_number(server, monkeypatch) -> list[str]:
+    """The exchange answers SLOW_NUMBER only after SLOW seconds, waiting on its own
+    event loop (other lookups are answered meanwhile): a fault behind the real
+    servicer and interceptor, as ``exchange_faults`` injects. Returns the numbers
+    whose answer the exchange has finished on that path (SLOW_NUMBER, once done).
+
+    A lookup is answered by ``answer_async``, or in place by ``answer_now`` (where
+    the exchange has it: a store whose reads never wait); SLOW_NUMBER is never
+    answered in place."""
+    exchange = server.exchange
+    answer_async = exchange.answer_async
+    finished: list[str] = []
+
+    async def slowly(raw_number: str):  # type: ignore[no-untyped-def]
+        if raw_number == SLOW_NUMBER:
+            await asyncio.sleep(SLOW)
+        answer = await answer_async(raw_number)
+        finished.append(raw_number)
+        return answer
+
+    monkeypatch.setattr(exchange, "answer_async", slowly)
+    answer_now = getattr(exchange, "answer_now", None)
+    if answer_now is not None:
+        monkeypatch.setattr(exchange, "answer_now",
+                            lambda raw_number: None if raw_number == SLOW_NUMBER else answer_now(raw_number))
+    return finished
+
+
+@pytest.fixture
+def rated(loop_thread, tmp_path):  # type: ignore[no-untyped-def]
+    """An exchange of its own whose carriers may make 5 lookups at once (the
+    stream's opening is one), then one every 5 s; and a carrier registered on it."""
+    running = loop_thread.run(start_server(ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "rated",
+                                                        rate_limits=LOOKUP_RATE)))
+    carrier = generate_identity("carrier-rated", Role.CARRIER, "ES256")
+    running.exchange.register_participant(carrier.participant_id, Role.CARRIER, "Carrier", [public_jwk_text(carrier)])
+    yield running, carrier
+    loop_thread.run(running.stop(0))

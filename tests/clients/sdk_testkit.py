@@ -12,6 +12,9 @@ from numrep.signing.keys import Identity
 SPAM_NUMBER = "+12025550143"
 SPAM_NUMBER_LOCAL = "(202) 555-0143"
 CLEAN_NUMBER = "+12025550188"
+SLOW_NUMBER = "+12025550199"  # the ``slow_number`` fixture's
+SLOW = 0.6  # how long the exchange takes over SLOW_NUMBER under ``slow_number``
+LOOKUP_RATE = "carrier.lookup=0.2/5"  # the ``rated`` exchange's: a slow refill, so no test's lookup rides on tokens earned meanwhile
 
 
 class FakeClock:

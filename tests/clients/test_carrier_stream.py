@@ -18,9 +18,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeV
 import grpc
 import pytest
 
-from numrep.config import ServerConfig
 from numrep.core.model import Role
-from numrep.server import start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.tokens import mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -28,13 +26,10 @@ from numrep_client import AsyncCarrierClient, CircuitBreaker, NullBreaker
 from numrep_client._carrier import DEFAULT_CHANNEL_OPTIONS
 from numrep_client._stream import LookupStreamClient
 
-from numrep_testkit import public_jwk_text
-from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock
+from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock
 
 # Behaviour, not speed: the server shares this process (and may sit on a Cassandra node).
 RELAXED = 2.0
-SLOW_NUMBER = "+12025550199"  # see the ``slow_number`` fixture
-SLOW = 0.6  # how long the exchange takes over SLOW_NUMBER
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]  # 3
 T = TypeVar("T")
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]  # 8
@@ -89,35 +84,6 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> boo
             return True
         await asyncio.sleep(0.01)
     return condition()
-
-
-@pytest.fixture
-def slow_number(server, monkeypatch) -> list[str]:
-    """The exchange answers SLOW_NUMBER only after SLOW seconds, waiting on its own
-    event loop (other lookups are answered meanwhile): a fault behind the real
-    servicer and interceptor, as ``exchange_faults`` injects. Returns the numbers
-    whose answer the exchange has finished on that path (SLOW_NUMBER, once done).
-
-    A lookup is answered by ``answer_async``, or in place by ``answer_now`` (where
-    the exchange has it: a store whose reads never wait); SLOW_NUMBER is never
-    answered in place."""
-    exchange = server.exchange
-    answer_async = exchange.answer_async
-    finished: list[str] = []
-
-    async def slowly(raw_number: str):  # type: ignore[no-untyped-def]
-        if raw_number == SLOW_NUMBER:
-            await asyncio.sleep(SLOW)
-        answer = await answer_async(raw_number)
-        finished.append(raw_number)
-        return answer
-
-    monkeypatch.setattr(exchange, "answer_async", slowly)
-    answer_now = getattr(exchange, "answer_now", None)
-    if answer_now is not None:
-        monkeypatch.setattr(exchange, "answer_now",
-                            lambda raw_number: None if raw_number == SLOW_NUMBER else answer_now(raw_number))
-    return finished
 
 
 # --- the same decisions as a Lookup call ------------------------------------------------------
@@ -490,22 +456,6 @@ def test_a_stream_ends_unauthenticated_once_the_key_that_opened_it_is_revoked(se
 
 
 # --- the lookup rate --------------------------------------------------------------------------
-# A slow refill, so that no lookup in a test is admitted on tokens earned meanwhile.
-LOOKUP_RATE = "carrier.lookup=0.2/5"
-
-
-@pytest.fixture
-def rated(loop_thread, tmp_path):  # type: ignore[no-untyped-def]
-    """An exchange of its own whose carriers may make 5 lookups at once (the
-    stream's opening is one), then one every 5 s; and a carrier registered on it."""
-    running = loop_thread.run(start_server(ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "rated",
-                                                        rate_limits=LOOKUP_RATE)))
-    carrier = generate_identity("carrier-rated", Role.CARRIER, "ES256")
-    running.exchange.register_participant(carrier.participant_id, Role.CARRIER, "Carrier", [public_jwk_text(carrier)])
-    yield running, carrier
-    loop_thread.run(running.stop(0))
-
-
 def test_each_lookup_on_a_stream_counts_against_the_lookup_rate(rated):
     running, carrier = rated
     asked_numbers = numbers(10)
@@ -674,26 +624,33 @@ def test_a_stream_the_exchange_ends_invalid_argument_fails_its_checks_open_as_a_
 
 # --- writes at most once per write interval ---------------------------------------------------
 @pytest.fixture
-def recording(stream_server) -> tuple[str, list[int]]:  # type: ignore[no-untyped-def]
-    """A LookupStream server that answers every lookup ALLOW for its number and
-    records how many lookups each request it read carried: (address, counts)."""
-    counts: list[int] = []
+def recording(stream_server) -> Callable[[float], tuple[str, list[int]]]:  # type: ignore[no-untyped-def]
+    """``recording(hold)``: a LookupStream server that answers every lookup ALLOW
+    for its number, ``hold`` seconds after reading its request, and records how
+    many lookups each request it read carried: (address, counts)."""
 
-    async def handler(requests, context):  # type: ignore[no-untyped-def]
-        await context.send_initial_metadata(())
-        async for request in requests:
-            counts.append(len(request.lookups))
-            expires = common_pb2.Verdict().expires_at
-            expires.FromSeconds(int(time.time()) + 60)
-            yield lookup_pb2.LookupStreamResponse(answers=[
-                lookup_pb2.StreamAnswer(id=lookup.id, verdict=common_pb2.Verdict(
-                    number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
-                for lookup in request.lookups]).SerializeToString()
+    def start(hold: float) -> tuple[str, list[int]]:
+        counts: list[int] = []
 
-    return stream_server(handler), counts
+        async def handler(requests, context):  # type: ignore[no-untyped-def]
+            await context.send_initial_metadata(())
+            async for request in requests:
+                counts.append(len(request.lookups))
+                await asyncio.sleep(hold)
+                expires = common_pb2.Verdict().expires_at
+                expires.FromSeconds(int(time.time()) + 60)
+                yield lookup_pb2.LookupStreamResponse(answers=[
+                    lookup_pb2.StreamAnswer(id=lookup.id, verdict=common_pb2.Verdict(
+                        number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
+                    for lookup in request.lookups]).SerializeToString()
+
+        return stream_server(handler), counts
+
+    return start
 
 
 WRITE_INTERVAL = 0.5  # long enough that lookups asked in the next tens of milliseconds are surely within it
+HOLD = 0.2  # the answers' delay where earlier lookups must still await theirs
 
 
 async def spread(ask: Callable[[str], Awaitable[T]], asked_numbers: Sequence[str], gap: float = 0.01) -> list[T]:
@@ -705,8 +662,8 @@ async def spread(ask: Callable[[str], Awaitable[T]], asked_numbers: Sequence[str
     return list(await asyncio.gather(*asking))
 
 
-def test_lookups_asked_within_the_write_interval_of_the_last_write_leave_together_in_the_next(federation, recording):
-    address, counts = recording
+def test_lookups_asked_within_the_write_interval_while_answers_are_due_leave_together_in_the_next(federation, recording):
+    address, counts = recording(HOLD)
     first, *rest = numbers(6)
 
     async def scenario():  # type: ignore[no-untyped-def]
@@ -716,11 +673,28 @@ def test_lookups_asked_within_the_write_interval_of_the_last_write_leave_togethe
             return [a.verdict.number for a in answers]
 
     assert asyncio.run(scenario()) == rest
-    assert counts == [1, 5]
+    assert counts == [1, 1, 4]  # the first of the rest finds nothing due and leaves at once; the others wait for it
+
+
+def test_a_lookup_asked_within_the_write_interval_leaves_at_once_when_no_answer_is_due(federation, recording):
+    address, counts = recording(0.0)
+    first, *rest = numbers(4)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
+            asked_at = time.monotonic()
+            for number in [first, *rest]:  # one after another, each asked once the one before is answered
+                await client.lookup(asked(number))
+            return time.monotonic() - asked_at
+
+    took = asyncio.run(scenario())
+
+    assert counts == [1, 1, 1, 1]
+    assert took < WRITE_INTERVAL  # none held back for the interval
 
 
 def test_a_lookup_asked_after_a_quiet_spell_leaves_at_once_on_its_own(federation, recording):
-    address, counts = recording
+    address, counts = recording(0.0)
 
     async def scenario():  # type: ignore[no-untyped-def]
         async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
@@ -738,13 +712,14 @@ def test_a_lookup_asked_after_a_quiet_spell_leaves_at_once_on_its_own(federation
 
 
 def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(federation, recording):
-    address, counts = recording
+    address, counts = recording(HOLD)
     first, given_up, kept = numbers(3)
 
     async def scenario():  # type: ignore[no-untyped-def]
         async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
             await client.lookup(asked(first))
             waiting = asyncio.ensure_future(client.lookup(asked(kept)))
+            await asyncio.sleep(0.05)  # written: its answer is due for HOLD, so what comes next waits to be written
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(client.lookup(asked(given_up)), 0.01)
             return (await waiting).verdict.number
@@ -754,7 +729,7 @@ def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(feder
 
 
 def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(federation, recording):
-    address, counts = recording
+    address, counts = recording(HOLD)
     first, *rest = numbers(4)
 
     async def scenario():  # type: ignore[no-untyped-def]
@@ -764,7 +739,7 @@ def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(fe
             return [d.source for d in await spread(client.check, rest)]
 
     assert asyncio.run(scenario()) == ["exchange"] * 3
-    assert counts == [1, 3]
+    assert counts == [1, 1, 2]
 
 
 @pytest.mark.parametrize("interval", [-0.001, float("inf"), float("nan")])
