@@ -54,6 +54,18 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def fmt_spread(ratio: dict) -> str:
+    """A paired ratio (``_measure.paired_ratio``) as ' [min-max]' over its rounds, or '' for fewer than two."""
+    if ratio.get("min") is None or len(ratio.get("rounds", [])) < 2:
+        return ""
+    return f" [{ratio['min']:.2f}-{ratio['max']:.2f}]"
+
+
+def fmt_paired(ratio: dict) -> str:
+    """A paired ratio as 'median x [min-max]'."""
+    return fmt_ratio(ratio.get("median")) + fmt_spread(ratio)
+
+
 def fmt_pcts(stats: dict | None, keys: Sequence[str] = ("p50", "p99", "p999")) -> str:
     if not stats:
         return "-"

@@ -17,7 +17,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
 from benchmarks._servers import baseline_process, exchange_process
-from benchmarks._stats import fmt_ms, fmt_num, fmt_ratio
+from benchmarks._stats import fmt_ms, fmt_num, fmt_paired, fmt_ratio
 
 NAME = "batch_lookup"
 N2_CHANNELS = 64  # the kernel spreads connections, not calls: enough of them to split evenly
@@ -149,7 +149,7 @@ def run(ctx: Ctx) -> dict:
 
 def _row(label: str, run: dict, ratio: dict | None) -> list[str]:
     """A variant's row: numbers/s, its ratio to its baseline (None: it is one), p50, CPU server/client."""
-    versus = "1.00x" if ratio is None else f"{fmt_ratio(ratio['median'])} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
+    versus = "1.00x" if ratio is None else fmt_paired(ratio)
     server = "+".join(f"{c:.2f}" for c in run.get("server_cpu_each") or [run["server_cpu"]])
     return [label, fmt_num(run["numbers_per_s"]), versus, fmt_ms(run["latency_ms"]["p50"]), f"{server}/{run['client_cpu']:.2f}"]
 

@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", type=int, default=200, help="fail-open checks with the exchange down")
     parser.add_argument("--stalled", type=int, default=100, help="checks against the stalled exchange")
     parser.add_argument("--hits", type=int, default=20000, help="cache-hit checks")
-    parser.add_argument("--workers", type=int, default=16, help="concurrent async checks in flight")
+    parser.add_argument("--workers", type=int, default=16, help="concurrent async checks in flight, and threads checking at once")
     parser.add_argument("--burst", type=int, default=100, help="async checks started at the same instant")
     parser.add_argument("--flags", type=int, default=10000, help="flags to queue and flush")
     parser.add_argument("--batch", type=int, default=500, help="flags per batch")

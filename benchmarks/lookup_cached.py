@@ -35,7 +35,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, merge_open, open_rounds, paired_ratio
 from benchmarks._servers import baseline_process, exchange_process, mtls_files
-from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio, fmt_server_ms, server_ms_per_call
+from benchmarks._stats import fmt_gc_pair, fmt_num, fmt_pcts, fmt_ratio, fmt_server_ms, fmt_spread, server_ms_per_call
 
 NAME = "lookup_cached"
 # variant -> the baseline its QPS ratio is taken against (same transport)
@@ -134,7 +134,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                        ("exchange_stream", "exchange, LookupStream (one stream, opened once)")):
         v = r[key]
         own_base = BASELINE_OF[key] == key
-        rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + ("" if own_base else _spread(v["ratio"])),
+        rows.append([label, fmt_num(v["closed"]["qps"]), fmt_ratio(v["ratio"]["median"]) + ("" if own_base else fmt_spread(v["ratio"])),
                      fmt_pcts(v["open50"]["latency_ms"]), fmt_num(v["open50"]["achieved_qps"]),
                      fmt_pcts(v["open80"]["latency_ms"]), fmt_num(v["open80"]["achieved_qps"]),
                      f"{v['closed']['server_cpu']:.2f}/{v['closed']['client_cpu']:.2f}",
@@ -190,7 +190,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
                      f"({cert_cpu / base_tls_cpu:.1f}x)" + (f"; with pre-minted tokens {prem_cpu:.2f} ms." if prem_cpu else "."))
     stream, over_unary = r["exchange_stream"], r.get("stream_vs_unary_baseline") or {}
     if over_unary.get("median") is not None:
-        notes.append(f"LookupStream: the exchange answers {over_unary['median']:.2f}x{_spread(over_unary)} the lookups/s of the bare "
+        notes.append(f"LookupStream: the exchange answers {over_unary['median']:.2f}x{fmt_spread(over_unary)} the lookups/s of the bare "
                      f"unary baseline, at {fmt_server_ms(stream['closed'])} ms of server CPU a lookup against "
                      f"{fmt_server_ms(r['baseline']['closed'])} ms a bare unary call; the bare stream rows answer each request "
                      "message at once, from memory.")
@@ -212,9 +212,3 @@ def summarize(ctx: Ctx, r: dict) -> dict:
         "header": ["variant", "max QPS", "vs base", "@50% p50/p99/p999 ms", "@50% QPS", "@80% p50/p99/p999 ms", "@80% QPS", "CPU srv/cli", "srv CPU ms/call"],
         "rows": rows, "targets": targets, "notes": notes, "data": r,
     }
-
-
-def _spread(r: dict) -> str:
-    if r.get("min") is None or len(r.get("rounds", [])) < 2:
-        return ""
-    return f" [{r['min']:.2f}-{r['max']:.2f}]"

@@ -19,7 +19,7 @@ from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
 from benchmarks._measure import Variant, closed_rounds, merge_closed, paired_ratio
 from benchmarks._servers import exchange_process
-from benchmarks._stats import fmt_num, fmt_ratio
+from benchmarks._stats import fmt_num, fmt_paired
 
 NAME = "scale_out"
 
@@ -63,7 +63,7 @@ def summarize(ctx: Ctx, r: dict) -> dict:
     rows = [
         ["N=1 (connections pinned to server 1)", fmt_num(r["n1"]["qps"]), "1.00x", cpu(r["n1"]), f"{r['n1']['client_cpu']:.2f}"],
         ["N=2 (SO_REUSEPORT, same port)", fmt_num(r["n2"]["qps"]),
-         f"{fmt_ratio(r['ratio']['median'])} [{r['ratio']['min']:.2f}-{r['ratio']['max']:.2f}]", cpu(r["n2"]), f"{r['n2']['client_cpu']:.2f}"],
+         fmt_paired(r["ratio"]), cpu(r["n2"]), f"{r['n2']['client_cpu']:.2f}"],
     ]
     return {
         "title": "scale_out: exchange processes sharing one port and one SQLite data dir (ratio = N=2 / N=1)",

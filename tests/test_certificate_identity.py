@@ -121,6 +121,14 @@ def _register(running: RunningServer, pid: str, role: Role = Role.CARRIER) -> Id
     return identity
 
 
+def _ten_minute_certificate(running: RunningServer, pki: Pki, pid: str) -> tuple[Identity, TlsFiles, dt.datetime]:
+    """A carrier registered on ``running``, its mutual-TLS files with a certificate valid
+    for ten minutes, and that certificate's notAfter."""
+    carrier = _register(running, pid)
+    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
+    return carrier, tls, x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+
+
 def _tokenless_lookup(address: str, tls: TlsFiles) -> str:
     """One Lookup with no metadata at all, straight on the stub."""
     channel = open_channel(address, tls)
@@ -172,20 +180,42 @@ def test_a_certificate_opens_a_call_session_bound_to_the_key_it_carries(mtls, pk
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED and "(revoked_key)" in ended.value.details()
 
 
-def test_a_session_a_certificate_opens_ends_no_later_than_the_certificate(mtls, pki):
-    carrier = _register(mtls, "carrier-short-cert")
-    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
-    not_after = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+def test_a_session_a_certificate_opens_is_accepted_no_longer_than_the_certificate(mtls, pki, monkeypatch):
+    carrier, tls, not_after = _ten_minute_certificate(mtls, pki, "carrier-short-cert")
+    skew = mtls.exchange.config.token_policy.clock_skew  # how long past its expiry a session is still accepted
     with ExchangeClient(mtls.address, carrier, tls=tls) as client:
         session = client.open_session(lifetime_seconds=3600)  # asks for an hour
+    channel = open_channel(mtls.address, tls)
+    try:
+        lookup = lookup_pb2_grpc.LookupServiceStub(channel).Lookup
+        at_the_end = not_after - dt.timedelta(seconds=1)
+        monkeypatch.setattr(mtls.exchange, "clock", lambda: at_the_end)
+        answered = lookup(lookup_pb2.LookupRequest(number=NUMBER), metadata=bearer(mint_call_token(session, now=at_the_end)), timeout=5)
+        after = not_after + dt.timedelta(seconds=1)
+        monkeypatch.setattr(mtls.exchange, "clock", lambda: after)
+        with pytest.raises(grpc.RpcError) as ended:
+            lookup(lookup_pb2.LookupRequest(number=NUMBER), metadata=bearer(mint_call_token(session, now=after)), timeout=5)
+    finally:
+        channel.close()
 
-    assert session.expires_at <= not_after
-    assert session.expires_at >= not_after - dt.timedelta(seconds=1)  # cut at the certificate, not shorter
+    assert not_after - skew - dt.timedelta(seconds=1) <= session.expires_at <= not_after - skew
+    assert answered.number == NUMBER
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED and "(session_expired)" in ended.value.details()
+
+
+def test_a_certificate_too_close_to_its_end_opens_no_session(mtls, pki, monkeypatch):
+    carrier, tls, not_after = _ten_minute_certificate(mtls, pki, "carrier-ending-cert")
+    monkeypatch.setattr(mtls.exchange, "clock", lambda: not_after - dt.timedelta(seconds=10))
+    with ExchangeClient(mtls.address, carrier, tls=tls) as client:
+        with pytest.raises(ExchangeError) as refused:
+            client.open_session()
+
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert "too soon to open a session; reconnect with a current certificate" in refused.value.details
 
 
 def test_an_open_connection_authenticates_nothing_once_its_certificate_expires(mtls, pki, monkeypatch):
-    carrier = _register(mtls, "carrier-expiring")
-    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
+    carrier, tls, _ = _ten_minute_certificate(mtls, pki, "carrier-expiring")
     with ExchangeClient(mtls.address, carrier, tls=tls) as client:
         assert client.lookup(NUMBER).number == NUMBER
         later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=11)
@@ -197,17 +227,15 @@ def test_an_open_connection_authenticates_nothing_once_its_certificate_expires(m
 
 
 def test_a_lookup_stream_a_certificate_opens_ends_when_the_certificate_does(mtls, pki, monkeypatch):
-    carrier = _register(mtls, "carrier-stream-cert")
-    tls = pki.participant_tls(carrier, lifetime=dt.timedelta(minutes=10))
-    not_after = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
-    monkeypatch.setattr(mtls.exchange, "clock", lambda: not_after - dt.timedelta(seconds=1))  # a second of it left
+    carrier, tls, not_after = _ten_minute_certificate(mtls, pki, "carrier-stream-cert")
+    monkeypatch.setattr(mtls.exchange, "clock", lambda: not_after - dt.timedelta(seconds=2))  # two seconds of it left
     channel = open_channel(mtls.address, tls)
     try:
         outbox: queue.Queue = queue.Queue()
         responses = lookup_pb2_grpc.LookupServiceStub(channel).LookupStream(iter(outbox.get, None), timeout=20)
         outbox.put(_stream_request(1))
         first = next(responses)
-        time.sleep(1.2)
+        time.sleep(2.2)
         outbox.put(_stream_request(2))
         with pytest.raises(grpc.RpcError) as ended:
             next(responses)

@@ -51,9 +51,11 @@ per kind of problem a minute). Phone numbers are never logged.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -63,7 +65,9 @@ import phonenumbers
 
 from numrep.core.errors import InvalidNumber
 from numrep.core.numbers import DEFAULT_REGION, normalize
+from numrep.signing.jws import JwsRejected, header_type
 from numrep.signing.keys import Identity
+from numrep.signing.sessions import CALL_TOKEN_TYPE, session_expiry
 from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
@@ -526,10 +530,16 @@ class _CarrierCore:
         self.judge(exc.code())
         return self.on_batch_error((pending,), exc.code(), exc.details() or "", retry_after(exc))[0]
 
-    def session_until(self) -> float | None:
-        """When the call session whose token just opened a stream ends (epoch s), if one did."""
-        session = self.sessions.session if self.sessions is not None else None
-        return None if session is None else session.expires_at.timestamp()
+    @staticmethod
+    def session_until(metadata: Sequence[tuple[str, str]]) -> float | None:
+        """When the call session whose token is in ``metadata`` (a stream's opening) ends
+        (epoch s); None for a signed token or none. Read from the token itself, so that it
+        is that token's session even if another has been opened meanwhile."""
+        token = next((value[len("Bearer "):] for key, value in metadata if key == "authorization" and value.startswith("Bearer ")), "")
+        try:
+            return session_expiry(token).timestamp() if token and header_type(token) == CALL_TOKEN_TYPE else None
+        except (JwsRejected, ValueError):  # not a token this client could have minted: the stream's refusal will say
+            return None
 
     def on_batch_item(self, pending: _Pending, item: lookup_pb2.BatchLookupResult) -> CallDecision:
         if item.error_code == 0 and item.HasField("verdict"):
@@ -803,6 +813,7 @@ class CarrierClient:
                                 "valid_until": self._core.session_until}
         self._open_stream_channel = lambda: _aio_channel(target, tls, options)  # noqa: E731 - on the stream's own loop
         self._lookups: ThreadedLookupStream | None = None
+        self._stream_ends: weakref.finalize | None = None
         self._lookups_lock = threading.Lock()
         self._closed = False
         self._channel = channel or (
@@ -873,18 +884,23 @@ class CarrierClient:
     def close(self) -> None:
         with self._lookups_lock:
             self._closed = True
-            lookups, self._lookups = self._lookups, None
-        if lookups is not None:
-            lookups.close()
-        if self._owns_channel:
-            self._channel.close()
+            ending, self._stream_ends = self._stream_ends, None
+            self._lookups = None
+        try:
+            if ending is not None:
+                ending()  # the stream's thread: its lookups still waiting fail open as cancelled
+        finally:
+            if self._owns_channel:
+                self._channel.close()
 
     def _stream_lookups(self) -> ThreadedLookupStream:
         with self._lookups_lock:
             if self._closed:
                 raise RuntimeError("the carrier client is closed")
             if self._lookups is None:
-                self._lookups = ThreadedLookupStream(self._open_stream_channel, self._core.metadata, **self._stream_options)
+                lookups = ThreadedLookupStream(self._open_stream_channel, self._core.metadata, **self._stream_options)
+                self._lookups = lookups
+                self._stream_ends = weakref.finalize(self, lookups.close)  # also if the client is dropped unclosed
             return self._lookups
 
     def __enter__(self) -> "CarrierClient":
@@ -944,15 +960,22 @@ class CarrierClient:
                       started: float) -> CallDecision:
         core = self._core
         try:
+            if budget - (time.perf_counter() - started) < MIN_RPC_BUDGET:
+                core.breaker.release()
+                return fail_open(pending.number, "timeout", _timeout_detail(budget))
             lookup = self._stream_lookups().lookup(lookup_pb2.LookupRequest(number=pending.number, context=context))
             try:
                 answer = lookup.result(timeout=core.wait_budget(budget - (time.perf_counter() - started)))
             except TimeoutError:
-                lookup.cancel()  # forgotten: unwritten, it is never sent; its answer, if it comes, is dropped
-                return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
-            except grpc.aio.AioRpcError as exc:
-                return core.on_stream_failure(pending, exc)
+                if lookup.cancel() or not lookup.done():  # forgotten: unwritten, it is never sent; a late answer is dropped
+                    return core.on_error(pending, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_detail(budget))
+                answer = lookup.result()  # it came as the wait ended
             return core.on_stream_answer(pending, answer)
+        except grpc.aio.AioRpcError as exc:
+            return core.on_stream_failure(pending, exc)
+        except concurrent.futures.CancelledError:  # the stream's thread ended (close()) under it
+            core.breaker.release()
+            return fail_open(pending.number, "cancelled", "the carrier client was closed")
         except Exception as exc:  # never let a client bug hold up a call
             core.breaker.release()
             return core.on_client_error(pending, exc)
@@ -1255,6 +1278,9 @@ class AsyncCarrierClient:
     async def _stream_check(self, pending: _Pending, context: lookup_pb2.CallContext | None, budget: float,
                             started: float) -> CallDecision:
         core = self._core
+        if budget - (time.perf_counter() - started) < MIN_RPC_BUDGET:
+            core.breaker.release()
+            return fail_open(pending.number, "timeout", _timeout_detail(budget))
         request = lookup_pb2.LookupRequest(number=pending.number, context=context)
         lookup = asyncio.ensure_future(self._stream_lookups().lookup(request))
         try:

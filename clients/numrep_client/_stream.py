@@ -56,6 +56,7 @@ class _Open:
         self.ended = False
         self.admitted = False  # the exchange's initial metadata came: it admitted the stream
         self.wrote_at = float("-inf")  # the event loop's time of the last write
+        self.unanswered = 0  # lookups written whose answers have not come (their callers may have given up)
 
 
 class LookupStreamClient:
@@ -69,12 +70,12 @@ class LookupStreamClient:
         rotate_after: float = DEFAULT_ROTATE_AFTER,
         clock: Callable[[], float] = time.monotonic,
         max_lookups: int = MAX_LOOKUPS_PER_REQUEST,
-        valid_until: Callable[[], float | None] = lambda: None,
+        valid_until: Callable[[Sequence[tuple[str, str]]], float | None] = lambda metadata: None,
         write_interval: float = DEFAULT_WRITE_INTERVAL,
     ) -> None:
         """``metadata``: what opens each stream (called once per stream);
-        ``valid_until``: asked right after it, when (epoch seconds) the credential it
-        gave ends (a call session's expiry, which ends the stream too), or None: the
+        ``valid_until(metadata)``: when (epoch seconds) the credential in that
+        metadata ends (a call session's expiry, which ends the stream too), or None: the
         stream is replaced ``EXPIRY_MARGIN`` before then; ``max_lookups``: the most
         lookups one request carries; ``write_interval`` (seconds): the least time
         between two writes on a stream while answers are due (0: write whenever a
@@ -124,7 +125,7 @@ class LookupStreamClient:
         if current is not None and not current.ended:
             self._retire(current)
         metadata = tuple(self._metadata())
-        retire_at, until = now + self._rotate_after, self._valid_until()
+        retire_at, until = now + self._rotate_after, self._valid_until(metadata)
         if until is not None:
             retire_at = min(retire_at, now + until - time.time() - EXPIRY_MARGIN)
         stream = _Open(self._stub.LookupStream(metadata=metadata), retire_at)
@@ -150,9 +151,8 @@ class LookupStreamClient:
                     return
                 stream.admitted = True
             loop = asyncio.get_running_loop()
-            while stream.unsent:
-                answering = len(stream.waiting) > len(stream.unsent)  # a lookup written earlier awaits its answer
-                wait = stream.wrote_at + self._write_interval - loop.time() if answering else 0.0
+            while stream.unsent and not stream.ended:
+                wait = stream.wrote_at + self._write_interval - loop.time() if stream.unanswered else 0.0
                 if wait > 0:  # lookups asked meanwhile leave with these
                     await asyncio.sleep(wait)
                     if stream.ended:  # the reader has failed them all
@@ -161,6 +161,7 @@ class LookupStreamClient:
                 lookups = stream.unsent[:self._max_lookups]
                 del stream.unsent[:self._max_lookups]
                 stream.wrote_at = loop.time()
+                stream.unanswered += len(lookups)
                 await stream.call.write(lookup_pb2.LookupStreamRequest(lookups=lookups))
             if stream.retiring:
                 await stream.call.done_writing()
@@ -178,6 +179,7 @@ class LookupStreamClient:
                 response = await stream.call.read()
                 if response is grpc.aio.EOF:
                     break
+                stream.unanswered -= len(response.answers)
                 for answer in response.answers:
                     future = stream.waiting.pop(answer.id, None)
                     if future is not None and not future.done():
@@ -215,6 +217,8 @@ class ThreadedLookupStream:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="numrep-lookup-stream", daemon=True)
         self._thread.start()
+        self._lock = threading.Lock()
+        self._closed = False
 
         async def start() -> tuple[grpc.aio.Channel, LookupStreamClient]:
             channel = open_channel()  # a grpc.aio channel belongs to the loop it was made on
@@ -228,8 +232,14 @@ class ThreadedLookupStream:
 
     def lookup(self, request: lookup_pb2.LookupRequest) -> concurrent.futures.Future[lookup_pb2.StreamAnswer]:
         """The answer to come, as ``LookupStreamClient.lookup`` gives it; cancel the
-        future to give the lookup up (unwritten, it is then never sent)."""
-        return asyncio.run_coroutine_threadsafe(self.client.lookup(request), self._loop)
+        future to give the lookup up (unwritten, it is then never sent). Once closed:
+        CANCELLED at once."""
+        with self._lock:
+            if not self._closed:
+                return asyncio.run_coroutine_threadsafe(self.client.lookup(request), self._loop)
+        refused: concurrent.futures.Future[lookup_pb2.StreamAnswer] = concurrent.futures.Future()
+        refused.set_exception(_failure(grpc.StatusCode.CANCELLED, "the lookup stream client was closed"))
+        return refused
 
     def ready(self, timeout: float) -> bool:
         """Is the stream's channel connected within ``timeout`` seconds?"""
@@ -243,13 +253,26 @@ class ThreadedLookupStream:
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel the open streams (lookups still waiting get CANCELLED), close the
-        channel and end the thread."""
+        channel and end the thread. Lookups handed over afterwards get CANCELLED."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+
         async def shut() -> None:
             await self.client.close()
             await self.channel.close()
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            if others:  # the lookups just failed take their failure; what is left is cancelled, as asyncio.run leaves its loop
+                _, left = await asyncio.wait(others, timeout=1.0)
+                for task in left:
+                    task.cancel()
+                await asyncio.gather(*left, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout)
+        except (TimeoutError, grpc.RpcError, OSError):  # the thread ends regardless
+            pass
         finally:
             self._stop_loop(timeout)
 

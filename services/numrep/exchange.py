@@ -199,24 +199,34 @@ class Exchange:
     def check_still_proven(self, proof: Proof) -> None:
         """For a stream that outlives the call that opened it: ``Unauthenticated``
         once ``proof``'s participant is gone or its key revoked (as the registry's
-        short cache sees it)."""
+        short cache sees it), or once the proof itself has ended (``Proof.until``)."""
+        now = self.clock()
+        if proof.until is not None and now >= proof.until:
+            what = "client certificate" if proof.via == "certificate" else "call session"
+            raise Unauthenticated(f"the {what} that opened this stream ended at {proof.until:%Y-%m-%dT%H:%M:%SZ}; "
+                                  "open a new one", "stream_expired")
         try:
-            registered_key(self.participant, proof.participant.id, proof.kid, self.clock())
+            registered_key(self.participant, proof.participant.id, proof.kid, now)
         except JwsRejected as exc:
             raise Unauthenticated(f"key {proof.kid!r} of participant {proof.participant.id!r}, which opened this stream, "
                                   f"is revoked or no longer registered ({exc.message})", exc.reason) from None
 
     def open_session(self, proof: Proof, lifetime: timedelta | None = None) -> CallSession:
         """A call session for ``proof``'s participant, bound to the key it proved
-        (see ``numrep.signing.sessions``), ending by the time the proof does (a
-        client certificate's notAfter); ``authorize`` keeps call tokens from
+        (see ``numrep.signing.sessions``), accepted no longer than the proof holds
+        (a client certificate's notAfter); ``authorize`` keeps call tokens from
         opening one (a stolen session key would outlive its session)."""
         lifetime = DEFAULT_SESSION_LIFETIME if lifetime is None else lifetime
         if not timedelta(seconds=1) <= lifetime <= MAX_SESSION_LIFETIME:
             raise InvalidArgument(f"a session lasts 1 to {int(MAX_SESSION_LIFETIME.total_seconds())} s", "bad_session_lifetime")
         now = self.clock()
         if proof.until is not None:
-            lifetime = min(lifetime, proof.until - now)
+            # a session is accepted until clock_skew past its expiry (replicas' clocks differ): it expires that much sooner
+            left = proof.until - self.config.token_policy.clock_skew - now
+            if left < timedelta(seconds=1):
+                raise Unauthenticated(f"the client certificate ends at {proof.until:%Y-%m-%dT%H:%M:%SZ}, too soon to open a "
+                                      "session; reconnect with a current certificate", "certificate_expiring")
+            lifetime = min(lifetime, left)
         try:
             return open_session(self._session_key, proof.participant.id, proof.kid, now, lifetime)
         except ValueError as exc:

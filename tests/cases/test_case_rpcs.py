@@ -253,6 +253,31 @@ def test_publishers_watch_disputes_of_their_labels_as_they_are_filed_and_resolve
     assert not changed.HasField("particulars")
 
 
+def test_a_followed_watch_ends_unauthenticated_once_the_key_that_opened_it_is_revoked(server, federation, connect):
+    carrier, handset = connect(federation.carrier), connect(federation.handset)
+    carrier.publish([_label(federation.carrier, NUMBER)])
+    handset.file_dispute(NUMBER, CONTACT, EVIDENCE)
+    events: queue.Queue = queue.Queue()
+
+    def watch() -> None:
+        try:
+            for case in connect(federation.carrier).watch_disputes(follow=True):
+                events.put(case)
+        except ExchangeError as exc:
+            events.put(exc)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert isinstance(events.get(timeout=15), cases_pb2.Case)
+    server.exchange.revoke_key(None, federation.carrier.participant_id, federation.carrier.kid)
+    ended = events.get(timeout=15)
+    watcher.join(15)
+
+    assert isinstance(ended, ExchangeError), ended
+    assert ended.code == grpc.StatusCode.UNAUTHENTICATED
+    assert "which opened this stream, is revoked" in ended.details
+
+
 def test_watching_without_follow_sends_the_current_disputes_and_ends(federation, connect):
     carrier, handset = connect(federation.carrier), connect(federation.handset)
     carrier.publish([_label(federation.carrier, NUMBER)])

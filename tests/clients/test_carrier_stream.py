@@ -26,18 +26,13 @@ from numrep_client import AsyncCarrierClient, CircuitBreaker, NullBreaker
 from numrep_client._carrier import DEFAULT_CHANNEL_OPTIONS
 from numrep_client._stream import LookupStreamClient
 
-from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock
+from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, WRITE_RACED_THE_END, FakeClock, numbers
 
 # Behaviour, not speed: the server shares this process (and may sit on a Cassandra node).
 RELAXED = 2.0
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]  # 3
 T = TypeVar("T")
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]  # 8
-
-
-def numbers(count: int, start: int = 1000) -> list[str]:
-    """Distinct valid numbers, so that no check is answered from the client's cache."""
-    return [f"+1202555{n:04d}" for n in range(start, start + count)]
 
 
 def asked(number: str) -> lookup_pb2.LookupRequest:
@@ -314,7 +309,8 @@ def test_a_streamed_check_fails_open_within_its_deadline_when_the_exchange_is_st
 
     assert up.source == "exchange"
     assert {(d.source, d.action) for d in down} == {("fail_open", "unknown")}, [(d.reason, d.detail) for d in down]
-    assert {d.reason for d in down} <= {"unavailable", "timeout"}, [(d.reason, d.detail) for d in down]
+    assert all(d.reason in {"unavailable", "timeout"} or (d.reason, d.detail) == WRITE_RACED_THE_END for d in down), \
+        [(d.reason, d.detail) for d in down]
     assert all(d.latency < deadline for d in down), [d.latency for d in down]
     assert stats.cache_entries == 1  # fail-open answers are never cached
 
@@ -530,7 +526,7 @@ def test_a_stream_is_replaced_before_the_credential_that_opened_it_ends(server, 
     async def scenario():  # type: ignore[no-untyped-def]
         ends = time.time() + 65.0  # as a call session ending in 65 s would say
         async with lookup_stream(server.address, bearer(federation.carrier), rotate_after=600, clock=clock,
-                                 valid_until=lambda: ends) as (client, _):
+                                 valid_until=lambda metadata: ends) as (client, _):
             await client.lookup(asked(numbers(1)[0]))
             clock.advance(59.0)  # more than 5 s before the end: the same stream
             await client.lookup(asked(numbers(1, start=1100)[0]))
@@ -726,6 +722,40 @@ def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(feder
 
     assert asyncio.run(scenario()) == kept
     assert counts == [1, 1]
+
+
+def test_a_written_lookup_whose_caller_gave_up_still_holds_later_lookups_for_the_interval(federation, recording):
+    """Its answer is still due: the exchange is still working on it."""
+    address, counts = recording(HOLD)
+    given_up, *later = numbers(3)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
+            with pytest.raises(asyncio.TimeoutError):  # written at once (nothing due), given up before its answer
+                await asyncio.wait_for(client.lookup(asked(given_up)), 0.05)
+            return [a.verdict.number for a in await spread(lambda n: client.lookup(asked(n)), later)]
+
+    assert asyncio.run(scenario()) == later
+    assert counts == [1, 2]
+
+
+def test_a_streams_credential_end_is_read_from_the_token_that_opened_it(federation):
+    from datetime import datetime, timedelta, timezone
+
+    from numrep.signing.sessions import mint_call_token, open_session
+    from numrep_client._carrier import _CarrierCore
+
+    opened = datetime(2027, 1, 1, 12, 0, tzinfo=timezone.utc)
+    session = open_session(lambda session_id: b"k" * 32, "carrier-north", "kid", opened, timedelta(minutes=30))
+    newer = open_session(lambda session_id: b"k" * 32, "carrier-north", "kid", opened, timedelta(minutes=90))
+
+    def opening(with_session):  # type: ignore[no-untyped-def]
+        return (("authorization", f"Bearer {mint_call_token(with_session)}"),)
+
+    assert _CarrierCore.session_until(opening(session)) == (opened + timedelta(minutes=30)).timestamp()
+    assert _CarrierCore.session_until(opening(newer)) == (opened + timedelta(minutes=90)).timestamp()  # each token's own
+    assert _CarrierCore.session_until(bearer(federation.carrier)()) is None  # a signed token: no session to end
+    assert _CarrierCore.session_until(()) is None  # certificate identity: no token
 
 
 def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(federation, recording):

@@ -11,20 +11,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 
 from numrep.core.model import Role
 from numrep.signing.keys import generate_identity
 from numrep_client import CarrierClient, CircuitBreaker, NullBreaker
 
-from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL
+from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, WRITE_RACED_THE_END, numbers
 
 RELAXED = 2.0  # behaviour, not speed: the server shares this process
-
-
-def numbers(count: int, start: int = 3000) -> list[str]:
-    """Distinct valid numbers, so that no check is answered from the client's cache."""
-    return [f"+1202555{n:04d}" for n in range(start, start + count)]
 
 
 def stream_threads() -> list[threading.Thread]:
@@ -78,15 +74,15 @@ def test_a_streamed_check_past_its_deadline_fails_open_in_time_and_its_lookup_is
         late = client.check(SLOW_NUMBER)
         stream = client._stream_lookups().client._current
         stop = time.monotonic() + 0.1  # well before the exchange answers (SLOW)
-        while stream.waiting and time.monotonic() < stop:  # the cancellation runs on the stream's thread
+        while len(stream.waiting) and time.monotonic() < stop:  # the cancellation runs on the stream's thread
             time.sleep(0.005)
-        waiting = dict(stream.waiting)
+        waiting = len(stream.waiting)  # len: the stream's thread may change the dict meanwhile
         after = client.check(numbers(1, start=3100)[0], deadline=RELAXED)
         opened = client._stream_lookups().client.opened
 
     assert (late.source, late.reason, late.action) == ("fail_open", "timeout", "unknown")
     assert late.latency < SLOW
-    assert waiting == {}
+    assert waiting == 0
     assert (first.source, after.source) == ("exchange", "exchange")
     assert opened == 1
 
@@ -112,7 +108,8 @@ def test_a_streamed_check_fails_open_when_the_exchange_stops_and_answers_again_o
 
     assert up.source == "exchange" and back.source == "exchange"
     assert {(d.source, d.action) for d in down} == {("fail_open", "unknown")}
-    assert {d.reason for d in down} <= {"unavailable", "timeout"}, [(d.reason, d.detail) for d in down]
+    assert all(d.reason in {"unavailable", "timeout"} or (d.reason, d.detail) == WRITE_RACED_THE_END for d in down), \
+        [(d.reason, d.detail) for d in down]
     assert all(d.latency < deadline for d in down), [d.latency for d in down]
 
 
@@ -158,6 +155,39 @@ def test_closing_the_client_ends_its_stream_thread_and_later_checks_fail_open(se
 
     assert (running, len(stream_threads())) == (before + 1, before)
     assert (after_close.source, after_close.reason) == ("fail_open", "client_error")
+
+
+def test_closing_the_client_while_checks_wait_fails_them_open_at_once(server, federation, slow_number):
+    client = CarrierClient(server.address, federation.carrier, deadline=RELAXED, stream=True, breaker=NullBreaker())
+    assert client.check(numbers(1)[0]).source == "exchange"
+    with ThreadPoolExecutor(4) as pool:
+        waiting = [pool.submit(client.check, SLOW_NUMBER) for _ in range(4)]
+        time.sleep(0.1)  # all four written, their answers due in SLOW
+        closed_at = time.monotonic()
+        client.close()
+        decisions = [w.result(timeout=RELAXED) for w in waiting]
+        took = time.monotonic() - closed_at
+
+    assert {(d.source, d.reason) for d in decisions} == {("fail_open", "cancelled")}, decisions
+    assert took < SLOW
+    assert stream_threads() == []
+
+
+def test_a_threaded_stream_takes_no_lookup_once_closed(server, federation):
+    from numrep.v1 import lookup_pb2
+    from numrep_client._carrier import _aio_channel
+    from numrep_client._stream import ThreadedLookupStream
+
+    from test_carrier_stream import bearer
+
+    lookups = ThreadedLookupStream(lambda: _aio_channel(server.address, None, ()), bearer(federation.carrier))
+    answered = lookups.lookup(lookup_pb2.LookupRequest(number=numbers(1)[0])).result(RELAXED)
+    lookups.close()
+    refused = lookups.lookup(lookup_pb2.LookupRequest(number=numbers(1, start=1100)[0]))
+
+    assert answered.error_code == 0
+    assert refused.done() and refused.exception().code() == grpc.StatusCode.CANCELLED
+    lookups.close()  # a second close does nothing
 
 
 def test_a_bad_write_interval_is_refused_when_the_client_is_made(server, federation):

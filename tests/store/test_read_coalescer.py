@@ -106,7 +106,7 @@ async def test_keys_asked_while_a_send_is_out_wait_and_go_together_when_it_retur
     reads.answer(1)
     assert await first == 1
     assert [await a for a in later] == [2, 3, None]
-    assert (c.reads, c.keys_sent) == (2, 4)
+    assert (c.counts.reads, c.counts.keys) == (2, 4)
 
 
 @on_a_loop
@@ -298,7 +298,7 @@ def test_the_coalescer_keeps_no_event_loop_alive() -> None:
     reads.pending.clear()
     del loop
     gc.collect()
-    assert gone() is None and c.reads == 1
+    assert gone() is None and c.counts.reads == 1
 
 
 @settings(max_examples=80, deadline=None)

@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 import grpc
 
-from numrep.api.auth import current_participant, run_blocking
+from numrep.api.auth import current_participant, current_proof, run_blocking
 from numrep.api.convert import from_timestamp, timestamp
 from numrep.cases import CaseDesk
 from numrep.core.cases import Case, CaseKind, CaseRecord, CaseStatus
@@ -112,9 +112,12 @@ class CaseServicer(cases_pb2_grpc.CaseServiceServicer):
         """Each dispute on the caller's labels, oldest first, then (following) each
         new one and each status change. It polls the store, so that every replica
         sees what any other one stored; disputes are rare, a read a second is cheap."""
-        publisher = current_participant().id
+        proof = current_proof()
+        publisher = proof.participant.id
         sent: dict[str, CaseStatus] = {}
         while True:
+            if request.follow:  # a stream that follows: it holds no longer than what opened it (key, session, certificate)
+                self._desk.exchange.check_still_proven(proof)
             cases = await run_blocking(self._desk.disputes_for_publisher, publisher)
             now = self._now()
             for case in reversed(cases):

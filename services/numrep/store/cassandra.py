@@ -40,7 +40,7 @@ from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_rows import applied, named_rows
 from numrep.store.cassandra_schema import migrate
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
-from numrep.store.read_coalescer import ReadCoalescer, settle
+from numrep.store.read_coalescer import ReadCoalescer, ReadCounts, settle
 
 DEFAULT_PORT = 9042
 DEFAULT_DC = "datacenter1"
@@ -153,6 +153,7 @@ class CassandraStore(Store):
         self.feed_bucket_seconds = feed_bucket_seconds
         self.feed_safety_lag = timedelta(seconds=feed_safety_lag_seconds)
         self._verdict_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReadCoalescer[str, str]] = weakref.WeakKeyDictionary()
+        self._verdict_read_counts = ReadCounts()  # over every event loop's reads, also those since gone
         self._prepare()
 
     # --- construction ----------------------------------------------------------
@@ -418,16 +419,16 @@ class CassandraStore(Store):
         reads = self._verdict_reads.get(loop)
         if reads is None:
             reads = self._verdict_reads[loop] = ReadCoalescer(
-                self._verdict_bodies, max_sends=VERDICT_SENDS_OUT, max_keys=VERDICTS_PER_READ, patience=VERDICT_READ_PATIENCE_SECONDS)
+                self._verdict_bodies, max_sends=VERDICT_SENDS_OUT, max_keys=VERDICTS_PER_READ, patience=VERDICT_READ_PATIENCE_SECONDS,
+                counts=self._verdict_read_counts)
         with _driver_errors():
             body = await reads.get(number)
         return None if body is None else verdict_from_json(body)
 
     def verdict_reads_sent(self) -> tuple[int, int]:
-        """The reads ``get_verdict_async`` has sent on the event loops still alive, and the
-        numbers they carried (more numbers than reads: lookups that waited together went in one)."""
-        coalescers = list(self._verdict_reads.values())
-        return sum(c.reads for c in coalescers), sum(c.keys_sent for c in coalescers)
+        """The reads ``get_verdict_async`` has sent, and the numbers they carried (more
+        numbers than reads: lookups that waited together went in one)."""
+        return self._verdict_read_counts.reads, self._verdict_read_counts.keys
 
     def _verdict_bodies(self, numbers: Sequence[str]) -> "asyncio.Future[dict[str, str]]":
         """The stored verdicts (JSON) of distinct ``numbers``, as a future on the running loop.

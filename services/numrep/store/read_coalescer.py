@@ -17,6 +17,7 @@ replicas are down), not every caller that happened to share its read.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, Mapping, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -28,11 +29,20 @@ ReadMany = Callable[[Sequence[K]], "asyncio.Future[Mapping[K, V]]"]
 Callers = dict[K, list["asyncio.Future[V | None]"]]
 
 
+@dataclass
+class ReadCounts:
+    """Store reads started and the keys in them; one may be shared by several coalescers."""
+
+    reads: int = 0
+    keys: int = 0
+
+
 class ReadCoalescer(Generic[K, V]):
     """``get(key)``, on one event loop. A key asked for twice in one send is read once;
     each caller has a future of its own, so one that gives up cancels no other's read."""
 
-    def __init__(self, read_many: ReadMany[K, V], *, max_sends: int, max_keys: int, patience: float) -> None:
+    def __init__(self, read_many: ReadMany[K, V], *, max_sends: int, max_keys: int, patience: float,
+                 counts: ReadCounts | None = None) -> None:
         if max_sends < 1 or max_keys < 1 or not patience > 0:
             raise ValueError("max_sends and max_keys must be at least 1, patience more than 0")
         self._read_many = read_many
@@ -42,8 +52,7 @@ class ReadCoalescer(Generic[K, V]):
         self._waiting: list[tuple[K, asyncio.Future[V | None]]] = []
         self._holding = 0  # sends out for less than their patience
         self._scheduled = False
-        self.reads = 0  # store reads started
-        self.keys_sent = 0  # keys in them
+        self.counts = counts or ReadCounts()
 
     def get(self, key: K) -> "asyncio.Future[V | None]":
         loop = asyncio.get_running_loop()
@@ -81,8 +90,8 @@ class ReadCoalescer(Generic[K, V]):
         self._schedule(asyncio.get_running_loop())
 
     def _start(self, callers: Callers[K, V], place: _Place | None) -> None:
-        self.reads += 1
-        self.keys_sent += len(callers)
+        self.counts.reads += 1
+        self.counts.keys += len(callers)
         try:
             read = self._read_many(list(callers))
         except Exception as exc:  # noqa: BLE001 - the callers get it, as they would from the read
