@@ -16,10 +16,8 @@ import (
 // SDK does: arrivals queue on a channel, a sender writes every queued lookup as one
 // LookupStreamRequest, and a receiver matches each StreamAnswer to its lookup by id
 // (the arrival's index + 1). Messages are encoded and read by hand (no generated code).
-// With a write interval, the sender writes at most once per interval while a lookup
-// it wrote awaits its answer, as the SDK's stream_write_interval does: a lookup
-// arriving sooner waits to leave with the next; one arriving when no answer is due
-// leaves at once.
+// With a write interval, the sender writes at most once per interval, as the SDK's
+// stream_write_interval does: a lookup arriving sooner waits to leave with the next.
 type lookupStream struct {
 	stream   grpc.ClientStream
 	queue    chan int
@@ -27,7 +25,6 @@ type lookupStream struct {
 
 	mu          sync.Mutex
 	outstanding map[int]struct{} // sent or queued, not yet answered
-	unanswered  int              // sent, not yet answered
 	dead        string           // why the stream failed, once it has
 }
 
@@ -59,9 +56,6 @@ func (s *lookupStream) run(requests [][]byte, done answered, failed func(string)
 		s.mu.Lock()
 		_, waiting := s.outstanding[i]
 		delete(s.outstanding, i)
-		if waiting {
-			s.unanswered--
-		}
 		s.mu.Unlock()
 		if waiting {
 			done(i, failure)
@@ -76,7 +70,6 @@ func (s *lookupStream) run(requests [][]byte, done answered, failed func(string)
 			left = append(left, i)
 		}
 		s.outstanding = map[int]struct{}{}
-		s.unanswered = 0
 		s.mu.Unlock()
 		for _, i := range left {
 			done(i, "stream: "+why)
@@ -104,29 +97,19 @@ func (s *lookupStream) add(i int, done answered) {
 func (s *lookupStream) send(requests [][]byte, failed func(string)) {
 	var wrote time.Time
 	for i := range s.queue {
-		s.mu.Lock()
-		due := s.unanswered > 0
-		s.mu.Unlock()
-		if wait := time.Until(wrote.Add(s.interval)); due && wait > 0 {
+		if wait := time.Until(wrote.Add(s.interval)); wait > 0 {
 			time.Sleep(wait)
 		}
 		message := appendLookup(nil, i, requests[i%len(requests)])
-		count := 1
-		for more := true; more && count < maxLookups; {
+		for count, more := 1, true; more && count < maxLookups; count++ {
 			select {
 			case j := <-s.queue:
 				message = appendLookup(message, j, requests[j%len(requests)])
-				count++
 			default:
 				more = false
 			}
 		}
 		wrote = time.Now()
-		s.mu.Lock()
-		if s.dead == "" {
-			s.unanswered += count
-		}
-		s.mu.Unlock()
 		if err := s.stream.SendMsg(&message); err != nil {
 			failed("send: " + err.Error())
 			return

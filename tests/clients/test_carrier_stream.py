@@ -620,33 +620,26 @@ def test_a_stream_the_exchange_ends_invalid_argument_fails_its_checks_open_as_a_
 
 # --- writes at most once per write interval ---------------------------------------------------
 @pytest.fixture
-def recording(stream_server) -> Callable[[float], tuple[str, list[int]]]:  # type: ignore[no-untyped-def]
-    """``recording(hold)``: a LookupStream server that answers every lookup ALLOW
-    for its number, ``hold`` seconds after reading its request, and records how
-    many lookups each request it read carried: (address, counts)."""
+def recording(stream_server) -> tuple[str, list[int]]:  # type: ignore[no-untyped-def]
+    """A LookupStream server that answers every lookup ALLOW for its number and
+    records how many lookups each request it read carried: (address, counts)."""
+    counts: list[int] = []
 
-    def start(hold: float) -> tuple[str, list[int]]:
-        counts: list[int] = []
+    async def handler(requests, context):  # type: ignore[no-untyped-def]
+        await context.send_initial_metadata(())
+        async for request in requests:
+            counts.append(len(request.lookups))
+            expires = common_pb2.Verdict().expires_at
+            expires.FromSeconds(int(time.time()) + 60)
+            yield lookup_pb2.LookupStreamResponse(answers=[
+                lookup_pb2.StreamAnswer(id=lookup.id, verdict=common_pb2.Verdict(
+                    number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
+                for lookup in request.lookups]).SerializeToString()
 
-        async def handler(requests, context):  # type: ignore[no-untyped-def]
-            await context.send_initial_metadata(())
-            async for request in requests:
-                counts.append(len(request.lookups))
-                await asyncio.sleep(hold)
-                expires = common_pb2.Verdict().expires_at
-                expires.FromSeconds(int(time.time()) + 60)
-                yield lookup_pb2.LookupStreamResponse(answers=[
-                    lookup_pb2.StreamAnswer(id=lookup.id, verdict=common_pb2.Verdict(
-                        number=lookup.request.number, action=common_pb2.ACTION_ALLOW, expires_at=expires))
-                    for lookup in request.lookups]).SerializeToString()
-
-        return stream_server(handler), counts
-
-    return start
+    return stream_server(handler), counts
 
 
 WRITE_INTERVAL = 0.5  # long enough that lookups asked in the next tens of milliseconds are surely within it
-HOLD = 0.2  # the answers' delay where earlier lookups must still await theirs
 
 
 async def spread(ask: Callable[[str], Awaitable[T]], asked_numbers: Sequence[str], gap: float = 0.01) -> list[T]:
@@ -658,8 +651,8 @@ async def spread(ask: Callable[[str], Awaitable[T]], asked_numbers: Sequence[str
     return list(await asyncio.gather(*asking))
 
 
-def test_lookups_asked_within_the_write_interval_while_answers_are_due_leave_together_in_the_next(federation, recording):
-    address, counts = recording(HOLD)
+def test_lookups_asked_within_the_write_interval_of_the_last_write_leave_together_in_the_next(federation, recording):
+    address, counts = recording
     first, *rest = numbers(6)
 
     async def scenario():  # type: ignore[no-untyped-def]
@@ -669,28 +662,11 @@ def test_lookups_asked_within_the_write_interval_while_answers_are_due_leave_tog
             return [a.verdict.number for a in answers]
 
     assert asyncio.run(scenario()) == rest
-    assert counts == [1, 1, 4]  # the first of the rest finds nothing due and leaves at once; the others wait for it
-
-
-def test_a_lookup_asked_within_the_write_interval_leaves_at_once_when_no_answer_is_due(federation, recording):
-    address, counts = recording(0.0)
-    first, *rest = numbers(4)
-
-    async def scenario():  # type: ignore[no-untyped-def]
-        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
-            asked_at = time.monotonic()
-            for number in [first, *rest]:  # one after another, each asked once the one before is answered
-                await client.lookup(asked(number))
-            return time.monotonic() - asked_at
-
-    took = asyncio.run(scenario())
-
-    assert counts == [1, 1, 1, 1]
-    assert took < WRITE_INTERVAL  # none held back for the interval
+    assert counts == [1, 5]
 
 
 def test_a_lookup_asked_after_a_quiet_spell_leaves_at_once_on_its_own(federation, recording):
-    address, counts = recording(0.0)
+    address, counts = recording
 
     async def scenario():  # type: ignore[no-untyped-def]
         async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
@@ -708,14 +684,13 @@ def test_a_lookup_asked_after_a_quiet_spell_leaves_at_once_on_its_own(federation
 
 
 def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(federation, recording):
-    address, counts = recording(HOLD)
+    address, counts = recording
     first, given_up, kept = numbers(3)
 
     async def scenario():  # type: ignore[no-untyped-def]
         async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
             await client.lookup(asked(first))
             waiting = asyncio.ensure_future(client.lookup(asked(kept)))
-            await asyncio.sleep(0.05)  # written: its answer is due for HOLD, so what comes next waits to be written
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(client.lookup(asked(given_up)), 0.01)
             return (await waiting).verdict.number
@@ -724,19 +699,18 @@ def test_a_lookup_given_up_while_it_waits_for_the_next_write_is_never_sent(feder
     assert counts == [1, 1]
 
 
-def test_a_written_lookup_whose_caller_gave_up_still_holds_later_lookups_for_the_interval(federation, recording):
-    """Its answer is still due: the exchange is still working on it."""
-    address, counts = recording(HOLD)
-    given_up, *later = numbers(3)
+def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(federation, recording):
+    address, counts = recording
+    first, *rest = numbers(4)
 
     async def scenario():  # type: ignore[no-untyped-def]
-        async with lookup_stream(address, bearer(federation.carrier), write_interval=WRITE_INTERVAL) as (client, _):
-            with pytest.raises(asyncio.TimeoutError):  # written at once (nothing due), given up before its answer
-                await asyncio.wait_for(client.lookup(asked(given_up)), 0.05)
-            return [a.verdict.number for a in await spread(lambda n: client.lookup(asked(n)), later)]
+        async with AsyncCarrierClient(address, federation.carrier, deadline=RELAXED, stream=True, sessions=False,
+                                      stream_write_interval=WRITE_INTERVAL) as client:
+            await client.check(first)
+            return [d.source for d in await spread(client.check, rest)]
 
-    assert asyncio.run(scenario()) == later
-    assert counts == [1, 2]
+    assert asyncio.run(scenario()) == ["exchange"] * 3
+    assert counts == [1, 3]
 
 
 def test_a_streams_credential_end_is_read_from_the_token_that_opened_it(federation):
@@ -756,20 +730,6 @@ def test_a_streams_credential_end_is_read_from_the_token_that_opened_it(federati
     assert _CarrierCore.session_until(opening(newer)) == (opened + timedelta(minutes=90)).timestamp()  # each token's own
     assert _CarrierCore.session_until(bearer(federation.carrier)()) is None  # a signed token: no session to end
     assert _CarrierCore.session_until(()) is None  # certificate identity: no token
-
-
-def test_the_carrier_client_spaces_its_stream_writes_by_stream_write_interval(federation, recording):
-    address, counts = recording(HOLD)
-    first, *rest = numbers(4)
-
-    async def scenario():  # type: ignore[no-untyped-def]
-        async with AsyncCarrierClient(address, federation.carrier, deadline=RELAXED, stream=True, sessions=False,
-                                      stream_write_interval=WRITE_INTERVAL) as client:
-            await client.check(first)
-            return [d.source for d in await spread(client.check, rest)]
-
-    assert asyncio.run(scenario()) == ["exchange"] * 3
-    assert counts == [1, 1, 2]
 
 
 @pytest.mark.parametrize("interval", [-0.001, float("inf"), float("nan")])
