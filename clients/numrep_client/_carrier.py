@@ -68,7 +68,7 @@ from numrep.core.numbers import DEFAULT_REGION, normalize
 from numrep.signing.jws import JwsRejected, header_type
 from numrep.signing.keys import Identity
 from numrep.signing.sessions import CALL_TOKEN_TYPE, session_expiry
-from numrep.signing.tokens import DEFAULT_AUDIENCE, mint_token
+from numrep.signing.tokens import DEFAULT_AUDIENCE, bearer_token, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
@@ -535,7 +535,7 @@ class _CarrierCore:
         """When the call session whose token is in ``metadata`` (a stream's opening) ends
         (epoch s); None for a signed token or none. Read from the token itself, so that it
         is that token's session even if another has been opened meanwhile."""
-        token = next((value[len("Bearer "):] for key, value in metadata if key == "authorization" and value.startswith("Bearer ")), "")
+        token = bearer_token(metadata)
         try:
             return session_expiry(token).timestamp() if token and header_type(token) == CALL_TOKEN_TYPE else None
         except (JwsRejected, ValueError):  # not a token this client could have minted: the stream's refusal will say

@@ -44,7 +44,7 @@ from numrep.signing.keys import parse_public_jwk
 from numrep.signing.labels import LabelPolicy, verify_label
 from numrep.signing.revocation import RevocationMarks, mark_revoked_keys, signing_kid
 from numrep.signing.sessions import (CALL_TOKEN_TYPE, DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME, CallSession,
-                                     open_session, session_expiry, verify_call_token)
+                                     open_session, verify_call_token)
 from numrep.signing.tokens import Proof, ReplayCache, TokenPolicy, verify_token_key
 from numrep.learned_trust import TrustKeeper
 from numrep.store.base import AddOutcome, Store
@@ -189,8 +189,8 @@ class Exchange:
         now, policy = self.clock(), self.config.token_policy
         try:
             if header_type(token) == CALL_TOKEN_TYPE:
-                participant, kid = verify_call_token(token, self._session_key, self.participant, now, self._replay, policy)
-                return Proof(participant, kid, "session", session_expiry(token))
+                participant, kid, ends = verify_call_token(token, self._session_key, self.participant, now, self._replay, policy)
+                return Proof(participant, kid, "session", ends)
             participant, kid = verify_token_key(token, self.participant, now, self._replay, policy)
             return Proof(participant, kid, "token")
         except JwsRejected as exc:

@@ -25,7 +25,7 @@ from numrep.api.peer_identity import PeerIdentity, peer_certificate
 from numrep.core.errors import NumrepError, RateLimited
 from numrep.core.model import Participant
 from numrep.exchange import Exchange
-from numrep.signing.tokens import Proof
+from numrep.signing.tokens import Proof, bearer_token
 from numrep.telemetry import Telemetry
 
 log = logging.getLogger("numrep.api")
@@ -40,14 +40,6 @@ def current_participant() -> Participant:
 
 def current_proof() -> Proof:
     return _proof.get()
-
-
-def bearer_token(metadata: Any) -> str | None:
-    for key, value in metadata or ():
-        if key == "authorization":
-            scheme, _, token = str(value).partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
 
 
 class ExchangeInterceptor(grpc.aio.ServerInterceptor):

@@ -99,9 +99,9 @@ def verify_call_token(
     now: datetime,
     replay: ReplayCache,
     policy: TokenPolicy = TokenPolicy(),
-) -> tuple[Participant, str]:
-    """The participant a call token authenticates and the kid of the key that opened
-    its session, or ``JwsRejected`` saying why not. The MAC is checked before the
+) -> tuple[Participant, str, datetime]:
+    """The participant a call token authenticates, the kid of the key that opened
+    its session and when the session ends, or ``JwsRejected`` saying why not. The MAC is checked before the
     claims are read: nothing an outsider wrote is interpreted further. ``derive``
     is asked for the key on every call: a deriver that caches its keys spares that."""
     parsed = read_compact(token)
@@ -115,11 +115,11 @@ def verify_call_token(
         raise JwsRejected("session_expired", f"the call session expired at {session_expires:%Y-%m-%dT%H:%M:%SZ}; open a new one")
     participant, _ = registered_key(participants, participant_id, kid, now, revoked_note=", which opened this session,")
     check_token_claims(parsed.claims(), participant_id, now, replay, policy)
-    return participant, kid
+    return participant, kid, session_expires
 
 
 def session_expiry(call_token: str) -> datetime:
-    """When the session of ``call_token``, a call token ``verify_call_token`` accepted, expires."""
+    """When the session a call token names expires (``JwsRejected`` for a token no session could have minted)."""
     segment = call_token.partition(".")[0]
     return (_cached_session_of(segment) if len(segment) <= CACHED_HEADER else _session_of(read_header(segment)))[3]
 

@@ -48,6 +48,15 @@ def mint_token(
     return jwt.encode(claims, identity.private_key, algorithm=identity.alg, headers={"kid": identity.kid, "typ": TOKEN_TYPE})
 
 
+def bearer_token(metadata: Any) -> str | None:
+    """The token of a call's ``authorization: Bearer <token>`` metadata, if it has one."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
 @dataclass(frozen=True)
 class Proof:
     """How a call's participant proved who it is: ``via`` "token" (a bearer token
