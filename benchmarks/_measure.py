@@ -128,9 +128,8 @@ def merge_open(results: list[dict]) -> dict:
     }
 
 
-def paired_ratio(subject: list[dict], base: list[dict], key: str = "qps", base_key: str | None = None) -> dict:
-    base_key = base_key or key
-    ratios = [s[key] / b[base_key] for s, b in zip(subject, base) if b.get(base_key)]
+def paired_ratio(subject: list[dict], base: list[dict], key: str = "qps") -> dict:
+    ratios = [s[key] / b[key] for s, b in zip(subject, base) if b.get(key)]
     if not ratios:
         return {"median": None, "min": None, "max": None, "rounds": []}
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": ratios}

@@ -103,21 +103,20 @@ def run(ctx: Ctx) -> dict:
             ex_rounds, cert_rounds, floor_rounds, ceiling_rounds, raw_rounds = [], [], [], [], []
             stream_rounds, floor_stream_rounds, stream_open = [], [], []
             sent = {"exchange": [0, 0], "exchange_stream": [0, 0], "exchange_stream_open": [0, 0]}  # store reads, numbers in them
+
+            def one_round(variant: Variant) -> list[dict]:
+                return closed_rounds([variant], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
+                                     estimate=2000.0)[variant.name]
+
             for _ in range(s.rounds):
                 with reads_sent(ex, sent["exchange"]):
-                    ex_rounds += closed_rounds([exchange], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                               estimate=2000.0)["exchange"]
-                cert_rounds += closed_rounds([cert], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                             estimate=2000.0)["exchange_cert"]
-                floor_rounds += closed_rounds([grpc_driver], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                              estimate=2000.0)["grpc_driver"]
-                ceiling_rounds += closed_rounds([grpc_memory], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                                estimate=2000.0)["grpc_memory"]
+                    ex_rounds += one_round(exchange)
+                cert_rounds += one_round(cert)
+                floor_rounds += one_round(grpc_driver)
+                ceiling_rounds += one_round(grpc_memory)
                 with reads_sent(ex, sent["exchange_stream"]):
-                    stream_rounds += closed_rounds([stream], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                                   estimate=2000.0)["exchange_stream"]
-                floor_stream_rounds += closed_rounds([floor_stream], 1, s.cassandra_seconds / 2, s.warmup, s.cassandra_concurrency,
-                                                     estimate=2000.0)["grpc_driver_stream"]
+                    stream_rounds += one_round(stream)
+                floor_stream_rounds += one_round(floor_stream)
                 raw_rounds.append(lg_raw.request(raw_msg, timeout=120))
                 # arrivals at half this round's driver rate, spread in time as a carrier's calls come: the closed loop's
                 # lookups travel together, so its reads carry more numbers than spread arrivals give
