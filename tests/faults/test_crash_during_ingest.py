@@ -76,7 +76,7 @@ def test_every_acknowledged_label_survives_a_sigkill_during_ingest(tmp_path: Pat
 
     # The first start may meet a cluster still settling after the node-fault tests (a
     # node just restarted or resumed); the restart after the SIGKILL below gets one try.
-    process, address = _start(data, store, attempts=2)
+    process, address = _start(data, store, attempts=3)
     # the operator registers the participants on the store before traffic starts
     local = build_exchange(ServerConfig(data_dir=data, store=store))
     for identity in (regulator, carrier):

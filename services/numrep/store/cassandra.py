@@ -38,7 +38,7 @@ from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Partici
 from numrep.core.privacy import hash32
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_rows import applied, named_rows
-from numrep.store.cassandra_schema import migrate
+from numrep.store.cassandra_schema import SCHEMA_TIMEOUT, migrate
 from numrep.store.codec import listing_of, verdict_from_json, verdict_to_json
 from numrep.store.read_coalescer import ReadCoalescer, ReadCounts, settle
 
@@ -187,6 +187,10 @@ class CassandraStore(Store):
             # capped, a restarted node (or a whole cluster back from an outage) is used again
             # within seconds, without restarting the exchange.
             reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE_SECONDS, RECONNECT_MAX_SECONDS),
+            # A migration's next statement may read what its last one created: wait for every node to
+            # agree on the schema first (the driver's default, 10 s, is short of a node just back from
+            # a hang, which then fails the read with INCOMPATIBLE_SCHEMA).
+            max_schema_agreement_wait=int(SCHEMA_TIMEOUT),
         )
         try:
             session = cluster.connect()
