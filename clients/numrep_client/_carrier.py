@@ -72,7 +72,7 @@ from numrep.signing.tokens import DEFAULT_AUDIENCE, bearer_token, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
-from numrep_client._client import TlsFiles, sends_tokens
+from numrep_client._client import KEEPALIVE_OPTIONS, TlsFiles, sends_tokens
 from numrep_client._sessions import SessionKeeper
 from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
                                    checked_write_interval)
@@ -129,11 +129,14 @@ _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 # Fast reconnection after an outage: without this a channel may wait up to two
 # minutes (gRPC's default maximum backoff) before it tries the exchange again,
-# and every half-open trial in that time would fail at once.
+# and every half-open trial in that time would fail at once. A connection gone
+# silent is found by keepalive pings (``KEEPALIVE_OPTIONS``); until then every
+# check on it fails open at its deadline.
 DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    *KEEPALIVE_OPTIONS,
 )
 
 

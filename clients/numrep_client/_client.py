@@ -82,8 +82,25 @@ class TlsFiles:
         return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
 
 
+# A connection that stops carrying anything without closing (a NAT or firewall
+# that dropped the flow, a peer host gone) is found by an unanswered ping within
+# 10 s and closed: its calls fail UNAVAILABLE and the next call reconnects.
+# Without it only TCP finds it, after many minutes, and a following stream
+# waits on it all that time. The exchange allows a ping every 4 s
+# (numrep.server.keepalive_options).
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.http2.ping_timeout_ms", 5000),  # else the ping's answer is awaited 60 s (gRPC 1.85)
+    ("grpc.http2.max_pings_without_data", 0),  # a quiet stream is pinged too
+)
+
+
 def open_channel(target: str, tls: TlsFiles | None = None) -> grpc.Channel:
-    return grpc.insecure_channel(target) if tls is None else grpc.secure_channel(target, tls.credentials())
+    options = list(KEEPALIVE_OPTIONS)
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, tls.credentials(), options=options)
 
 
 def sends_tokens(tls: TlsFiles | None) -> bool:

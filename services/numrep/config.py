@@ -43,6 +43,11 @@ class ServerConfig:
     http_listen: str = ""  # HOST:PORT of the public web page (numrep.web); "" = no web page
     calling_hours: str = ""  # default calling window for marketing calls (see numrep.core.consent); "" = 8:00-21:00 every day
     rate_limits: str = ""  # per-participant rates in place of the defaults, e.g. "carrier.batch=200/400" (numrep.limits.parse_rates)
+    # Keepalive (numrep.server.keepalive_options): a connection with a call open that stays
+    # quiet this long is pinged, and closed, its calls ended, if the ping goes unanswered.
+    keepalive_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 10.0
+    min_client_ping_seconds: float = 4.0  # clients may ping this often (the SDK: every 5 s)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":

@@ -126,6 +126,22 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
     return exchange
 
 
+def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Pings both ways. The exchange's own find a client that vanished without closing
+    its connection (a crashed host, a NAT that dropped the flow), so its streams end
+    rather than wait on TCP for hours. Clients may ping as often as the SDK does: at
+    gRPC's default (once in 5 minutes) a client's third quicker ping gets the connection
+    closed ("too_many_pings"), taking every call on it along."""
+    every, timeout = round(config.keepalive_seconds * 1000), round(config.keepalive_timeout_seconds * 1000)
+    return [
+        ("grpc.keepalive_time_ms", every),
+        ("grpc.keepalive_timeout_ms", timeout),
+        ("grpc.http2.ping_timeout_ms", timeout),  # gRPC 1.85 awaits a ping's answer this long (default 60 s)
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", round(config.min_client_ping_seconds * 1000)),
+    ]
+
+
 async def start_server(
     config: ServerConfig, exchange: Exchange | None = None, telemetry: Telemetry | None = None, *, tune_gc: bool = False
 ) -> RunningServer:
@@ -138,6 +154,7 @@ async def start_server(
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        *keepalive_options(config),
     ]
     # With mutual TLS, gRPC has verified each client's chain: its certificate may stand in for per-call tokens.
     peers = PeerIdentity(exchange) if config.tls_cert is not None and config.tls_client_ca is not None else None

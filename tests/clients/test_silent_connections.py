@@ -1,0 +1,124 @@
+"""A connection that goes silent without closing (a NAT or firewall dropped the
+flow, the peer's host vanished) is found by keepalive pings on both sides: the
+carrier SDK closes it and reconnects, and the exchange ends the calls of a
+client that went silent. Real exchanges on 127.0.0.1, reached through a TCP
+proxy that silences the connections open at one moment (``net_faults``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+import grpc
+import pytest
+
+from numrep.config import ServerConfig
+from numrep.server import start_server
+from numrep.signing.tokens import mint_token
+from numrep.v1 import lookup_pb2, lookup_pb2_grpc
+from numrep_client import CarrierClient, ExchangeClient, ExchangeError, NullBreaker
+from numrep_client._client import KEEPALIVE_OPTIONS
+
+from net_faults import BlackHoleProxy
+from numrep_testkit import NUMBER, bearer
+from sdk_testkit import numbers
+
+CLIENT_PING = dict(KEEPALIVE_OPTIONS)["grpc.keepalive_time_ms"] / 1000
+CLIENT_PING_TIMEOUT = dict(KEEPALIVE_OPTIONS)["grpc.http2.ping_timeout_ms"] / 1000
+DEADLINE = 0.25
+SLACK = 5.0  # a ping timer's phase, a reconnection, a busy machine: liveness, not speed
+
+
+@pytest.fixture
+def proxy(server) -> Iterator[BlackHoleProxy]:
+    through = BlackHoleProxy(server.address)
+    yield through
+    through.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
+def test_a_carrier_finds_a_silenced_connection_by_its_keepalive_and_reconnects(proxy, federation, stream):
+    asked = iter(numbers(2000))
+    with CarrierClient(proxy.address, federation.carrier, deadline=DEADLINE, stream=stream, breaker=NullBreaker()) as client:
+        assert client.check(next(asked), deadline=2.0).source == "exchange"
+        silenced = proxy.black_hole()  # the stream has a channel of its own
+
+        silenced_at = time.monotonic()
+        give_up = silenced_at + CLIENT_PING + CLIENT_PING_TIMEOUT + SLACK
+        sources = []
+        while time.monotonic() < give_up:
+            decision = client.check(next(asked))
+            sources.append(decision.source)
+            if decision.source == "exchange":
+                break
+        recovered_after = time.monotonic() - silenced_at
+
+    assert sources[-1] == "exchange", f"still failing open {recovered_after:.1f} s after the connection went silent"
+    assert set(sources[:-1]) <= {"fail_open"}
+    assert sources[0] == "fail_open"  # the silence was real: the first check after it got no answer
+    assert proxy.connections > silenced  # answered over a new connection
+    print(f"recovered after {recovered_after:.1f} s, {len(sources) - 1} checks failed open meanwhile")
+
+
+def test_a_following_watch_on_a_silenced_connection_fails_rather_than_waiting_forever(proxy, federation):
+    with ExchangeClient(proxy.address, federation.carrier) as client:
+        watch = client.watch_disputes(follow=True)
+        outcome: list[BaseException] = []
+        waiting = threading.Thread(target=lambda: outcome.append(_raised(lambda: next(watch))), daemon=True)
+        waiting.start()  # no dispute comes: only a closed connection can end the wait
+        client.list_disputes()  # the connection is up, and the watch opens on it meanwhile
+        time.sleep(0.5)
+        proxy.black_hole()
+        silenced_at = time.monotonic()
+        waiting.join(CLIENT_PING + CLIENT_PING_TIMEOUT + SLACK)
+        waited = time.monotonic() - silenced_at
+    assert outcome and isinstance(outcome[0], ExchangeError), f"still waiting {waited:.1f} s after the connection went silent"
+    assert outcome[0].code == grpc.StatusCode.UNAVAILABLE
+
+
+def _raised(call: Callable[[], object]) -> BaseException:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the test reads what ended the wait
+        return exc
+    raise AssertionError("the watch answered")
+
+
+def test_a_quiet_stream_outlives_the_sdks_keepalive_pings(proxy, federation):
+    """The exchange allows the SDK's pings. At gRPC's default it would close a quiet
+    connection at its third ping ("too_many_pings"), and every call on it with it."""
+    with CarrierClient(proxy.address, federation.carrier, deadline=2.0, stream=True) as client:
+        assert client.check(numbers(1)[0]).source == "exchange"
+        connections = proxy.connections
+        time.sleep(3 * CLIENT_PING + 2)
+        assert client.check(numbers(1, start=1500)[0]).source == "exchange"
+        assert client._stream_lookups().client.opened == 1
+    assert proxy.connections == connections
+
+
+def test_the_exchange_ends_the_calls_of_a_client_that_went_silent(loop_thread, tmp_path, server, federation):
+    """A client with no keepalive of its own: only the exchange's pings find it."""
+    config = ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "pinging", keepalive_seconds=1.0,
+                          keepalive_timeout_seconds=1.0)
+    running = loop_thread.run(start_server(config, server.exchange))
+    proxy = BlackHoleProxy(running.address)
+    done = threading.Event()
+
+    def one_lookup_then_quiet() -> Iterator[lookup_pb2.LookupStreamRequest]:
+        yield lookup_pb2.LookupStreamRequest(lookups=[lookup_pb2.StreamLookup(id=1, request=lookup_pb2.LookupRequest(number=NUMBER))])
+        done.wait()  # the stream stays open and quiet
+
+    try:
+        with grpc.insecure_channel(proxy.address) as channel:
+            stream = lookup_pb2_grpc.LookupServiceStub(channel).LookupStream(
+                one_lookup_then_quiet(), metadata=bearer(mint_token(federation.carrier)))
+            assert next(stream).answers[0].id == 1
+            proxy.black_hole()
+            assert proxy.exchange_closed(timeout=1.0 + 1.0 + SLACK)
+            stream.cancel()
+    finally:
+        done.set()
+        proxy.close()
+        loop_thread.run(running.stop(0))
