@@ -76,6 +76,7 @@ def test_a_following_watch_on_a_silenced_connection_fails_rather_than_waiting_fo
         waited = time.monotonic() - silenced_at
     assert outcome and isinstance(outcome[0], ExchangeError), f"still waiting {waited:.1f} s after the connection went silent"
     assert outcome[0].code == grpc.StatusCode.UNAVAILABLE
+    print(f"the watch ended {waited:.1f} s after its connection went silent")
 
 
 def _raised(call: Callable[[], object]) -> BaseException:
@@ -116,7 +117,9 @@ def test_the_exchange_ends_the_calls_of_a_client_that_went_silent(loop_thread, t
                 one_lookup_then_quiet(), metadata=bearer(mint_token(federation.carrier)))
             assert next(stream).answers[0].id == 1
             proxy.black_hole()
+            silenced_at = time.monotonic()
             assert proxy.exchange_closed(timeout=1.0 + 1.0 + SLACK)
+            print(f"the exchange closed the connection {time.monotonic() - silenced_at:.1f} s after it went silent")
             stream.cancel()
     finally:
         done.set()
