@@ -73,6 +73,7 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import KEEPALIVE_OPTIONS, TlsFiles, sends_tokens
+from numrep_client._renewal import RECHECK_SECONDS, RETIRE_AFTER, CertificateRenewals
 from numrep_client._sessions import SessionKeeper
 from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
                                    checked_write_interval)
@@ -755,6 +756,11 @@ class CarrierClient:
       client certificate and key) for an exchange that serves TLS; with
       ``cert_identity=True`` the certificate authenticates the carrier and no
       token is signed per call (no signing inside the deadline).
+    * ``tls_recheck`` (seconds, default 30): how often the client looks at its
+      TLS files. Once they hold a renewed certificate and its key, new checks go
+      over new connections made with them, and the old connections close
+      ``RETIRE_AFTER`` (10 s) later, after what they carry. The exchange refuses
+      a certificate past its notAfter, so replace the files before then.
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
       tune the one created (default: reconnect backoff capped at 1 s).
     * ``sessions`` (default True): once a call session is open (``wait_ready``
@@ -794,6 +800,7 @@ class CarrierClient:
         batch_size: int = MAX_BATCH_LOOKUP,
         raise_on_invalid: bool = False,
         tls: TlsFiles | None = None,
+        tls_recheck: float = RECHECK_SECONDS,
         channel: grpc.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
         sessions: bool = True,
@@ -819,10 +826,12 @@ class CarrierClient:
         self._stream_ends: weakref.finalize | None = None
         self._lookups_lock = threading.Lock()
         self._closed = False
-        self._channel = channel or (
+        self._renewals = CertificateRenewals(tls, tls_recheck) if tls is not None and channel is None else None
+        self._retiring: list[threading.Timer] = []
+        self._connect = lambda: (  # noqa: E731 - the TLS files are read again at each (re)connection
             grpc.insecure_channel(target, options=options) if tls is None
-            else grpc.secure_channel(target, tls.credentials(), options=options)
-        )
+            else grpc.secure_channel(target, tls.credentials(), options=options))
+        self._channel = channel or self._connect()
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
 
@@ -889,12 +898,38 @@ class CarrierClient:
             self._closed = True
             ending, self._stream_ends = self._stream_ends, None
             self._lookups = None
+            retiring, self._retiring = self._retiring, []
         try:
             if ending is not None:
                 ending()  # the stream's thread: its lookups still waiting fail open as cancelled
+            for timer in retiring:  # connections replaced after a certificate renewal
+                timer.cancel()
+                timer.function(*timer.args)
         finally:
             if self._owns_channel:
                 self._channel.close()
+
+    def _follow_renewal(self) -> None:
+        if self._renewals is not None and self._renewals.renewed():
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """New connections with the TLS files as they are now. What the old ones carry
+        finishes there: they close ``RETIRE_AFTER`` seconds later, or at ``close()``."""
+        channel = self._connect()
+        with self._lookups_lock:
+            if self._closed:
+                channel.close()
+                return
+            ending = [self._channel.close] + ([self._stream_ends] if self._stream_ends is not None else [])
+            self._channel = channel
+            self._lookup = lookup_pb2_grpc.LookupServiceStub(channel)
+            self._registry = registry_pb2_grpc.RegistryServiceStub(channel)
+            self._lookups, self._stream_ends = None, None  # the next streamed check opens a stream on a new channel
+            timer = threading.Timer(RETIRE_AFTER, _run_all, (ending,))
+            timer.daemon = True
+            self._retiring = [t for t in self._retiring if t.is_alive()] + [timer]
+            timer.start()
 
     def _stream_lookups(self) -> ThreadedLookupStream:
         with self._lookups_lock:
@@ -929,6 +964,7 @@ class CarrierClient:
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first
+        self._follow_renewal()
         held = _held(core, pending.number)
         if held is not None:
             return core.finish(held, started)
@@ -1001,6 +1037,7 @@ class CarrierClient:
         budget = core.budget(deadline)
         decisions, pendings = _split(core, numbers)
         if pendings:
+            self._follow_renewal()
             answered = self._batch(pendings, budget, started)
             _fill(decisions, pendings, answered)
         return core.finish_batch([d for d in decisions if d is not None], started)
@@ -1089,6 +1126,26 @@ def _fill(decisions: list[CallDecision | None], pendings: dict[str, tuple[_Pendi
             decisions[index] = decision
 
 
+def _run_all(actions: Sequence[Callable[[], object]]) -> None:
+    for action in actions:
+        try:
+            action()
+        except Exception:  # a channel closed twice, say: the others still close
+            log.debug("closing a replaced connection failed", exc_info=True)
+
+
+async def _retire(channel: grpc.aio.Channel, lookups: LookupStreamClient | None) -> None:
+    """Close a replaced channel (and the stream on it) once what it carries is done."""
+    try:
+        await asyncio.sleep(RETIRE_AFTER)
+    finally:
+        try:
+            if lookups is not None:
+                await lookups.close()
+        finally:
+            await channel.close()
+
+
 # --- the asyncio client -------------------------------------------------------------------
 class AsyncCarrierClient:
     """The asyncio form of :class:`CarrierClient` over a ``grpc.aio`` channel,
@@ -1126,6 +1183,7 @@ class AsyncCarrierClient:
         batch_size: int = MAX_BATCH_LOOKUP,
         raise_on_invalid: bool = False,
         tls: TlsFiles | None = None,
+        tls_recheck: float = RECHECK_SECONDS,
         channel: grpc.aio.Channel | None = None,
         channel_options: Sequence[tuple[str, object]] = DEFAULT_CHANNEL_OPTIONS,
         sessions: bool = True,
@@ -1148,6 +1206,8 @@ class AsyncCarrierClient:
         self.raise_on_invalid = raise_on_invalid
         self._channel_options = list(channel_options)
         self._tls = tls
+        self._renewals = CertificateRenewals(tls, tls_recheck) if tls is not None and channel is None else None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._owns_channel = channel is None
         self._channel: grpc.aio.Channel | None = channel
         self._stub: lookup_pb2_grpc.LookupServiceStub | None = (
@@ -1177,6 +1237,17 @@ class AsyncCarrierClient:
             self._channel = _aio_channel(self.target, self._tls, self._channel_options)
             self._stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
         return self._stub
+
+    def _follow_renewal(self) -> None:
+        """See :meth:`CarrierClient._reconnect`."""
+        if self._renewals is None or self._channel is None or not self._renewals.renewed():
+            return
+        channel, lookups = self._channel, self._lookups
+        self._channel, self._stub, self._lookups = None, None, None
+        self._lookup()  # a new channel, with the files as they are now
+        retiring = asyncio.get_running_loop().create_task(_retire(channel, lookups))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
 
     def _start_session(self) -> None:
         self._session_task = asyncio.get_running_loop().create_task(self._open_session())
@@ -1222,6 +1293,10 @@ class AsyncCarrierClient:
     async def close(self) -> None:
         if self._session_task is not None and not self._session_task.done():
             self._session_task.cancel()
+        retiring = list(self._retiring)
+        for task in retiring:  # connections replaced after a certificate renewal: closed now
+            task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
         if self._lookups is not None:
             await self._lookups.close()
             self._lookups = None
@@ -1245,6 +1320,7 @@ class AsyncCarrierClient:
         if isinstance(first, CallDecision):
             return self._done(core.finish(first, started))
         pending = first
+        self._follow_renewal()
         held = _held(core, pending.number)
         if held is not None:
             return core.finish(held, started)
@@ -1307,6 +1383,7 @@ class AsyncCarrierClient:
         budget = core.budget(deadline)
         decisions, pendings = _split(core, numbers)
         if pendings:
+            self._follow_renewal()
             answered = await self._batch(pendings, budget, started)
             _fill(decisions, pendings, answered)
         return core.finish_batch([d for d in decisions if d is not None], started)

@@ -4,12 +4,16 @@ with per-call tokens, and with certificate identity (no tokens at all)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from cryptography import x509
 
 from numrep.config import ServerConfig
 from numrep.core.model import Role
@@ -19,7 +23,7 @@ from numrep.signing.certificates import (certificate_pem, issue_participant_cert
 from numrep.signing.keys import Identity, generate_identity
 from numrep_client import AppFlagClient, AsyncCarrierClient, CarrierClient, ExchangeClient, NullBreaker, TlsFiles
 
-from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, make_pki
+from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, make_pki, numbers
 
 
 @contextmanager
@@ -67,7 +71,7 @@ def test_without_a_client_certificate_the_carrier_fails_open(tls_server, federat
 
 @pytest.fixture
 def identity_server(loop_thread, server, tmp_path):
-    """A mutual-TLS front end for the fixture exchange, and ``issue(identity)``:
+    """A mutual-TLS front end for the fixture exchange, and ``issue(identity, lifetime)``:
     TlsFiles with a certificate bound to that identity's key, signed by its CA."""
     directory = tmp_path / "identity-pki"
     directory.mkdir()
@@ -78,11 +82,14 @@ def identity_server(loop_thread, server, tmp_path):
     files["server.pem"].write_bytes(certificate_pem(server_cert))
     files["server.key"].write_bytes(private_key_pem(server_key))
 
-    def issue(identity: Identity) -> TlsFiles:
-        cert = issue_participant_certificate(identity.participant_id, json.dumps(identity.public_jwk()), ca_cert, ca_key)
+    def issue(identity: Identity, lifetime: dt.timedelta | None = None, *, key: bool = True) -> TlsFiles:
+        """(Re)writes the identity's certificate, and with ``key`` its key, at the same paths each time."""
+        cert = issue_participant_certificate(identity.participant_id, json.dumps(identity.public_jwk()), ca_cert, ca_key,
+                                             **({"lifetime": lifetime} if lifetime else {}))
         paths = (directory / f"{identity.participant_id}.pem", directory / f"{identity.participant_id}.key")
         paths[0].write_bytes(certificate_pem(cert))
-        paths[1].write_bytes(private_key_pem(identity.private_key))
+        if key:
+            paths[1].write_bytes(private_key_pem(identity.private_key))
         return TlsFiles(files["ca.pem"], paths[0], paths[1], cert_identity=True)
 
     with mutual_tls_front_end(loop_thread, server.exchange, tmp_path / "identity-tls", files["server.pem"],
@@ -130,3 +137,90 @@ def test_by_default_a_client_with_a_bound_certificate_still_sends_tokens(identit
 def test_certificate_identity_needs_a_certificate_and_key(tmp_path: Path):
     with pytest.raises(ValueError, match="cert_identity needs a client certificate and its key"):
         TlsFiles(tmp_path / "ca.pem", cert_identity=True)
+
+
+# --- a certificate renewed on disk ---------------------------------------------------------------
+# The exchange's clock is set to a few seconds before the first certificate ends, then past it. A
+# stream the first certificate opened lasts only those seconds of real time (the exchange times a
+# stream on its loop's clock): after them, a client that kept the old files opens its next stream
+# with the expired certificate, and is refused.
+LEFT = dt.timedelta(seconds=3)
+
+
+def _not_after(tls: TlsFiles) -> dt.datetime:
+    return x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
+def test_a_carrier_goes_on_over_its_renewed_certificate_once_the_old_one_has_expired(identity_server, server, federation,
+                                                                                    monkeypatch, stream):
+    address, issue = identity_server
+    tls = issue(federation.carrier, dt.timedelta(minutes=10))
+    first_end = _not_after(tls)
+    monkeypatch.setattr(server.exchange, "clock", lambda: first_end - LEFT)
+    with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, stream=stream,
+                       breaker=NullBreaker()) as carrier:
+        assert carrier.check(CLEAN_NUMBER).source == "exchange"
+        issue(federation.carrier, dt.timedelta(days=1))  # renewed at the same paths
+        monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
+        if stream:
+            time.sleep(LEFT.total_seconds() + 0.5)  # a stream the old certificate opened has ended by now
+        decision = carrier.check(SPAM_NUMBER)
+    assert decision.source == "exchange", decision.detail
+    assert not [t for t in threading.enumerate() if t.name == "numrep-lookup-stream"]  # close() ended the replaced stream too
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
+def test_the_async_carrier_goes_on_over_its_renewed_certificate(identity_server, server, federation, monkeypatch, stream):
+    address, issue = identity_server
+    tls = issue(federation.carrier, dt.timedelta(minutes=10))
+    first_end = _not_after(tls)
+
+    monkeypatch.setattr(server.exchange, "clock", lambda: first_end - LEFT)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with AsyncCarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, stream=stream,
+                                      breaker=NullBreaker()) as carrier:
+            before = await carrier.check(CLEAN_NUMBER)
+            issue(federation.carrier, dt.timedelta(days=1))
+            monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
+            if stream:
+                await asyncio.sleep(LEFT.total_seconds() + 0.5)
+            return before, await carrier.check(SPAM_NUMBER)
+
+    before, after = asyncio.run(scenario())
+    assert (before.source, after.source) == ("exchange", "exchange"), after.detail
+
+
+def test_without_a_renewal_on_disk_the_expired_certificate_fails_open(identity_server, server, federation, monkeypatch):
+    address, issue = identity_server
+    tls = issue(federation.carrier, dt.timedelta(minutes=10))
+    with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, breaker=NullBreaker()) as carrier:
+        assert carrier.check(CLEAN_NUMBER).source == "exchange"
+        monkeypatch.setattr(server.exchange, "clock", lambda: _not_after(tls) + dt.timedelta(minutes=1))
+        decision = carrier.check(SPAM_NUMBER)
+    assert (decision.source, decision.reason) == ("fail_open", "unauthenticated"), decision
+
+
+def test_a_certificate_caught_halfway_through_its_renewal_is_not_taken(identity_server, server, federation, connect,
+                                                                      monkeypatch):
+    address, issue = identity_server
+    tls = issue(federation.carrier, dt.timedelta(minutes=10))
+    first_end = _not_after(tls)
+    new_key = generate_identity(federation.carrier.participant_id, Role.CARRIER, "ES256")
+    connect(federation.carrier).add_key(federation.carrier.participant_id, json.dumps(new_key.public_jwk()))
+    with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, breaker=NullBreaker()) as carrier:
+        assert carrier.check(CLEAN_NUMBER).source == "exchange"
+        issue(new_key, dt.timedelta(days=1), key=False)  # the new certificate is written, its key not yet
+        halfway = carrier.check(SPAM_NUMBER)
+        issue(new_key, dt.timedelta(days=1))
+        monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
+        renewed = carrier.check(numbers(1)[0])
+    assert halfway.source == "exchange", halfway.detail  # still over the old pair
+    assert renewed.source == "exchange", renewed.detail
+
+
+def test_a_bad_recheck_interval_is_refused(identity_server, federation):
+    address, issue = identity_server
+    with pytest.raises(ValueError, match="tls_recheck"):
+        CarrierClient(address, federation.carrier, tls=issue(federation.carrier), tls_recheck=float("nan"))
