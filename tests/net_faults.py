@@ -43,6 +43,12 @@ class BlackHoleProxy:
         with self._lock:
             return len(self._links)
 
+    @property
+    def closed_by_exchange(self) -> int:
+        """Connections the exchange has closed so far (a GOAWAY, a failed ping, its stop)."""
+        with self._lock:
+            return sum(link.exchange_closed.is_set() for link in self._links)
+
     def exchange_closed(self, timeout: float) -> bool:
         """Has the exchange closed every silenced connection (waiting up to ``timeout`` s)?"""
         with self._lock:
@@ -57,20 +63,28 @@ class BlackHoleProxy:
             return len(self._links)
 
     def close(self) -> None:
+        """Stop accepting and close every connection (the threads blocked on them wake and end)."""
         self._closed.set()
-        self._listener.close()
         with self._lock:
-            for link in self._links:
-                for sock in link.sockets:
-                    sock.close()
+            sockets = [self._listener] + [sock for link in self._links for sock in link.sockets]
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # close() alone wakes no thread blocked in accept() or recv()
+            except OSError:
+                pass
+            sock.close()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
-                upstream = socket.create_connection(self._target)
             except OSError:
                 return
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:  # the exchange is down: this client is refused, the next may not be
+                client.close()
+                continue
             link = _Link(client, upstream)
             with self._lock:
                 self._links.append(link)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from numrep.config import ServerConfig
+from numrep.core.errors import InvalidArgument
 from numrep.core.model import Role
 from numrep.core.pseudonym import Pseudonymizer
 from numrep.exchange import Exchange, ExchangeConfig
@@ -195,3 +196,19 @@ def test_a_server_applies_the_rates_its_operator_set(loop_thread, tmp_path):
         assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "batch rate of 1/s" in caught.value.details
     finally:
         loop_thread.run(running.stop(0))
+
+
+# --- keepalive settings (the behaviour: tests/clients/test_silent_connections.py) ---------
+def test_an_operator_sets_the_keepalive_in_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("NUMREP_KEEPALIVE_SECONDS", "90")
+    monkeypatch.setenv("NUMREP_KEEPALIVE_TIMEOUT_SECONDS", "15")
+    monkeypatch.setenv("NUMREP_MIN_CLIENT_PING_SECONDS", "2")
+    config = ServerConfig.from_env()
+    assert (config.keepalive_seconds, config.keepalive_timeout_seconds, config.min_client_ping_seconds) == (90, 15, 2)
+
+
+@pytest.mark.parametrize("setting", ["keepalive_seconds", "keepalive_timeout_seconds", "min_client_ping_seconds"])
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), 1e9])
+def test_a_keepalive_setting_out_of_range_is_refused(setting: str, value: float) -> None:
+    with pytest.raises(InvalidArgument, match=f"{setting} must be 1 to 86400 seconds"):
+        ServerConfig(**{setting: value})

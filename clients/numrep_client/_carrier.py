@@ -72,7 +72,7 @@ from numrep.signing.tokens import DEFAULT_AUDIENCE, bearer_token, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
-from numrep_client._client import KEEPALIVE_OPTIONS, TlsFiles, sends_tokens
+from numrep_client._client import TlsFiles, sends_tokens
 from numrep_client._renewal import RECHECK_SECONDS, RETIRE_AFTER, CertificateRenewals
 from numrep_client._sessions import SessionKeeper
 from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
@@ -128,16 +128,29 @@ _UNHEALTHY = frozenset(
 )
 _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
+# A carrier's connection that goes silent without closing is found within 10 s
+# (numrep_client._client.KEEPALIVE_OPTIONS says why), also between two checks: a
+# ping goes out after 5 s without hearing anything, whether a call is open or not,
+# and the connection closes if it goes 5 s unanswered. Until then every check on it
+# fails open at its deadline. The answers on a carrier's connection are small: a
+# ping's answer waits 5 s behind them only on a link that is failing anyway. The
+# exchange allows such pings (numrep.server.keepalive_options).
+CARRIER_KEEPALIVE: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.http2.ping_timeout_ms", 5000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
 # Fast reconnection after an outage: without this a channel may wait up to two
 # minutes (gRPC's default maximum backoff) before it tries the exchange again,
-# and every half-open trial in that time would fail at once. A connection gone
-# silent is found by keepalive pings (``KEEPALIVE_OPTIONS``); until then every
-# check on it fails open at its deadline.
+# and every half-open trial in that time would fail at once.
 DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    *KEEPALIVE_OPTIONS,
+    *CARRIER_KEEPALIVE,
 )
 
 
@@ -762,7 +775,9 @@ class CarrierClient:
       ``RETIRE_AFTER`` (10 s) later, after what they carry. The exchange refuses
       a certificate past its notAfter, so replace the files before then.
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
-      tune the one created (default: reconnect backoff capped at 1 s).
+      tune the one created. The options given replace ``DEFAULT_CHANNEL_OPTIONS``
+      (reconnect backoff capped at 1 s, and ``CARRIER_KEEPALIVE``): include them
+      to keep them.
     * ``sessions`` (default True): once a call session is open (``wait_ready``
       opens one; otherwise the first call starts opening it in the background),
       each RPC carries a call token MAC'd with the session's key instead of a

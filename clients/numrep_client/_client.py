@@ -83,15 +83,18 @@ class TlsFiles:
 
 
 # A connection that stops carrying anything without closing (a NAT or firewall
-# that dropped the flow, a peer host gone) is found by an unanswered ping within
-# 10 s and closed: its calls fail UNAVAILABLE and the next call reconnects.
-# Without it only TCP finds it, after many minutes, and a following stream
-# waits on it all that time. The exchange allows a ping every 4 s
-# (numrep.server.keepalive_options).
+# that dropped the flow, a peer host gone) is found by an unanswered ping and
+# closed: its calls fail UNAVAILABLE and the next call reconnects. Without it only
+# TCP finds it, after many minutes, and a following stream waits on it all that
+# time. Here a ping goes out after 20 s without hearing anything while a call is
+# open, and the connection closes 20 s later if it goes unanswered. The carrier
+# SDK's channels are tighter (numrep_client._carrier.CARRIER_KEEPALIVE).
 KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.keepalive_time_ms", 5000),
-    ("grpc.keepalive_timeout_ms", 5000),
-    ("grpc.http2.ping_timeout_ms", 5000),  # else the ping's answer is awaited 60 s (gRPC 1.85)
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 20_000),  # also the socket's TCP_USER_TIMEOUT: sent data unacknowledged this long aborts
+    # What bounds the wait for any ping's answer in gRPC 1.85 (default 60 s), the bandwidth
+    # probes' too: on a slow link a probe's answer waits behind the data queued before it.
+    ("grpc.http2.ping_timeout_ms", 20_000),
     ("grpc.http2.max_pings_without_data", 0),  # a quiet stream is pinged too
 )
 

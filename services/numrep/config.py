@@ -43,11 +43,17 @@ class ServerConfig:
     http_listen: str = ""  # HOST:PORT of the public web page (numrep.web); "" = no web page
     calling_hours: str = ""  # default calling window for marketing calls (see numrep.core.consent); "" = 8:00-21:00 every day
     rate_limits: str = ""  # per-participant rates in place of the defaults, e.g. "carrier.batch=200/400" (numrep.limits.parse_rates)
-    # Keepalive (numrep.server.keepalive_options): a connection with a call open that stays
-    # quiet this long is pinged, and closed, its calls ended, if the ping goes unanswered.
-    keepalive_seconds: float = 30.0
-    keepalive_timeout_seconds: float = 10.0
-    min_client_ping_seconds: float = 4.0  # clients may ping this often (the SDK: every 5 s)
+    # Keepalive (numrep.server.keepalive_options): a connection that stays quiet this long is
+    # pinged, and closed, its calls ended, if the ping goes unanswered that long.
+    keepalive_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    min_client_ping_seconds: float = 4.0  # clients may ping this often (the carrier SDK: after 5 s of quiet)
+
+    def __post_init__(self) -> None:
+        for name in ("keepalive_seconds", "keepalive_timeout_seconds", "min_client_ping_seconds"):
+            value = getattr(self, name)
+            if not 1.0 <= value <= 24 * 3600:  # NaN too
+                raise InvalidArgument(f"{name} must be 1 to 86400 seconds, not {value!r}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":
@@ -72,6 +78,9 @@ class ServerConfig:
             "trust_reload_seconds": float(env.get("NUMREP_TRUST_RELOAD_SECONDS", 60)),
             "verdict_cache_entries": int(env.get("NUMREP_VERDICT_CACHE", DEFAULT_VERDICT_CACHE)),
             "rate_limits": env.get("NUMREP_RATE_LIMITS", ""),
+            "keepalive_seconds": float(env.get("NUMREP_KEEPALIVE_SECONDS", 60)),
+            "keepalive_timeout_seconds": float(env.get("NUMREP_KEEPALIVE_TIMEOUT_SECONDS", 20)),
+            "min_client_ping_seconds": float(env.get("NUMREP_MIN_CLIENT_PING_SECONDS", 4)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -128,17 +128,21 @@ def build_exchange(config: ServerConfig, store: Store | None = None, telemetry: 
 
 def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
     """Pings both ways. The exchange's own find a client that vanished without closing
-    its connection (a crashed host, a NAT that dropped the flow), so its streams end
-    rather than wait on TCP for hours. Clients may ping as often as the SDK does: at
-    gRPC's default (once in 5 minutes) a client's third quicker ping gets the connection
-    closed ("too_many_pings"), taking every call on it along."""
+    its connection (a crashed host, a NAT that dropped the flow), so that its calls end
+    rather than wait on TCP for hours. Clients may ping as often as the carrier SDK does,
+    also between calls: at gRPC's defaults (one ping in 5 minutes, none without a call
+    open) the third quicker ping gets the connection closed ("too_many_pings"), taking
+    every call on it along. So upgrade the exchange before its carriers' SDKs."""
     every, timeout = round(config.keepalive_seconds * 1000), round(config.keepalive_timeout_seconds * 1000)
     return [
         ("grpc.keepalive_time_ms", every),
+        # Also the socket's TCP_USER_TIMEOUT: sent data unacknowledged this long aborts the connection.
         ("grpc.keepalive_timeout_ms", timeout),
-        ("grpc.http2.ping_timeout_ms", timeout),  # gRPC 1.85 awaits a ping's answer this long (default 60 s)
-        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.ping_timeout_ms", timeout),  # what bounds the wait for a ping's answer in gRPC 1.85 (default 60 s)
         ("grpc.http2.min_ping_interval_without_data_ms", round(config.min_client_ping_seconds * 1000)),
+        # Accept pings on a connection with no call open (and ping such a connection too, every
+        # keepalive_seconds): a carrier between two checks finds a dead connection before the next.
+        ("grpc.keepalive_permit_without_calls", 1),
     ]
 
 

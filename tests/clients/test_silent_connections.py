@@ -1,8 +1,11 @@
 """A connection that goes silent without closing (a NAT or firewall dropped the
 flow, the peer's host vanished) is found by keepalive pings on both sides: the
-carrier SDK closes it and reconnects, and the exchange ends the calls of a
-client that went silent. Real exchanges on 127.0.0.1, reached through a TCP
-proxy that silences the connections open at one moment (``net_faults``).
+SDK closes it and reconnects, and the exchange ends the calls of a client that
+went silent. Real exchanges on 127.0.0.1, reached through a TCP proxy that
+silences the connections open at one moment (``net_faults``). The proxy
+acknowledges what it is sent, as a middlebox ending TCP does, so only a ping
+that goes unanswered can tell. What is measured is the transport: these run on
+the SQLite store only.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ from numrep.server import start_server
 from numrep.signing.tokens import mint_token
 from numrep.v1 import lookup_pb2, lookup_pb2_grpc
 from numrep_client import CarrierClient, ExchangeClient, ExchangeError, NullBreaker
+from numrep_client._carrier import CARRIER_KEEPALIVE
 from numrep_client._client import KEEPALIVE_OPTIONS
 
 from net_faults import BlackHoleProxy
 from numrep_testkit import NUMBER, bearer
 from sdk_testkit import numbers
 
-CLIENT_PING = dict(KEEPALIVE_OPTIONS)["grpc.keepalive_time_ms"] / 1000
+pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+
+CARRIER_PING = dict(CARRIER_KEEPALIVE)["grpc.keepalive_time_ms"] / 1000  # after this long without hearing anything
+CARRIER_PING_TIMEOUT = dict(CARRIER_KEEPALIVE)["grpc.http2.ping_timeout_ms"] / 1000
+CLIENT_PING = dict(KEEPALIVE_OPTIONS)["grpc.keepalive_time_ms"] / 1000  # ExchangeClient's
 CLIENT_PING_TIMEOUT = dict(KEEPALIVE_OPTIONS)["grpc.http2.ping_timeout_ms"] / 1000
 DEADLINE = 0.25
 SLACK = 5.0  # a ping timer's phase, a reconnection, a busy machine: liveness, not speed
@@ -46,7 +54,7 @@ def test_a_carrier_finds_a_silenced_connection_by_its_keepalive_and_reconnects(p
         silenced = proxy.black_hole()  # the stream has a channel of its own
 
         silenced_at = time.monotonic()
-        give_up = silenced_at + CLIENT_PING + CLIENT_PING_TIMEOUT + SLACK
+        give_up = silenced_at + CARRIER_PING + CARRIER_PING_TIMEOUT + SLACK
         sources = []
         while time.monotonic() < give_up:
             decision = client.check(next(asked))
@@ -60,6 +68,16 @@ def test_a_carrier_finds_a_silenced_connection_by_its_keepalive_and_reconnects(p
     assert sources[0] == "fail_open"  # the silence was real: the first check after it got no answer
     assert proxy.connections > silenced  # answered over a new connection
     print(f"recovered after {recovered_after:.1f} s, {len(sources) - 1} checks failed open meanwhile")
+
+
+def test_a_carrier_between_checks_finds_its_silenced_connection_before_the_next(proxy, federation):
+    with CarrierClient(proxy.address, federation.carrier, deadline=DEADLINE, breaker=NullBreaker()) as client:
+        assert client.check(numbers(1)[0], deadline=2.0).source == "exchange"
+        proxy.black_hole()
+        time.sleep(CARRIER_PING + CARRIER_PING_TIMEOUT + 2)  # no call open meanwhile
+        decision = client.check(numbers(1, start=1100)[0], deadline=2.0)
+    assert decision.source == "exchange", decision.detail
+    assert proxy.connections == 2
 
 
 def test_a_following_watch_on_a_silenced_connection_fails_rather_than_waiting_forever(proxy, federation):
@@ -87,15 +105,18 @@ def _raised(call: Callable[[], object]) -> BaseException:
     raise AssertionError("the watch answered")
 
 
-def test_a_quiet_stream_outlives_the_sdks_keepalive_pings(proxy, federation):
-    """The exchange allows the SDK's pings. At gRPC's default it would close a quiet
-    connection at its third ping ("too_many_pings"), and every call on it with it."""
+def test_quiet_connections_outlive_the_carrier_sdks_keepalive_pings(proxy, federation):
+    """The exchange allows the SDK's pings, on a quiet stream and on a connection with no
+    call open. At gRPC's defaults it would close either at its third ping ("too_many_pings"),
+    with every call on it."""
     with CarrierClient(proxy.address, federation.carrier, deadline=2.0, stream=True) as client:
-        assert client.check(numbers(1)[0]).source == "exchange"
+        assert client.check(numbers(1)[0]).source == "exchange"  # and the session opens on the other connection
         connections = proxy.connections
-        time.sleep(3 * CLIENT_PING + 2)
+        time.sleep(4 * CARRIER_PING + 2)
+        closed = proxy.closed_by_exchange
         assert client.check(numbers(1, start=1500)[0]).source == "exchange"
         assert client._stream_lookups().client.opened == 1
+    assert (connections, closed) == (2, 0)
     assert proxy.connections == connections
 
 
