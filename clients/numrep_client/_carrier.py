@@ -73,7 +73,7 @@ from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
 from numrep_client._client import TlsFiles, sends_tokens
-from numrep_client._renewal import RECHECK_SECONDS, RETIRE_AFTER, CertificateRenewals
+from numrep_client._renewal import CONNECT_TIMEOUT, RECHECK_SECONDS, RETIRE_AFTER, CertificateRenewals, Stamp, checked_recheck
 from numrep_client._sessions import SessionKeeper
 from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
                                    checked_write_interval)
@@ -770,10 +770,12 @@ class CarrierClient:
       ``cert_identity=True`` the certificate authenticates the carrier and no
       token is signed per call (no signing inside the deadline).
     * ``tls_recheck`` (seconds, default 30): how often the client looks at its
-      TLS files. Once they hold a renewed certificate and its key, new checks go
-      over new connections made with them, and the old connections close
-      ``RETIRE_AFTER`` (10 s) later, after what they carry. The exchange refuses
-      a certificate past its notAfter, so replace the files before then.
+      TLS files. Once they hold a renewed certificate and its key, it connects
+      with them in the background; once connected (with a stream too, if it
+      streams), new checks go there, and the old connections close 10 s later.
+      A renewal that does not connect is tried again at a later look, while the
+      old connections go on. The exchange refuses a certificate past its
+      notAfter, so replace the files well before then. Not with ``channel=``.
     * ``channel`` / ``channel_options``: bring your own ``grpc.Channel``, or
       tune the one created. The options given replace ``DEFAULT_CHANNEL_OPTIONS``
       (reconnect backoff capped at 1 s, and ``CARRIER_KEEPALIVE``): include them
@@ -841,6 +843,7 @@ class CarrierClient:
         self._stream_ends: weakref.finalize | None = None
         self._lookups_lock = threading.Lock()
         self._closed = False
+        checked_recheck(tls_recheck)
         self._renewals = CertificateRenewals(tls, tls_recheck) if tls is not None and channel is None else None
         self._retiring: list[threading.Timer] = []
         self._connect = lambda: (  # noqa: E731 - the TLS files are read again at each (re)connection
@@ -925,26 +928,47 @@ class CarrierClient:
                 self._channel.close()
 
     def _follow_renewal(self) -> None:
-        if self._renewals is not None and self._renewals.renewed():
-            self._reconnect()
+        stamp = self._renewals.changed() if self._renewals is not None else None
+        if stamp is None:
+            return
+        try:
+            threading.Thread(target=self._reconnect, args=(stamp,), name="numrep-tls-renewal", daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: a later look
+            self._renewals.failed(str(exc))  # type: ignore[union-attr]
 
-    def _reconnect(self) -> None:
-        """New connections with the TLS files as they are now. What the old ones carry
-        finishes there: they close ``RETIRE_AFTER`` seconds later, or at ``close()``."""
-        channel = self._connect()
-        with self._lookups_lock:
-            if self._closed:
-                channel.close()
-                return
-            ending = [self._channel.close] + ([self._stream_ends] if self._stream_ends is not None else [])
-            self._channel = channel
-            self._lookup = lookup_pb2_grpc.LookupServiceStub(channel)
-            self._registry = registry_pb2_grpc.RegistryServiceStub(channel)
-            self._lookups, self._stream_ends = None, None  # the next streamed check opens a stream on a new channel
-            timer = threading.Timer(RETIRE_AFTER, _run_all, (ending,))
-            timer.daemon = True
-            self._retiring = [t for t in self._retiring if t.is_alive()] + [timer]
-            timer.start()
+    def _reconnect(self, stamp: Stamp) -> None:
+        """Connect with the renewed files (and open a stream, if this client streams); once
+        connected, switch new checks there. The old connections close ``RETIRE_AFTER`` seconds
+        later, or at ``close()``. Runs on a thread of its own, away from the checks."""
+        renewals = self._renewals
+        assert renewals is not None
+        channel: grpc.Channel | None = None
+        lookups: ThreadedLookupStream | None = None
+        try:
+            channel = self._connect()
+            grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT)
+            if self._stream:
+                lookups = ThreadedLookupStream(self._open_stream_channel, self._core.metadata, **self._stream_options)
+                if not lookups.ready(CONNECT_TIMEOUT):
+                    raise TimeoutError(f"the stream's channel did not connect within {CONNECT_TIMEOUT:.0f} s")
+            with self._lookups_lock:
+                if not self._closed:
+                    ending = [self._channel.close] + ([self._stream_ends] if self._stream_ends is not None else [])
+                    self._channel = channel
+                    self._lookup = lookup_pb2_grpc.LookupServiceStub(channel)
+                    self._registry = registry_pb2_grpc.RegistryServiceStub(channel)
+                    if lookups is not None:
+                        self._lookups, self._stream_ends = lookups, weakref.finalize(self, lookups.close)
+                    channel, lookups = None, None  # the client's now
+                    timer = threading.Timer(RETIRE_AFTER, _run_all, (ending,))
+                    timer.daemon = True
+                    self._retiring = [t for t in self._retiring if t.is_alive()] + [timer]
+                    timer.start()
+            renewals.taken(stamp)
+        except Exception as exc:  # the connection did not come up (grpc.FutureTimeoutError, say): the old ones go on
+            renewals.failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        finally:
+            _run_all([c.close for c in (lookups, channel) if c is not None])
 
     def _stream_lookups(self) -> ThreadedLookupStream:
         with self._lookups_lock:
@@ -1150,7 +1174,7 @@ def _run_all(actions: Sequence[Callable[[], object]]) -> None:
 
 
 async def _retire(channel: grpc.aio.Channel, lookups: LookupStreamClient | None) -> None:
-    """Close a replaced channel (and the stream on it) once what it carries is done."""
+    """Close a replaced channel (and the stream on it) ``RETIRE_AFTER`` seconds from now."""
     try:
         await asyncio.sleep(RETIRE_AFTER)
     finally:
@@ -1221,8 +1245,10 @@ class AsyncCarrierClient:
         self.raise_on_invalid = raise_on_invalid
         self._channel_options = list(channel_options)
         self._tls = tls
+        checked_recheck(tls_recheck)
         self._renewals = CertificateRenewals(tls, tls_recheck) if tls is not None and channel is None else None
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._renewing: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._owns_channel = channel is None
         self._channel: grpc.aio.Channel | None = channel
         self._stub: lookup_pb2_grpc.LookupServiceStub | None = (
@@ -1254,15 +1280,35 @@ class AsyncCarrierClient:
         return self._stub
 
     def _follow_renewal(self) -> None:
-        """See :meth:`CarrierClient._reconnect`."""
-        if self._renewals is None or self._channel is None or not self._renewals.renewed():
+        if self._renewals is None or self._closing:
             return
-        channel, lookups = self._channel, self._lookups
-        self._channel, self._stub, self._lookups = None, None, None
-        self._lookup()  # a new channel, with the files as they are now
-        retiring = asyncio.get_running_loop().create_task(_retire(channel, lookups))
-        self._retiring.add(retiring)
-        retiring.add_done_callback(self._retiring.discard)
+        stamp = self._renewals.changed()
+        if stamp is not None:
+            renewing = asyncio.get_running_loop().create_task(self._reconnect(stamp))
+            self._renewing.add(renewing)
+            renewing.add_done_callback(self._renewing.discard)
+
+    async def _reconnect(self, stamp: Stamp) -> None:
+        """See :meth:`CarrierClient._reconnect`; a stream opens on the new channel at the next check."""
+        renewals = self._renewals
+        assert renewals is not None
+        channel = _aio_channel(self.target, self._tls, self._channel_options)
+        try:
+            await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)
+        except BaseException as exc:  # the old connections go on (cancelled: close() is under way)
+            await channel.close()
+            renewals.failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if self._closing:
+            await channel.close()
+            return
+        old_channel, old_lookups = self._channel, self._lookups
+        self._channel, self._stub, self._lookups = channel, lookup_pb2_grpc.LookupServiceStub(channel), None
+        renewals.taken(stamp)
+        if old_channel is not None:
+            await _retire(old_channel, old_lookups)
 
     def _start_session(self) -> None:
         self._session_task = asyncio.get_running_loop().create_task(self._open_session())
@@ -1306,12 +1352,13 @@ class AsyncCarrierClient:
         return self._lookups
 
     async def close(self) -> None:
+        self._closing = True
         if self._session_task is not None and not self._session_task.done():
             self._session_task.cancel()
-        retiring = list(self._retiring)
-        for task in retiring:  # connections replaced after a certificate renewal: closed now
+        renewing = list(self._renewing)
+        for task in renewing:  # a connection with renewed files, or one they replaced: closed now
             task.cancel()
-        await asyncio.gather(*retiring, return_exceptions=True)
+        await asyncio.gather(*renewing, return_exceptions=True)
         if self._lookups is not None:
             await self._lookups.close()
             self._lookups = None

@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from cryptography import x509
@@ -82,10 +82,12 @@ def identity_server(loop_thread, server, tmp_path):
     files["server.pem"].write_bytes(certificate_pem(server_cert))
     files["server.key"].write_bytes(private_key_pem(server_key))
 
-    def issue(identity: Identity, lifetime: dt.timedelta | None = None, *, key: bool = True) -> TlsFiles:
-        """(Re)writes the identity's certificate, and with ``key`` its key, at the same paths each time."""
+    def issue(identity: Identity, lifetime: dt.timedelta | None = None, *, key: bool = True,
+              now: dt.datetime | None = None) -> TlsFiles:
+        """(Re)writes the identity's certificate (valid from ``now``), and with ``key`` its key,
+        at the same paths each time."""
         cert = issue_participant_certificate(identity.participant_id, json.dumps(identity.public_jwk()), ca_cert, ca_key,
-                                             **({"lifetime": lifetime} if lifetime else {}))
+                                             now=now, **({"lifetime": lifetime} if lifetime else {}))
         paths = (directory / f"{identity.participant_id}.pem", directory / f"{identity.participant_id}.key")
         paths[0].write_bytes(certificate_pem(cert))
         if key:
@@ -143,12 +145,25 @@ def test_certificate_identity_needs_a_certificate_and_key(tmp_path: Path):
 # The exchange's clock is set to a few seconds before the first certificate ends, then past it. A
 # stream the first certificate opened lasts only those seconds of real time (the exchange times a
 # stream on its loop's clock): after them, a client that kept the old files opens its next stream
-# with the expired certificate, and is refused.
+# with the expired certificate, and is refused. A renewal is taken once its connection is up, in
+# the background: the checks after it are asked until one is answered, for SWITCH seconds at most.
 LEFT = dt.timedelta(seconds=3)
+SWITCH = 5.0
 
 
 def _not_after(tls: TlsFiles) -> dt.datetime:
     return x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+
+
+def _answered_soon(check: Callable[[str], Any]) -> Any:
+    """The first decision the exchange answers, asking a new number every 50 ms for ``SWITCH`` s."""
+    give_up = time.monotonic() + SWITCH
+    for number in numbers(1000, start=4000):
+        decision = check(number)
+        if decision.source == "exchange" or time.monotonic() > give_up:
+            return decision
+        time.sleep(0.05)
+    raise AssertionError("ran out of numbers")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
@@ -162,10 +177,10 @@ def test_a_carrier_goes_on_over_its_renewed_certificate_once_the_old_one_has_exp
                        breaker=NullBreaker()) as carrier:
         assert carrier.check(CLEAN_NUMBER).source == "exchange"
         issue(federation.carrier, dt.timedelta(days=1))  # renewed at the same paths
+        assert carrier.check(SPAM_NUMBER).source == "exchange"  # over the old connection while the new one comes up
+        time.sleep(LEFT.total_seconds() + 0.5)  # the old certificate has ended, and any stream it opened
         monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
-        if stream:
-            time.sleep(LEFT.total_seconds() + 0.5)  # a stream the old certificate opened has ended by now
-        decision = carrier.check(SPAM_NUMBER)
+        decision = _answered_soon(carrier.check)
     assert decision.source == "exchange", decision.detail
     assert not [t for t in threading.enumerate() if t.name == "numrep-lookup-stream"]  # close() ended the replaced stream too
 
@@ -175,7 +190,6 @@ def test_the_async_carrier_goes_on_over_its_renewed_certificate(identity_server,
     address, issue = identity_server
     tls = issue(federation.carrier, dt.timedelta(minutes=10))
     first_end = _not_after(tls)
-
     monkeypatch.setattr(server.exchange, "clock", lambda: first_end - LEFT)
 
     async def scenario():  # type: ignore[no-untyped-def]
@@ -183,10 +197,15 @@ def test_the_async_carrier_goes_on_over_its_renewed_certificate(identity_server,
                                       breaker=NullBreaker()) as carrier:
             before = await carrier.check(CLEAN_NUMBER)
             issue(federation.carrier, dt.timedelta(days=1))
+            await carrier.check(SPAM_NUMBER)
+            await asyncio.sleep(LEFT.total_seconds() + 0.5)
             monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
-            if stream:
-                await asyncio.sleep(LEFT.total_seconds() + 0.5)
-            return before, await carrier.check(SPAM_NUMBER)
+            give_up = time.monotonic() + SWITCH
+            for number in numbers(1000, start=5000):
+                after = await carrier.check(number)
+                if after.source == "exchange" or time.monotonic() > give_up:
+                    return before, after
+                await asyncio.sleep(0.05)
 
     before, after = asyncio.run(scenario())
     assert (before.source, after.source) == ("exchange", "exchange"), after.detail
@@ -212,15 +231,30 @@ def test_a_certificate_caught_halfway_through_its_renewal_is_not_taken(identity_
     with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, breaker=NullBreaker()) as carrier:
         assert carrier.check(CLEAN_NUMBER).source == "exchange"
         issue(new_key, dt.timedelta(days=1), key=False)  # the new certificate is written, its key not yet
-        halfway = carrier.check(SPAM_NUMBER)
+        halfway = [carrier.check(n).source for n in numbers(10, start=3000) if time.sleep(0.05) is None]
         issue(new_key, dt.timedelta(days=1))
+        carrier.check(SPAM_NUMBER)  # the look that finds the pair whole
+        time.sleep(0.5)
         monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
-        renewed = carrier.check(numbers(1)[0])
-    assert halfway.source == "exchange", halfway.detail  # still over the old pair
+        renewed = _answered_soon(carrier.check)
+    assert set(halfway) == {"exchange"}  # still over the old pair
     assert renewed.source == "exchange", renewed.detail
+
+
+def test_a_renewal_that_cannot_connect_is_not_taken_and_the_old_connection_goes_on(identity_server, federation):
+    address, issue = identity_server
+    tls = issue(federation.carrier)
+    with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, breaker=NullBreaker()) as carrier:
+        assert carrier.check(CLEAN_NUMBER).source == "exchange"
+        lapsed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+        issue(federation.carrier, dt.timedelta(days=1), now=lapsed)  # a matching pair the exchange's TLS refuses
+        sources = [carrier.check(n).source for n in numbers(20, start=3500) if time.sleep(0.05) is None]
+    assert set(sources) == {"exchange"}
 
 
 def test_a_bad_recheck_interval_is_refused(identity_server, federation):
     address, issue = identity_server
     with pytest.raises(ValueError, match="tls_recheck"):
         CarrierClient(address, federation.carrier, tls=issue(federation.carrier), tls_recheck=float("nan"))
+    with pytest.raises(ValueError, match="tls_recheck"):
+        AsyncCarrierClient(address, federation.carrier, tls_recheck=-1.0)
