@@ -72,7 +72,7 @@ from numrep.signing.tokens import DEFAULT_AUDIENCE, bearer_token, mint_token
 from numrep.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, registry_pb2_grpc
 
 from numrep_client._breaker import BreakerSnapshot, CircuitBreaker
-from numrep_client._client import TlsFiles, sends_tokens
+from numrep_client._client import TlsFiles, open_channel, sends_tokens
 from numrep_client._renewal import CONNECT_TIMEOUT, RECHECK_SECONDS, RETIRE_AFTER, CertificateRenewals, Stamp, checked_recheck
 from numrep_client._sessions import SessionKeeper
 from numrep_client._stream import (DEFAULT_ROTATE_AFTER, DEFAULT_WRITE_INTERVAL, LookupStreamClient, ThreadedLookupStream,
@@ -846,9 +846,7 @@ class CarrierClient:
         checked_recheck(tls_recheck)
         self._renewals = CertificateRenewals(tls, tls_recheck) if tls is not None and channel is None else None
         self._retiring: list[threading.Timer] = []
-        self._connect = lambda: (  # noqa: E731 - the TLS files are read again at each (re)connection
-            grpc.insecure_channel(target, options=options) if tls is None
-            else grpc.secure_channel(target, tls.credentials(), options=options))
+        self._connect = lambda: open_channel(target, tls, options)  # noqa: E731 - the TLS files are read at each (re)connection
         self._channel = channel or self._connect()
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)

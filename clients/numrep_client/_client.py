@@ -99,11 +99,12 @@ KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def open_channel(target: str, tls: TlsFiles | None = None) -> grpc.Channel:
-    options = list(KEEPALIVE_OPTIONS)
+def open_channel(target: str, tls: TlsFiles | None = None,
+                 options: Sequence[tuple[str, object]] = KEEPALIVE_OPTIONS) -> grpc.Channel:
+    """A channel to ``target``, reading the TLS files (if any) now."""
     if tls is None:
-        return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, tls.credentials(), options=options)
+        return grpc.insecure_channel(target, options=list(options))
+    return grpc.secure_channel(target, tls.credentials(), options=list(options))
 
 
 def sends_tokens(tls: TlsFiles | None) -> bool:

@@ -25,6 +25,11 @@ def numbers(count: int, start: int = 1000) -> list[str]:
     return [f"+1202555{n:04d}" for n in range(start, start + count)]
 
 
+def stream_threads() -> list[threading.Thread]:
+    """The threads the blocking carrier client's lookup streams run on."""
+    return [t for t in threading.enumerate() if t.name == "numrep-lookup-stream"]
+
+
 class FakeClock:
     """A settable clock: ``clock()`` returns the current value, ``advance(s)`` moves it."""
 

@@ -7,7 +7,6 @@ on the server side only.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,13 +17,9 @@ from numrep.core.model import Role
 from numrep.signing.keys import generate_identity
 from numrep_client import CarrierClient, CircuitBreaker, NullBreaker
 
-from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, WRITE_RACED_THE_END, numbers
+from sdk_testkit import CLEAN_NUMBER, SLOW, SLOW_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, WRITE_RACED_THE_END, numbers, stream_threads
 
 RELAXED = 2.0  # behaviour, not speed: the server shares this process
-
-
-def stream_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "numrep-lookup-stream"]
 
 
 def test_a_streamed_check_decides_as_a_lookup_call_does(server, federation, publish):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from numrep.signing.certificates import (certificate_pem, issue_participant_cert
 from numrep.signing.keys import Identity, generate_identity
 from numrep_client import AppFlagClient, AsyncCarrierClient, CarrierClient, ExchangeClient, NullBreaker, TlsFiles
 
-from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, make_pki, numbers
+from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, make_pki, numbers, stream_threads
 
 
 @contextmanager
@@ -166,6 +165,16 @@ def _answered_soon(check: Callable[[str], Any]) -> Any:
     raise AssertionError("ran out of numbers")
 
 
+def _sources_in_turn(check: Callable[[str], Any], asked: list[str]) -> list[str]:
+    """Who decided each of ``asked``, checked 50 ms apart (looks at the files, and
+    connections in the background, have time to happen in between)."""
+    sources = []
+    for number in asked:
+        sources.append(check(number).source)
+        time.sleep(0.05)
+    return sources
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
 def test_a_carrier_goes_on_over_its_renewed_certificate_once_the_old_one_has_expired(identity_server, server, federation,
                                                                                     monkeypatch, stream):
@@ -182,7 +191,7 @@ def test_a_carrier_goes_on_over_its_renewed_certificate_once_the_old_one_has_exp
         monkeypatch.setattr(server.exchange, "clock", lambda: first_end + dt.timedelta(minutes=1))
         decision = _answered_soon(carrier.check)
     assert decision.source == "exchange", decision.detail
-    assert not [t for t in threading.enumerate() if t.name == "numrep-lookup-stream"]  # close() ended the replaced stream too
+    assert stream_threads() == []  # close() ended the replaced stream too
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["lookup_calls", "lookup_stream"])
@@ -231,7 +240,7 @@ def test_a_certificate_caught_halfway_through_its_renewal_is_not_taken(identity_
     with CarrierClient(address, federation.carrier, tls=tls, tls_recheck=0, deadline=2.0, breaker=NullBreaker()) as carrier:
         assert carrier.check(CLEAN_NUMBER).source == "exchange"
         issue(new_key, dt.timedelta(days=1), key=False)  # the new certificate is written, its key not yet
-        halfway = [carrier.check(n).source for n in numbers(10, start=3000) if time.sleep(0.05) is None]
+        halfway = _sources_in_turn(carrier.check, numbers(10, start=3000))
         issue(new_key, dt.timedelta(days=1))
         carrier.check(SPAM_NUMBER)  # the look that finds the pair whole
         time.sleep(0.5)
@@ -248,7 +257,7 @@ def test_a_renewal_that_cannot_connect_is_not_taken_and_the_old_connection_goes_
         assert carrier.check(CLEAN_NUMBER).source == "exchange"
         lapsed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
         issue(federation.carrier, dt.timedelta(days=1), now=lapsed)  # a matching pair the exchange's TLS refuses
-        sources = [carrier.check(n).source for n in numbers(20, start=3500) if time.sleep(0.05) is None]
+        sources = _sources_in_turn(carrier.check, numbers(20, start=3500))
     assert set(sources) == {"exchange"}
 
 

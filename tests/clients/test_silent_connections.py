@@ -4,8 +4,8 @@ SDK closes it and reconnects, and the exchange ends the calls of a client that
 went silent. Real exchanges on 127.0.0.1, reached through a TCP proxy that
 silences the connections open at one moment (``net_faults``). The proxy
 acknowledges what it is sent, as a middlebox ending TCP does, so only a ping
-that goes unanswered can tell. What is measured is the transport: these run on
-the SQLite store only.
+that goes unanswered can tell. These test the transport, whatever the store: they
+run on SQLite only.
 """
 
 from __future__ import annotations
