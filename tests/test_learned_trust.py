@@ -125,6 +125,23 @@ def test_an_epoch_is_stored_and_another_replica_on_the_same_store_picks_it_up(se
     assert replica.trust_snapshot().sources.keys() == server.exchange.trust_snapshot().sources.keys()
 
 
+def test_a_replica_reads_a_snapshot_only_when_a_newer_epoch_is_stored(server, federation, history, monkeypatch):
+    # A snapshot holds every app reporter's record (tens of MB); replicas look for a new epoch every minute.
+    history.refit_trust()
+    store = server.exchange.store
+    replica = Exchange(store, server.exchange.pseudonym)
+    reads: list[int] = []
+    read = store.latest_trust_snapshot
+    monkeypatch.setattr(store, "latest_trust_snapshot", lambda: reads.append(1) or read())
+
+    assert replica.reload_trust() is False
+    assert reads == []
+
+    history.refit_trust()
+    assert replica.reload_trust() is True
+    assert (replica.trust_snapshot().epoch, len(reads)) == (2, 1)
+
+
 def test_a_carriers_reassigned_notice_starts_the_numbers_history_afresh(federation, connect):
     carrier = connect(federation.carrier)
     an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)

@@ -39,8 +39,11 @@ class TrustKeeper:
 
     def load_latest(self, *, even_same_epoch: bool = False) -> bool:
         """Install the newest stored epoch if it is newer than ours."""
+        epoch = self.store.latest_trust_epoch()
+        if epoch is None or epoch < self.model.epoch or (epoch == self.model.epoch and not even_same_epoch):
+            return False
         latest = self.store.latest_trust_snapshot()
-        if latest is None or latest[0] < self.model.epoch or (latest[0] == self.model.epoch and not even_same_epoch):
+        if latest is None:
             return False
         self.model.load(TrustSnapshot.from_json(latest[1]))
         log.info("trust: loaded epoch %d", latest[0])

@@ -61,12 +61,14 @@ def test_every_number_with_a_verdict_is_scanned_listed_or_not(store: Store) -> N
 
 def test_a_trust_epoch_is_written_once_and_the_newest_is_read(store: Store) -> None:
     assert store.latest_trust_snapshot() is None
+    assert store.latest_trust_epoch() is None
 
     assert store.put_trust_snapshot(1, '{"epoch": 1}', NOW) is True
     assert store.put_trust_snapshot(2, '{"epoch": 2}', NOW + timedelta(hours=1)) is True
     assert store.put_trust_snapshot(2, '{"epoch": 2, "other": "replica"}', NOW) is False
 
     assert store.latest_trust_snapshot() == (2, '{"epoch": 2}')
+    assert store.latest_trust_epoch() == 2
 
 
 def test_a_label_is_found_as_published_even_after_its_retraction(store: Store) -> None:
@@ -77,3 +79,15 @@ def test_a_label_is_found_as_published_even_after_its_retraction(store: Store) -
     assert store.get_label(published.id) is None
     assert store.label_as_published(published.id) == published
     assert store.label_as_published("carrier-north/unknown") is None
+
+
+def test_a_snapshot_larger_than_one_cassandra_write_round_trips(store: Store) -> None:
+    # A snapshot holds every app reporter's record: a national app's users make it tens of MB,
+    # past what Cassandra takes in one write (half its 32 MiB commit log segment).
+    reporters = ",".join(f'["blocker-app","{i:032x}",{i % 7}.25,0.5]' for i in range(300_000))
+    body = f'{{"epoch": 1, "reporters": [{reporters}]}}'
+    assert len(body) > 17 * 2**20
+
+    assert store.put_trust_snapshot(1, body, NOW) is True
+
+    assert store.latest_trust_snapshot() == (1, body)

@@ -197,6 +197,10 @@ class Store(ABC):
         already (another replica fitted it first); nothing is overwritten."""
 
     @abstractmethod
+    def latest_trust_epoch(self) -> int | None:
+        """The newest stored trust epoch's number, without its snapshot (which can be tens of MB)."""
+
+    @abstractmethod
     def latest_trust_snapshot(self) -> tuple[int, str] | None:
         """The newest stored trust epoch and its snapshot, if any."""
 

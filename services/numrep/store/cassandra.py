@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import time
 import uuid
 import weakref
@@ -72,6 +73,11 @@ CALL_PATH = "numrep-call-path"  # the execution profile of the reads a call wait
 # this far behind the clock (the write timeout plus margin).
 DEFAULT_FEED_SAFETY_LAG_SECONDS = 6.0
 SCAN_PAGE = 5000  # rows per page of a full-table scan
+# A trust snapshot's body goes in parts (schema v006): Cassandra refuses one CQL message over
+# 16 MiB, and a snapshot, which holds every app reporter's record, outgrows that.
+TRUST_PART_CHARS = 1 << 20  # 1 MiB of JSON (ASCII), 4 MiB at most whatever the text
+TRUST_PARTS_PAGE = 4  # parts per page read: a page is one message too
+TRUST_PARTS_IN_FLIGHT = 4
 # Any node's answer will do: idempotent and on the call path, so one hung node cannot fail the
 # health check the reads it stands for would pass (they go to another replica in time).
 _PING = SimpleStatement("SELECT release_version FROM system.local", is_idempotent=True)
@@ -267,8 +273,13 @@ class CassandraStore(Store):
         self._all_flags = prep("SELECT number, app_id, reporter, category, time, comment FROM {ks}.flags_by_number")
         self._all_labels = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number")
         self._all_verdict_numbers = prep("SELECT number FROM {ks}.verdict_by_number")
-        self._trust_insert = prep("INSERT INTO {ks}.trust_snapshots (shard, epoch, fitted_at, body) VALUES (0, ?, ?, ?) IF NOT EXISTS", False)
-        self._trust_latest = prep("SELECT epoch, body FROM {ks}.trust_snapshots WHERE shard = 0 LIMIT 1")
+        self._trust_insert = prep(
+            "INSERT INTO {ks}.trust_snapshots (shard, epoch, fitted_at, body_id, parts, digest) VALUES (0, ?, ?, ?, ?, ?) IF NOT EXISTS", False)
+        self._trust_latest = prep("SELECT epoch, body, body_id, parts, digest FROM {ks}.trust_snapshots WHERE shard = 0 LIMIT 1")
+        self._trust_latest_epoch = prep("SELECT epoch FROM {ks}.trust_snapshots WHERE shard = 0 LIMIT 1")
+        self._trust_part_insert = prep("INSERT INTO {ks}.trust_snapshot_parts (epoch, body_id, part, text) VALUES (?, ?, ?, ?)")
+        self._trust_parts = prep("SELECT text FROM {ks}.trust_snapshot_parts WHERE epoch = ? AND body_id = ?")
+        self._trust_parts_delete = prep("DELETE FROM {ks}.trust_snapshot_parts WHERE epoch = ? AND body_id = ?")
 
         self._verdict_select = prep("SELECT body FROM {ks}.verdict_by_number WHERE number = ?")
         self._verdicts_select = prep("SELECT number, body FROM {ks}.verdict_by_number WHERE number IN ?")
@@ -569,18 +580,48 @@ class CassandraStore(Store):
 
     @_mapped
     def put_trust_snapshot(self, epoch: int, body: str, at: datetime) -> bool:
-        return applied(self._session.execute(self._trust_insert, (epoch, at, body)))
+        # The parts first, under this write's own id: once the epoch's row is visible, so is
+        # every part it names, and a replica that loses the race removes only its own parts.
+        body_id = uuid.uuid4().hex
+        parts = [body[i:i + TRUST_PART_CHARS] for i in range(0, len(body), TRUST_PART_CHARS)] or [""]
+        execute_concurrent_with_args(self._session, self._trust_part_insert,
+                                     [(epoch, body_id, i, text) for i, text in enumerate(parts)],
+                                     concurrency=TRUST_PARTS_IN_FLIGHT, raise_on_first_error=True)
+        if applied(self._session.execute(self._trust_insert, (epoch, at, body_id, len(parts), _digest(body)))):
+            return True
+        self._session.execute(self._trust_parts_delete, (epoch, body_id))
+        return False
+
+    @_mapped
+    def latest_trust_epoch(self) -> int | None:
+        row = self._session.execute(self._trust_latest_epoch).one()
+        return None if row is None else row.epoch
 
     @_mapped
     def latest_trust_snapshot(self) -> tuple[int, str] | None:
         row = self._session.execute(self._trust_latest).one()
-        return None if row is None else (row.epoch, row.body)
+        if row is None:
+            return None
+        if row.body is not None:  # written before the body went in parts (schema version 6)
+            return row.epoch, row.body
+        bound = self._trust_parts.bind((row.epoch, row.body_id))
+        bound.fetch_size = TRUST_PARTS_PAGE
+        texts = [part.text for part in self._session.execute(bound, timeout=60)]
+        body = "".join(texts)
+        if len(texts) != row.parts or _digest(body) != row.digest:
+            raise StoreUnavailable(f"trust epoch {row.epoch}'s snapshot reads back incomplete: "
+                                   f"{len(texts)} of {row.parts} parts, digest {'matches' if _digest(body) == row.digest else 'differs'}")
+        return row.epoch, body
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MIN_UUID = uuid_from_time(0, node=0, clock_seq=0)
 _LABEL_GRACE = timedelta(days=1)
 _EVIDENCE_WRITE_OFFSET = timedelta(minutes=10)
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _parse_position(position: str) -> tuple[int, uuid.UUID]:

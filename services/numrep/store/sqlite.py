@@ -405,6 +405,9 @@ class SqliteStore(Store):
                              (epoch, to_epoch_ms(at), body))
             return cur.rowcount == 1
 
+    def latest_trust_epoch(self) -> int | None:
+        return self._db().execute("SELECT max(epoch) FROM trust_snapshots").fetchone()[0]
+
     def latest_trust_snapshot(self) -> tuple[int, str] | None:
         row = self._db().execute("SELECT epoch, body FROM trust_snapshots ORDER BY epoch DESC LIMIT 1").fetchone()
         return None if row is None else (row[0], row[1])
