@@ -62,8 +62,8 @@ class TrustKeeper:
         and install it (or the epoch another replica stored first)."""
         with self._lock:
             self.load_latest()
-            labels = itertools.chain(self.store.scan_labels(), *(source() for source in self.overturned_sources))
-            fitted = self.model.refit(labels, self.gold(), flags=self.store.scan_flags(), now=now)
+            labels = itertools.chain(self.store.scan_label_votes(), *(source() for source in self.overturned_sources))
+            fitted = self.model.refit(labels, self.gold(), flags=self.store.scan_flag_votes(), now=now)
             if not self.store.put_trust_snapshot(fitted.epoch, fitted.to_json(), fitted.fitted_at or now):
                 log.warning("trust: epoch %d was stored by another replica first; using that one", fitted.epoch)
                 self.load_latest(even_same_epoch=True)

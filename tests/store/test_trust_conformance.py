@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from numrep.core.model import Action
+from numrep.core.model import Action, FlagVote, LabelVote
 from numrep.store.base import Store
 
-from test_conformance import NOW, NUMBER, OTHER, by_id, flag, label, numbers, verdict
+from test_conformance import NOW, NUMBER, OTHER, flag, label, numbers, verdict
 
 
 def test_a_numbers_flags_come_back_one_per_app_and_reporter(store: Store) -> None:
@@ -28,26 +28,28 @@ def test_a_numbers_flags_come_back_one_per_app_and_reporter(store: Store) -> Non
     assert store.flags_of("+12025550000") == []
 
 
-def test_a_label_scan_returns_every_live_label_once(store: Store) -> None:
-    stored = [label(f"carrier-north/{i}", number=n) for i, n in enumerate(numbers(7))]
+def test_a_label_scan_returns_every_live_labels_vote_once(store: Store) -> None:
+    stored = [label(f"carrier-north/{i}", number=n, confidence=0.25 * (i % 4), issued_at=NOW - timedelta(hours=i))
+              for i, n in enumerate(numbers(7))]
     store.add_labels(stored)
     store.retract_label("carrier-north/3", NOW)
 
-    assert by_id(store.scan_labels()) == by_id(lb for lb in stored if lb.id != "carrier-north/3")
+    assert sorted(store.scan_label_votes()) == sorted(LabelVote.of(lb) for lb in stored if lb.id != "carrier-north/3")
 
 
-def test_a_flag_scan_returns_every_flag(store: Store) -> None:
+def test_a_flag_scan_returns_every_flags_vote(store: Store) -> None:
     store.add_flags("app-a", "b1", [flag(f"r{i}", number=n) for i, n in enumerate(numbers(5))], NOW)
-    store.add_flags("app-b", "b1", [flag("r0", "marketing", app="app-b")], NOW)
+    store.add_flags("app-b", "b1", [flag("r0", "marketing", NOW - timedelta(minutes=3), app="app-b")], NOW)
 
-    got = sorted((f.app_id, f.reporter, f.number, f.category) for f in store.scan_flags())
+    got = sorted(store.scan_flag_votes())
 
-    assert got == sorted([("app-a", f"r{i}", n, "fraud") for i, n in enumerate(numbers(5))] + [("app-b", "r0", NUMBER, "marketing")])
+    assert got == sorted([FlagVote(n, "app-a", f"r{i}", "fraud", NOW.timestamp()) for i, n in enumerate(numbers(5))]
+                         + [FlagVote(NUMBER, "app-b", "r0", "marketing", (NOW - timedelta(minutes=3)).timestamp())])
 
 
 def test_scans_of_an_empty_store_are_empty(store: Store) -> None:
-    assert list(store.scan_labels()) == []
-    assert list(store.scan_flags()) == []
+    assert list(store.scan_label_votes()) == []
+    assert list(store.scan_flag_votes()) == []
     assert list(store.scan_verdict_numbers()) == []
 
 

@@ -66,6 +66,34 @@ class Label:
     evidence: str = ""
 
 
+class LabelVote(NamedTuple):
+    """What a trust refit reads of a live label (a store scans these, not whole labels)."""
+
+    number: str
+    issuer: str
+    category: str
+    confidence: float
+    issued_at: float  # epoch seconds
+
+    @classmethod
+    def of(cls, label: "Label") -> "LabelVote":
+        return cls(label.number, label.issuer, label.category, label.confidence, label.issued_at.timestamp())
+
+
+class FlagVote(NamedTuple):
+    """What a trust refit reads of a stored flag."""
+
+    number: str
+    app_id: str
+    reporter: str  # pseudonymised, as stored
+    category: str
+    time: float  # epoch seconds
+
+    @classmethod
+    def of(cls, flag: "Flag") -> "FlagVote":
+        return cls(flag.number, flag.app_id, flag.reporter, flag.category, flag.time.timestamp())
+
+
 @dataclass(frozen=True)
 class Flag:
     """One end-user flag as stored: the reporter id is already pseudonymised."""

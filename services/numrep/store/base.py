@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
-from numrep.core.model import Evidence, Flag, Label, Listing, Participant, PublicKeyRecord, Verdict
+from numrep.core.model import Evidence, Flag, FlagVote, Label, LabelVote, Listing, Participant, PublicKeyRecord, Verdict
 from numrep.store.wire import entry_field
 
 
@@ -180,12 +180,14 @@ class Store(ABC):
         decided dispute overturned too)."""
 
     @abstractmethod
-    def scan_labels(self) -> Iterator[Label]:
-        """Every live (unretracted, stored) label, in no particular order: a refit's input."""
+    def scan_label_votes(self) -> Iterator[LabelVote]:
+        """What a trust refit reads of every live (unretracted) label, once each, in no
+        particular order: a few fields, never the tokens, so that a refit over millions
+        of labels reads and holds little."""
 
     @abstractmethod
-    def scan_flags(self) -> Iterator[Flag]:
-        """Every stored flag, in no particular order."""
+    def scan_flag_votes(self) -> Iterator[FlagVote]:
+        """What a trust refit reads of every stored flag, in no particular order."""
 
     @abstractmethod
     def scan_verdict_numbers(self) -> Iterator[str]:

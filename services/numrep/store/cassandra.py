@@ -35,7 +35,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement, Simple
 from cassandra.util import max_uuid_from_time, uuid_from_time
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
-from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.model import Evidence, Flag, FlagTally, FlagVote, Label, LabelVote, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.core.privacy import hash32
 from numrep.store.base import AddOutcome, Change, Store
 from numrep.store.cassandra_rows import applied, named_rows
@@ -270,8 +270,8 @@ class CassandraStore(Store):
         self._flag_upsert = prep("INSERT INTO {ks}.flags_by_number (number, app_id, reporter, category, time, comment) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._flags_of_number = prep("SELECT app_id, category, time FROM {ks}.flags_by_number WHERE number = ?")
         self._flag_rows_of_number = prep("SELECT number, app_id, reporter, category, time, comment FROM {ks}.flags_by_number WHERE number = ?")
-        self._all_flags = prep("SELECT number, app_id, reporter, category, time, comment FROM {ks}.flags_by_number")
-        self._all_labels = prep(f"SELECT label_id, {cols} FROM {{ks}}.labels_by_number")
+        self._flag_votes = prep("SELECT number, app_id, reporter, category, time FROM {ks}.flags_by_number")
+        self._label_votes = prep("SELECT number, issuer, category, confidence, issued_at FROM {ks}.labels_by_number")
         self._all_verdict_numbers = prep("SELECT number FROM {ks}.verdict_by_number")
         self._trust_insert = prep(
             "INSERT INTO {ks}.trust_snapshots (shard, epoch, fitted_at, body_id, parts, digest) VALUES (0, ?, ?, ?, ?, ?) IF NOT EXISTS", False)
@@ -562,11 +562,13 @@ class CassandraStore(Store):
         row = self._session.execute(self._label_by_id, (label_id,)).one()
         return None if row is None else _label(row)
 
-    def scan_labels(self) -> Iterator[Label]:
-        return (_label(row) for row in self._scan(self._all_labels))
+    def scan_label_votes(self) -> Iterator[LabelVote]:
+        return (LabelVote(row.number, row.issuer, row.category, row.confidence, _utc(row.issued_at).timestamp())
+                for row in self._scan(self._label_votes))
 
-    def scan_flags(self) -> Iterator[Flag]:
-        return (_flag(row) for row in self._scan(self._all_flags))
+    def scan_flag_votes(self) -> Iterator[FlagVote]:
+        return (FlagVote(row.number, row.app_id, row.reporter, row.category, _utc(row.time).timestamp())
+                for row in self._scan(self._flag_votes))
 
     def scan_verdict_numbers(self) -> Iterator[str]:
         return (row.number for row in self._scan(self._all_verdict_numbers))

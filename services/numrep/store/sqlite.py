@@ -16,7 +16,7 @@ from typing import ContextManager, Iterable, Iterator, Sequence
 
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.privacy import hash32
-from numrep.core.model import Evidence, Flag, FlagTally, Label, Listing, Participant, PublicKeyRecord, Role, Verdict
+from numrep.core.model import Evidence, Flag, FlagTally, FlagVote, Label, LabelVote, Listing, Participant, PublicKeyRecord, Role, Verdict
 from numrep.store.base import AddOutcome, Change, Store, WirePage
 from numrep.store.codec import LISTING_PATHS, from_epoch_ms, listing, listing_of, to_epoch_ms, verdict_from_json, verdict_to_json
 from numrep.store.wire import entry_field
@@ -383,16 +383,15 @@ class SqliteStore(Store):
         row = self._db().execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE id = ?", (label_id,)).fetchone()
         return None if row is None else _label(row)
 
-    def scan_labels(self) -> Iterator[Label]:
+    def scan_label_votes(self) -> Iterator[LabelVote]:
         # Its own connection: a long scan must not hold the thread's connection in a read transaction.
         with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:
-            for row in db.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE retracted_at IS NULL"):
-                yield _label(row)
+            rows = db.execute("SELECT number, issuer, category, confidence, issued_at / 1000.0 FROM labels WHERE retracted_at IS NULL")
+            yield from map(LabelVote._make, rows)
 
-    def scan_flags(self) -> Iterator[Flag]:
+    def scan_flag_votes(self) -> Iterator[FlagVote]:
         with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:
-            for row in db.execute(f"SELECT {_FLAG_COLUMNS} FROM flags"):
-                yield _flag(row)
+            yield from map(FlagVote._make, db.execute("SELECT number, app_id, reporter, category, time / 1000.0 FROM flags"))
 
     def scan_verdict_numbers(self) -> Iterator[str]:
         with closing(sqlite3.connect(self.path, check_same_thread=False)) as db:

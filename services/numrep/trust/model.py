@@ -35,13 +35,14 @@ import functools
 import json
 import math
 import threading
+from array import array
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from numrep.core.model import Participant, Role
+from numrep.core.model import FlagVote, LabelVote, Participant, Role
 from numrep.trust.config import TrustConfig
 from numrep.trust.dawid_skene import LEGIT, SILENT, SPAM, SourcePrior, fit_em, item_logits
 from numrep.core.reassignment import MARKER_ROLES, REASSIGNED_CODE, spam_codes
@@ -223,9 +224,9 @@ class TrustModel:
         reassigned: Mapping[str, datetime] | None = None,
         regulator_gold: bool = True,
     ) -> TrustSnapshot:
-        """Fit a new snapshot from ``labels`` (``Label``-like: number, issuer,
-        category, confidence, issued_at) and ``flags`` (``Flag``-like: number,
-        app_id, reporter, category, time), install it as the next epoch and
+        """Fit a new snapshot from ``labels`` (``LabelVote``s, or ``Label``-likes:
+        number, issuer, category, confidence, issued_at) and ``flags``
+        (``FlagVote``s, or ``Flag``-likes), read once, install it as the next epoch and
         return it. ``gold`` maps numbers to their known truth (True = spam); with
         ``regulator_gold`` the regulator's own labels are gold too (explicit gold
         wins). ``now`` defaults to the newest time in the data, so a refit is a
@@ -254,8 +255,9 @@ def fit_snapshot(
     reassigned: Mapping[str, datetime],
     regulator_gold: bool = True,
 ) -> TrustSnapshot:
-    lab = _collect_labels(labels, role_of)
-    flg = _collect_flags(flags)
+    universe: dict[str, int] = {}  # every number somebody said something about -> its id in order of first sight
+    lab = _collect_labels(labels, role_of, universe)
+    flg = _collect_flags(flags, universe)
     newest = [float(a.max()) for a in (lab["time"], flg["time"]) if len(a)]
     if not newest:  # no data at all
         snap = initial_snapshot(config)
@@ -264,11 +266,12 @@ def fit_snapshot(
     fitted_at = now if now is not None else datetime.fromtimestamp(now_ts, timezone.utc)
     half_life = config.fit_half_life.total_seconds()
 
-    # the universe: every number somebody said something about, in sorted order
-    numbers, inverse = _factorize(lab["number"] + flg["number"])
+    # the universe in sorted order
+    numbers, rank = _sorted_index(universe)
+    del universe
     n_items = len(numbers)
-    lab_item = inverse[: len(lab["number"])]
-    flg_item = inverse[len(lab["number"]):]
+    lab_item = rank[lab["item"]]
+    flg, flg_item = _latest_flags(flg, rank[flg["item"]])
 
     # reassignment: explicit times and marker labels from carriers or the regulator
     cutoff = np.full(n_items, -math.inf)
@@ -447,73 +450,98 @@ def _dense(items: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
-    """(sorted distinct values, the index of each value among them)."""
-    index: dict[str, int] = {}
-    first = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+def _sorted_index(index: Mapping[str, int]) -> tuple[list[str], np.ndarray]:
+    """The distinct values of ``index`` (value -> id in order of first sight), sorted,
+    and for each id the value's position among them."""
     seen = list(index)
     order = sorted(range(len(seen)), key=seen.__getitem__)
     rank = np.empty(len(seen), dtype=np.int64)
     rank[order] = np.arange(len(seen), dtype=np.int64)
-    return [seen[i] for i in order], rank[first] if len(values) else np.zeros(0, np.int64)
+    return [seen[i] for i in order], rank
 
 
-def _collect_labels(labels: Iterable[Any], role_of: Callable[[str], Role | None]) -> dict[str, Any]:
-    rows = labels if isinstance(labels, (list, tuple)) else list(labels)
+def _collect_labels(labels: Iterable[Any], role_of: Callable[[str], Role | None], universe: dict[str, int]) -> dict[str, Any]:
+    """Label votes (``LabelVote`` fields, or ``Label``-likes) as columns, one pass, holding
+    none of the rows: a number is kept once, as its id in ``universe`` (order of first sight)."""
     spam_of = {code: (SPAM if spam else LEGIT) for code, spam in spam_codes().items()}
-    codes = [lb.category for lb in rows]
+    source_ids: dict[str, int] = {}
+    marker_ok: dict[str, bool] = {}
     markers: dict[str, float] = {}
-    if REASSIGNED_CODE in set(codes):
-        marker_ok: dict[str, bool] = {}
-        for lb in rows:
-            if lb.category == REASSIGNED_CODE:
-                ok = marker_ok.get(lb.issuer)
+    item, source, vote = array("q"), array("q"), array("b")
+    confidence, time = array("d"), array("d")
+    for number, issuer, code, conf, issued in map(_label_vote, labels):
+        polarity = spam_of.get(code)
+        if polarity is None:
+            if code == REASSIGNED_CODE:
+                ok = marker_ok.get(issuer)
                 if ok is None:
-                    ok = marker_ok[lb.issuer] = role_of(lb.issuer) in MARKER_ROLES
+                    ok = marker_ok[issuer] = role_of(issuer) in MARKER_ROLES
                 if ok:
-                    markers[lb.number] = max(markers.get(lb.number, -math.inf), lb.issued_at.timestamp())
-    vote = np.fromiter((spam_of.get(c, -1) for c in codes), dtype=np.int64, count=len(codes))
-    keep = vote >= 0
-    if not keep.all():
-        rows = [lb for lb, k in zip(rows, keep.tolist()) if k]
-        vote = vote[keep]
-    sources, source = _factorize([lb.issuer for lb in rows])
+                    markers[number] = max(markers.get(number, -math.inf), issued)
+            continue
+        item.append(universe.setdefault(number, len(universe)))
+        source.append(source_ids.setdefault(issuer, len(source_ids)))
+        vote.append(polarity)
+        confidence.append(conf)
+        time.append(issued)
+    sources, source_rank = _sorted_index(source_ids)
     return {
-        "number": [lb.number for lb in rows],
+        "item": np.frombuffer(item, dtype=np.int64) if item else np.zeros(0, np.int64),
         "sources": sources,
-        "source": source,
-        "vote": vote,
-        "confidence": np.clip(np.fromiter((lb.confidence for lb in rows), dtype=np.float64, count=len(rows)), 0.0, 1.0),
-        "time": np.fromiter((lb.issued_at.timestamp() for lb in rows), dtype=np.float64, count=len(rows)),
+        "source": source_rank[np.frombuffer(source, dtype=np.int64)] if source else np.zeros(0, np.int64),
+        "vote": np.frombuffer(vote, dtype=np.int8).astype(np.int64) if vote else np.zeros(0, np.int64),
+        "confidence": np.clip(np.frombuffer(confidence, dtype=np.float64), 0.0, 1.0) if confidence else np.zeros(0),
+        "time": np.frombuffer(time, dtype=np.float64) if time else np.zeros(0),
         "markers": markers,
     }
 
 
-def _collect_flags(flags: Iterable[Any]) -> dict[str, Any]:
+def _collect_flags(flags: Iterable[Any], universe: dict[str, int]) -> dict[str, Any]:
+    """Flag votes (``FlagVote`` fields, or ``Flag``-likes) as columns, one pass; see ``_collect_labels``."""
     spam_of = {code: int(spam) for code, spam in spam_codes().items()}
-    rows = [f for f in flags if f.category in spam_of]
-    if not rows:
-        return {"number": [], "apps": [], "app": np.zeros(0, np.int64), "reporters": [],
-                "reporter": np.zeros(0, np.int64), "spam": np.zeros(0, bool), "time": np.zeros(0)}
-    numbers = [f.number for f in rows]
-    apps, app = _factorize([f.app_id for f in rows])
-    rep_keys, rep = _factorize([f"{f.app_id}\x1f{f.reporter}" for f in rows])
-    time = np.fromiter((f.time.timestamp() for f in rows), dtype=np.float64, count=len(rows))
-    is_spam = np.fromiter((spam_of[f.category] for f in rows), dtype=np.int64, count=len(rows)).astype(bool)
-    # one flag per reporter and number (the store keeps the latest): newest wins, ties to spam
-    _, num_idx = _factorize(numbers)
-    order = np.lexsort((is_spam, time, num_idx, rep))
-    last = np.r_[(rep[order][1:] != rep[order][:-1]) | (num_idx[order][1:] != num_idx[order][:-1]), True]
-    pick = order[last]
+    app_ids: dict[str, int] = {}
+    reporter_ids: dict[str, int] = {}
+    item, app, reporter, spam, time = array("q"), array("q"), array("q"), array("b"), array("d")
+    for number, app_id, who, code, when in map(_flag_vote, flags):
+        polarity = spam_of.get(code)
+        if polarity is None:
+            continue
+        item.append(universe.setdefault(number, len(universe)))
+        app.append(app_ids.setdefault(app_id, len(app_ids)))
+        reporter.append(reporter_ids.setdefault(f"{app_id}\x1f{who}", len(reporter_ids)))
+        spam.append(polarity)
+        time.append(when)
+    apps, app_rank = _sorted_index(app_ids)
+    reporters, reporter_rank = _sorted_index(reporter_ids)
     return {
-        "number": [numbers[i] for i in pick.tolist()],
+        "item": np.frombuffer(item, dtype=np.int64) if item else np.zeros(0, np.int64),
         "apps": apps,
-        "app": app[pick],
-        "reporters": [tuple(k.split("\x1f", 1)) for k in rep_keys],
-        "reporter": rep[pick],
-        "spam": is_spam[pick],
-        "time": time[pick],
+        "app": app_rank[np.frombuffer(app, dtype=np.int64)] if app else np.zeros(0, np.int64),
+        "reporters": [tuple(key.split("\x1f", 1)) for key in reporters],
+        "reporter": reporter_rank[np.frombuffer(reporter, dtype=np.int64)] if reporter else np.zeros(0, np.int64),
+        "spam": np.frombuffer(spam, dtype=np.int8).astype(bool) if spam else np.zeros(0, bool),
+        "time": np.frombuffer(time, dtype=np.float64) if time else np.zeros(0),
     }
+
+
+def _latest_flags(flg: dict[str, Any], item: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """One flag per reporter and number (the store keeps the latest): newest wins, ties to spam.
+    ``item``: each flag's number's place in the (sorted) universe. In a canonical order."""
+    if not len(item):
+        return flg, item
+    rep, is_spam, time = flg["reporter"], flg["spam"], flg["time"]
+    order = np.lexsort((is_spam, time, item, rep))
+    last = np.r_[(rep[order][1:] != rep[order][:-1]) | (item[order][1:] != item[order][:-1]), True]
+    pick = order[last]
+    return {**flg, "app": flg["app"][pick], "reporter": rep[pick], "spam": is_spam[pick], "time": time[pick]}, item[pick]
+
+
+def _label_vote(label: Any) -> Any:
+    return label if isinstance(label, tuple) else LabelVote.of(label)
+
+
+def _flag_vote(flag: Any) -> Any:
+    return flag if isinstance(flag, tuple) else FlagVote.of(flag)
 
 
 def _strongest(item, src, vote, weight, when, n_src):
