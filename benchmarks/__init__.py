@@ -15,5 +15,6 @@ SCENARIOS = (
     "scale_out",
     "data_scale",
     "flag_flood",
+    "refit",
     "clients",
 )

@@ -30,6 +30,8 @@ async def _exchange(conn: Any, spec: dict) -> None:
     kind = spec.get("telemetry")
     running = await start_server(config, telemetry=_telemetry(kind) if kind else None,
                                  tune_gc=spec.get("gc_tuning", True))  # as `numrep serve` runs
+    if spec.get("refit_in_process"):  # refits on a worker thread of this process, as before numrep.trust_job
+        running.exchange.refit_apart = None
     conn.send({"address": running.address, "pid": os.getpid()})
     control = _control(Profiler(), GcPauses())
 

@@ -17,7 +17,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
@@ -164,6 +164,8 @@ class Exchange:
         self.shaken_anchors = shaken_anchors or TrustAnchors()
         self.consent: ConsentLedger | None = None  # consent ledger (numrep.consent), attached by server.build_exchange
         self.cases: CaseDesk | None = None  # complaints and disputes (numrep.cases), attached by CaseDesk.of
+        # A server's refits, in a process of their own (numrep.trust_job.RefitJob), attached by start_server.
+        self.refit_apart: Callable[[], Awaitable[tuple[TrustSnapshot, int]]] | None = None
         self._kid_of = functools.lru_cache(maxsize=65_536)(self._label_kid)
         self._mark_revoked = functools.partial(mark_revoked_keys, participants=self.participant, kid_of=self._kid_of)  # keys revoked since: noted
         self._session_keys = functools.lru_cache(maxsize=4096)(_session_key)  # a session's every call asks

@@ -37,6 +37,7 @@ from numrep.store import Store, open_store
 from numrep.store.factory import open_consent_store
 from numrep.telemetry import Telemetry
 from numrep.telemetry.store import TracedStore
+from numrep.trust_job import RefitJob, refit
 from numrep.web import WebServer, serve_exchange_page
 from numrep.v1 import flags_pb2, flags_pb2_grpc, lookup_pb2, publish_pb2, publish_pb2_grpc
 from numrep.v1 import registry_pb2, registry_pb2_grpc, sync_pb2
@@ -88,12 +89,15 @@ class RunningServer:
     _watch: asyncio.Task[None] | None = None
     _trust: asyncio.Task[None] | None = None
     _young: YoungPasses | None = None  # the collector's young passes at a steady pace (numrep.gc_tuning)
+    _refits: RefitJob | None = None  # trust refits in a process of their own (numrep.trust_job)
     web: WebServer | None = None  # the public web page on its HTTP side-port (config.http_listen)
 
     async def stop(self, grace: float | None = 5.0) -> None:
         for task in (self._watch, self._trust):
             if task is not None:
                 task.cancel()
+        if self._refits is not None:
+            self._refits.stop()
         if self.web is not None:
             await asyncio.to_thread(self.web.stop)
         await self.server.stop(grace)
@@ -189,6 +193,9 @@ async def start_server(
     await _set_health(running)
     running._watch = asyncio.create_task(_watch_store(running, config.health_interval_seconds))
     if exchange.trust is not None:
+        if owns_store:  # the job opens the same store from the same configuration
+            running._refits = RefitJob(config, exchange)
+            exchange.refit_apart = running._refits.refit
         running._trust = asyncio.create_task(_keep_trust(exchange, config.trust_refit_seconds, config.trust_reload_seconds))
     return running
 
@@ -237,7 +244,7 @@ async def _keep_trust(exchange: Exchange, refit_every: float, reload_every: floa
         await asyncio.sleep(max(0.05, min(reload_every, next_refit - loop.time())))
         try:
             if loop.time() >= next_refit:
-                snapshot, changed = await run_blocking(exchange.refit_trust)
+                snapshot, changed = await refit(exchange)
                 log.info("trust: refit to epoch %d (%d labels, %d flags; %d verdicts changed)",
                          snapshot.epoch, snapshot.labels, snapshot.flags, changed)
                 next_refit = loop.time() + refit_every

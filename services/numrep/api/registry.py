@@ -10,6 +10,7 @@ from numrep.api.peer_identity import confidential
 from numrep.core.errors import FailedPrecondition, InvalidArgument
 from numrep.exchange import Exchange
 from numrep.telemetry import Telemetry
+from numrep.trust_job import refit
 from numrep.v1 import registry_pb2, registry_pb2_grpc
 
 
@@ -44,7 +45,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return trust_report_to_pb(await run_blocking(self._exchange.trust_snapshot))
 
     async def RefitTrust(self, request: registry_pb2.RefitTrustRequest, context: grpc.aio.ServicerContext) -> registry_pb2.TrustReport:
-        snapshot, changed = await run_blocking(self._exchange.refit_trust)
+        snapshot, changed = await refit(self._exchange)
         return trust_report_to_pb(snapshot, changed)
 
     async def RevokeKey(self, request: registry_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Participant:

@@ -1,0 +1,135 @@
+"""A serving exchange refits its learned trust in a process of its own
+(``numrep.trust_job``): the fit and the recompute of every stored verdict hold
+the GIL for seconds to minutes, which on the serving process's threads would
+stand in every call's way. The server then serves the epoch the job stored."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import grpc
+import pytest
+
+from numrep.config import ServerConfig
+from numrep.core.errors import StoreUnavailable
+from numrep.core.model import Role
+from numrep.exchange import Exchange
+from numrep.server import RunningServer, start_server
+from numrep.signing.keys import Identity, generate_identity
+from numrep.signing.labels import sign_label
+from numrep.store.sqlite import DB_FILE
+from numrep.trust_job import RefitJob
+
+from conftest import _cassandra_target, _truncate
+from numrep_client import ExchangeClient, ExchangeError
+from numrep_testkit import ROLE_PB, numbers, public_jwk_text
+
+SPAM = numbers(20, start=100)
+
+
+@pytest.fixture
+def never_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refit run by the serving process (this one) fails the test; the job is a process of its own."""
+    def refit_here(self: Exchange) -> Any:
+        raise AssertionError("the serving process ran the refit itself")
+
+    monkeypatch.setattr(Exchange, "refit_trust", refit_here)
+
+
+def serve(loop_thread: Any, config: ServerConfig) -> RunningServer:
+    return loop_thread.run(start_server(config))
+
+
+def with_history(running: RunningServer) -> tuple[ExchangeClient, Identity]:
+    """The regulator confirmed 20 fraud numbers, which a carrier labelled too; the regulator's client."""
+    regulator = generate_identity("ftc", Role.REGULATOR, "EdDSA")
+    carrier = generate_identity("carrier-north", Role.CARRIER, "EdDSA")
+    running.exchange.register_participant("ftc", Role.REGULATOR, "Regulator", [public_jwk_text(regulator)])
+    client = ExchangeClient(running.address, regulator, timeout=120)
+    client.register_participant("carrier-north", ROLE_PB[Role.CARRIER], [public_jwk_text(carrier)], "North")
+    client.publish([sign_label(regulator, n, "fraud") for n in SPAM])
+    with ExchangeClient(running.address, carrier) as north:
+        north.publish([sign_label(carrier, n, "fraud", 0.9) for n in SPAM])
+    return client, carrier
+
+
+@pytest.fixture
+def sqlite_server(loop_thread: Any, tmp_path: Path) -> Iterator[RunningServer]:
+    running = serve(loop_thread, ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", trust_refit_seconds=0))
+    yield running
+    loop_thread.run(running.stop(0))
+
+
+def test_a_refit_asked_for_runs_beside_the_server_which_then_serves_its_epoch(sqlite_server, never_in_process):
+    regulator, carrier = with_history(sqlite_server)
+
+    report = regulator.refit_trust()
+
+    assert (report.epoch, report.verdicts_changed) == (1, len(SPAM))
+    assert sqlite_server.exchange.trust_snapshot().epoch == 1
+    with ExchangeClient(sqlite_server.address, carrier) as north:
+        assert north.lookup(SPAM[0]).trust_epoch == 1
+    regulator.close()
+
+
+def test_a_scheduled_refit_runs_beside_the_server_too(loop_thread, tmp_path, never_in_process):
+    config = ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", trust_refit_seconds=0.5, trust_reload_seconds=0.2)
+    running = serve(loop_thread, config)
+    try:
+        regulator, _ = with_history(running)
+        deadline = time.monotonic() + 60
+        while running.exchange.trust_snapshot().epoch == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running.exchange.trust_snapshot().epoch >= 1
+        assert running.exchange.trust_snapshot().labels == 2 * len(SPAM)
+        regulator.close()
+    finally:
+        loop_thread.run(running.stop(0))
+
+
+def test_a_job_that_fails_is_an_error_with_its_reason_and_the_epoch_served_stays(sqlite_server, monkeypatch):
+    regulator, _ = with_history(sqlite_server)
+    monkeypatch.setenv("NUMREP_PSEUDONYM_SECRET", "not hex")  # the job cannot build its exchange
+
+    with pytest.raises(ExchangeError) as refused:
+        regulator.refit_trust()
+
+    assert refused.value.code == grpc.StatusCode.INTERNAL
+    assert "trust refit process ended with exit status 1" in refused.value.details
+    assert sqlite_server.exchange.trust_snapshot().epoch == 0
+    monkeypatch.delenv("NUMREP_PSEUDONYM_SECRET")
+    assert regulator.refit_trust().epoch == 1
+    regulator.close()
+
+
+def test_a_job_that_cannot_open_its_store_raises_the_stores_error(loop_thread, sqlite_server, tmp_path):
+    blocked = tmp_path / "job"
+    (blocked / DB_FILE).mkdir(parents=True)  # a directory where the store's file should be
+    job = RefitJob(ServerConfig(data_dir=blocked), sqlite_server.exchange)
+
+    with pytest.raises(StoreUnavailable, match="cannot open the store"):
+        loop_thread.run(job.refit())
+
+    assert sqlite_server.exchange.trust_snapshot().epoch == 0
+
+
+@pytest.mark.cassandra
+def test_a_server_on_cassandra_refits_beside_itself_on_the_same_keyspace(loop_thread, tmp_path, e2e_cassandra, never_in_process):
+    target = _cassandra_target()
+    assert target is not None
+    _truncate(e2e_cassandra)
+    store = f"cassandra://{','.join(target[0])}:{target[1]}/{e2e_cassandra.keyspace}?lag=0"
+    running = serve(loop_thread, ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", store=store, trust_refit_seconds=0))
+    try:
+        regulator, _ = with_history(running)
+
+        report = regulator.refit_trust()
+
+        assert (report.epoch, report.verdicts_changed) == (1, len(SPAM))
+        assert e2e_cassandra.latest_trust_epoch() == 1
+        assert running.exchange.trust_snapshot().epoch == 1
+        regulator.close()
+    finally:
+        loop_thread.run(running.stop(0))
