@@ -5,6 +5,8 @@ stand in every call's way. The server then serves the epoch the job stored."""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,15 +18,14 @@ from numrep.config import ServerConfig
 from numrep.core.errors import StoreUnavailable
 from numrep.core.model import Role
 from numrep.exchange import Exchange
-from numrep.server import RunningServer, start_server
+from numrep.server import RunningServer, build_exchange, start_server
 from numrep.signing.keys import Identity, generate_identity
 from numrep.signing.labels import sign_label
 from numrep.store.sqlite import DB_FILE
 from numrep.trust_job import RefitJob
 
-from conftest import _cassandra_target, _truncate
 from numrep_client import ExchangeClient, ExchangeError
-from numrep_testkit import ROLE_PB, numbers, public_jwk_text
+from numrep_testkit import ROLE_PB, empty_keyspace, numbers, public_jwk_text
 
 SPAM = numbers(20, start=100)
 
@@ -80,9 +81,8 @@ def test_a_scheduled_refit_runs_beside_the_server_too(loop_thread, tmp_path, nev
     try:
         regulator, _ = with_history(running)
         deadline = time.monotonic() + 60
-        while running.exchange.trust_snapshot().epoch == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert running.exchange.trust_snapshot().epoch >= 1
+        while running.exchange.trust_snapshot().labels < 2 * len(SPAM) and time.monotonic() < deadline:
+            time.sleep(0.2)  # an epoch fitted before the last label came is followed by another
         assert running.exchange.trust_snapshot().labels == 2 * len(SPAM)
         regulator.close()
     finally:
@@ -115,12 +115,59 @@ def test_a_job_that_cannot_open_its_store_raises_the_stores_error(loop_thread, s
     assert sqlite_server.exchange.trust_snapshot().epoch == 0
 
 
+def test_a_scheduled_refit_that_fails_is_tried_again_after_a_pause_not_at_once(loop_thread, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("NUMREP_PSEUDONYM_SECRET", "not hex")  # every job fails; the server was given its secret before
+    config = ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", trust_refit_seconds=1.0)
+    monkeypatch.delenv("NUMREP_PSEUDONYM_SECRET")
+    running = serve(loop_thread, config)
+    monkeypatch.setenv("NUMREP_PSEUDONYM_SECRET", "not hex")
+    try:
+        with caplog.at_level(logging.WARNING, logger="numrep.trust_job"):
+            time.sleep(4.5)
+    finally:
+        loop_thread.run(running.stop(0))
+
+    attempts = [r for r in caplog.records if r.name == "numrep.trust_job" and "refit failed" in r.getMessage()]
+    assert 2 <= len(attempts) <= 5, [r.getMessage() for r in attempts]  # once a second, not once a loop tick (0.05 s)
+    assert running.exchange.trust_snapshot().epoch == 0
+
+
+def test_a_stopping_server_starts_no_new_refit(loop_thread, sqlite_server):
+    sqlite_server._refits.stop()
+
+    with pytest.raises(StoreUnavailable, match="stopping"):
+        loop_thread.run(sqlite_server._refits.refit())
+
+
+def test_the_job_lists_stale_verdicts_and_the_server_rewrites_them_from_the_evidence_it_has_then(tmp_path):
+    # The job reads every verdict's evidence long before the server rewrites what it listed. A label
+    # retracted in between (a redress, say) must stay out of the verdict.
+    exchange = build_exchange(ServerConfig(data_dir=tmp_path / "exchange"))
+    regulator = generate_identity("ftc", Role.REGULATOR, "EdDSA")
+    carrier = generate_identity("carrier-north", Role.CARRIER, "EdDSA")
+    exchange.register_participant("ftc", Role.REGULATOR, "Regulator", [public_jwk_text(regulator)])
+    exchange.register_participant("carrier-north", Role.CARRIER, "North", [public_jwk_text(carrier)])
+    exchange.publish(exchange.participant("ftc"), [sign_label(regulator, n, "fraud") for n in SPAM[1:]])
+    exchange.publish(exchange.participant("carrier-north"), [sign_label(carrier, n, "fraud", 0.9, jti=f"x{i}") for i, n in enumerate(SPAM)])
+    before = {n: exchange.store.get_verdict(n) for n in SPAM}
+    exchange.fit_trust()
+
+    stale = [n for batch in exchange.stale_verdicts(batch=7) for n in batch]
+
+    assert sorted(stale) == sorted(SPAM)
+    assert {n: exchange.store.get_verdict(n) for n in SPAM} == before  # listing writes nothing
+    exchange.retract(exchange.participant("carrier-north"), ["carrier-north/x0"])
+
+    assert exchange.rewrite_stale(stale) == len(SPAM) - 1  # the retraction's own recompute already used the new epoch
+    assert exchange.store.get_verdict(SPAM[0]).contributions == ()
+    assert all(exchange.store.get_verdict(n).trust_epoch == 1 for n in SPAM)
+    exchange.store.close()
+
+
 @pytest.mark.cassandra
 def test_a_server_on_cassandra_refits_beside_itself_on_the_same_keyspace(loop_thread, tmp_path, e2e_cassandra, never_in_process):
-    target = _cassandra_target()
-    assert target is not None
-    _truncate(e2e_cassandra)
-    store = f"cassandra://{','.join(target[0])}:{target[1]}/{e2e_cassandra.keyspace}?lag=0"
+    empty_keyspace(e2e_cassandra._session, e2e_cassandra.keyspace)
+    store = f"cassandra://{os.environ['NUMREP_TEST_CASSANDRA']}/{e2e_cassandra.keyspace}?lag=0"
     running = serve(loop_thread, ServerConfig(listen="127.0.0.1:0", data_dir=tmp_path / "exchange", store=store, trust_refit_seconds=0))
     try:
         regulator, _ = with_history(running)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+import itertools
 import json
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
@@ -613,8 +614,11 @@ class Exchange:
         """Fit a new trust epoch from everything stored, then bring every stored
         verdict up to it (only the verdicts it changes are rewritten and fed to
         handsets). Returns the epoch and how many verdicts changed."""
-        snapshot = self._trust_keeper().refit(self.clock())
-        return snapshot, self.refresh_verdicts()
+        return self.fit_trust(), self.refresh_verdicts()
+
+    def fit_trust(self) -> TrustSnapshot:
+        """Fit a new trust epoch from everything stored, store it and serve it; no verdict is touched."""
+        return self._trust_keeper().refit(self.clock())
 
     def reload_trust(self) -> bool:
         """Install a newer epoch another replica (or ``numrep trust refit``) stored."""
@@ -630,14 +634,31 @@ class Exchange:
 
     def refresh_verdicts(self, batch: int = 500) -> int:
         """Recompute every stored verdict with the current trust; returns how many changed."""
-        changed = 0
-        pending: set[str] = set()
-        for number in self.store.scan_verdict_numbers():
-            pending.add(number)
-            if len(pending) >= batch:
-                changed += len(self._recompute_many(pending, only_changed=True))
-                pending = set()
-        return changed + len(self._recompute_many(pending, only_changed=True))
+        return sum(self.rewrite_stale(numbers) for numbers in self.stale_verdicts(batch))
+
+    def stale_verdicts(self, batch: int = 500) -> Iterator[list[str]]:
+        """The numbers whose stored verdict the current trust would answer differently, a
+        batch at a time (at most ``batch`` each, read ``batch`` verdicts at a time). Writes
+        nothing: a refit job lists them, and the serving exchange rewrites them
+        (``rewrite_stale``) under its own locks, so that a verdict it stores meanwhile is never
+        overwritten from evidence read before it."""
+        numbers: list[str] = []
+        for number in itertools.chain(self.store.scan_verdict_numbers(), [None]):
+            if number is not None:
+                numbers.append(number)
+            if numbers and (len(numbers) >= batch or number is None):
+                now = self.clock()
+                stored = self.store.get_verdicts(numbers)
+                evidence = self.store.evidence_many(numbers)
+                stale = [n for n in numbers if n in stored and not _same_answer(
+                    stored[n], self.reconciler.reconcile(evidence[n], now, stored[n].version))]
+                if stale:
+                    yield stale
+                numbers = []
+
+    def rewrite_stale(self, numbers: Iterable[str]) -> int:
+        """Recompute and store the verdicts of ``numbers`` whose answer the current trust changes; how many."""
+        return len(self._recompute_many(set(numbers), only_changed=True))
 
     # --- verdict maintenance -------------------------------------------------------
     def _recompute(self, number: str, removed: tuple[str, ...] = ()) -> Verdict:

@@ -43,7 +43,7 @@ class TrustKeeper:
         if epoch is None or epoch < self.model.epoch or (epoch == self.model.epoch and not even_same_epoch):
             return False
         latest = self.store.latest_trust_snapshot()
-        if latest is None:
+        if latest is None or latest[0] < epoch:  # a read behind the first (a store read at a low consistency)
             return False
         self.model.load(TrustSnapshot.from_json(latest[1]))
         log.info("trust: loaded epoch %d", latest[0])

@@ -234,24 +234,36 @@ async def _watch_store(running: RunningServer, interval: float) -> None:
         await _set_health(running)
 
 
+REFIT_RETRY_SECONDS = 30.0  # after a failed refit; doubled after each further failure, at most the refit interval
+
+
 async def _keep_trust(exchange: Exchange, refit_every: float, reload_every: float) -> None:
     """Refit the learned trust on a schedule, and meanwhile pick up epochs other
-    replicas (or ``numrep trust refit``) stored. A failed refit is logged and retried
-    at the next tick; the current epoch keeps serving."""
+    replicas (or ``numrep trust refit``) stored. A failed refit is logged and tried
+    again after a pause that grows; the current epoch keeps serving."""
     loop = asyncio.get_running_loop()
     next_refit = loop.time() + refit_every if refit_every > 0 else float("inf")
+    failures = 0
     while True:
         await asyncio.sleep(max(0.05, min(reload_every, next_refit - loop.time())))
+        refitting = loop.time() >= next_refit
         try:
-            if loop.time() >= next_refit:
+            if refitting:
                 snapshot, changed = await refit(exchange)
                 log.info("trust: refit to epoch %d (%d labels, %d flags; %d verdicts changed)",
                          snapshot.epoch, snapshot.labels, snapshot.flags, changed)
+                failures = 0
                 next_refit = loop.time() + refit_every
             else:
                 await run_blocking(exchange.reload_trust)
-        except NumrepError as exc:
-            log.warning("trust: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001 - this loop must outlive any one failure
+            if isinstance(exc, NumrepError):
+                log.warning("trust: %s", exc.message)
+            else:
+                log.exception("trust: %s failed", "refit" if refitting else "reload")
+            if refitting:
+                failures += 1
+                next_refit = loop.time() + min(refit_every, REFIT_RETRY_SECONDS * 2 ** (failures - 1))
 
 
 async def serve_forever(

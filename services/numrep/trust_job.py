@@ -1,13 +1,21 @@
 """A trust refit in a process of its own, for a serving exchange.
 
-A refit reads the whole record, fits, stores the epoch and recomputes every
+A refit reads the whole record, fits, stores the epoch and then looks at every
 stored verdict: seconds to minutes of Python, and at its peak hundreds of MB on a
 large record. On a thread of the serving process it holds the GIL against every
-call (a carrier's Lookup p99 went from 4.3 to 20.5 ms while one ran:
+call (a carrier's Lookup p99 went from 4.6 to 21.7 ms while one ran:
 ``benchmarks/refit.py``), and its peak stays in the server's heap. So a server
 that opened its store from its configuration runs each refit as
-``python -m numrep.trust_job`` on that same store, on the machine's other core,
-then installs the epoch the job stored, as another replica would.
+``python -m numrep.trust_job`` on that same store, at a lower CPU priority.
+
+The job writes nothing but the epoch. It says on its standard output, a JSON
+object a line: ``{"stored": N}`` once the epoch is stored (the server serves it
+at once), then ``{"stale": [numbers]}`` for each batch of verdicts the new epoch
+answers differently, and ``{"epoch": N, "stale": M}`` at the end, or
+``{"error": kind, "message": ..., "reason": ...}``. The server rewrites the stale
+verdicts itself, under the same per-number locks as every other write of a
+verdict: a verdict it stores meanwhile (say, after a retraction) is never
+overwritten from evidence the job read before it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from numrep.api.auth import run_blocking
 from numrep.config import ServerConfig
@@ -29,9 +38,6 @@ from numrep.trust import TrustSnapshot
 log = logging.getLogger(__name__)
 
 JOB_NICENESS = 10  # a batch job: the serving process, and its calls, come first for the CPU
-
-# What a job may report and the server raises again: the store's failures, and a precondition.
-_PASSED_ON = {cls.__name__: cls for cls in (errors.StoreUnavailable, errors.StoreTimeout, errors.FailedPrecondition)}
 
 
 async def refit(exchange: Exchange) -> tuple[TrustSnapshot, int]:
@@ -52,39 +58,103 @@ class RefitJob:
         self._turn = asyncio.Lock()
         self._jobs: set[asyncio.Task[tuple[TrustSnapshot, int]]] = set()
         self._running: asyncio.subprocess.Process | None = None
+        self._stopped = False
 
     async def refit(self) -> tuple[TrustSnapshot, int]:
-        """The epoch the job stored, installed here, and how many verdicts it changed. A
-        caller that gives up leaves the job to finish: its epoch is installed all the same."""
+        """The epoch the job stored, served here, and how many verdicts it changed. A caller
+        that gives up leaves the job to finish: its epoch is served all the same."""
+        if self._stopped:
+            raise errors.StoreUnavailable("the exchange is stopping: no new trust refit", "stopping")
         job = asyncio.get_running_loop().create_task(self._one())
         self._jobs.add(job)
-        job.add_done_callback(_settled)
         job.add_done_callback(self._jobs.discard)
+        job.add_done_callback(_logged)
         return await asyncio.shield(job)
 
     async def _one(self) -> tuple[TrustSnapshot, int]:
         async with self._turn:
-            process = await asyncio.create_subprocess_exec(*self._command, stdout=asyncio.subprocess.PIPE, env=_job_environment())
+            if self._stopped:
+                raise errors.StoreUnavailable("the exchange is stopping: no new trust refit", "stopping")
+            try:
+                process = await asyncio.create_subprocess_exec(*self._command, stdout=asyncio.subprocess.PIPE,
+                                                               env=_job_environment())
+            except OSError as exc:
+                raise errors.NumrepError(f"cannot start the trust refit process: {exc}", "refit_failed") from None
             self._running = process
             try:
-                output, _ = await process.communicate()
+                return await self._follow(process)
             finally:
                 self._running = None
-        answer = _answer(output, process.returncode)
+
+    async def _follow(self, process: asyncio.subprocess.Process) -> tuple[TrustSnapshot, int]:
         keeper = self._exchange.trust
-        assert keeper is not None, "a refit job serves an exchange that runs the learned trust engine"
-        await asyncio.to_thread(keeper.load_latest, even_same_epoch=True)
-        log.info("trust: the refit job stored epoch %d (%d verdicts changed); serving epoch %d",
-                 answer["epoch"], answer["changed"], keeper.snapshot.epoch)
-        return keeper.snapshot, answer["changed"]
+        assert keeper is not None and process.stdout is not None, "a refit job serves an exchange that runs the learned trust engine"
+        changed, end, failure = 0, None, None
+        async for line in process.stdout:
+            said = _said(line)
+            if "stored" in said:
+                await run_blocking(keeper.load_latest)  # new verdicts from here on use the new epoch
+            elif "stale" in said and isinstance(said["stale"], list):
+                changed += await run_blocking(self._exchange.rewrite_stale, said["stale"])
+            elif "error" in said:
+                failure = _error(said)
+            elif "epoch" in said:
+                end = said
+        status = await process.wait()
+        if failure is not None:
+            raise failure
+        if status != 0 or end is None:
+            raise errors.NumrepError(f"the trust refit process ended with exit status {status} and no result", "refit_failed")
+        log.info("trust: the refit job stored epoch %s; %d verdicts changed; serving epoch %d", end["epoch"], changed,
+                 keeper.snapshot.epoch)
+        return keeper.snapshot, changed
 
     def stop(self) -> None:
-        """End the job under way and those waiting (the server is stopping). What a job
-        stored stands; a refit cut short is done again by the next."""
+        """End the job under way and refuse new ones (the server is stopping). The epoch a job
+        stored stands; verdicts it had not yet listed are brought up to it by the next refit."""
+        self._stopped = True
         if self._running is not None and self._running.returncode is None:
             self._running.kill()
         for job in list(self._jobs):
             job.cancel()
+
+
+def _said(line: bytes) -> dict[str, Any]:
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
+
+
+def _error(said: dict[str, Any]) -> errors.NumrepError:
+    """The job's error as the exchange's own kind of error (so the RPC's status says what went wrong)."""
+    message, reason = str(said.get("message", "the trust refit failed")), str(said.get("reason", ""))
+    kind = _error_kinds().get(str(said["error"]), errors.NumrepError)
+    try:
+        return kind(message, reason)
+    except TypeError:  # a kind whose constructor takes more than a message and a reason
+        return errors.NumrepError(message, reason)
+
+
+def _error_kinds() -> dict[str, type[errors.NumrepError]]:
+    kinds, pending = {}, [errors.NumrepError]
+    while pending:
+        kind = pending.pop()
+        kinds[kind.__name__] = kind
+        pending += kind.__subclasses__()
+    return kinds
+
+
+def _logged(job: "asyncio.Task[object]") -> None:
+    """A failed refit is logged even when nobody waits for it any more."""
+    if job.cancelled() or job.exception() is None:
+        return
+    failure = job.exception()
+    if isinstance(failure, errors.NumrepError):
+        log.warning("trust: refit failed: %s", failure.message)
+    else:
+        log.error("trust: refit failed", exc_info=failure)
 
 
 def _job_environment() -> dict[str, str]:
@@ -92,27 +162,14 @@ def _job_environment() -> dict[str, str]:
     return {**os.environ, **{name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
-def _settled(job: "asyncio.Task[object]") -> None:
-    if not job.cancelled() and job.exception() is not None and not isinstance(job.exception(), errors.NumrepError):
-        log.error("trust: refit job failed", exc_info=job.exception())
-
-
-def _answer(output: bytes, returncode: int | None) -> dict:
-    try:
-        answer = json.loads(output.decode().strip().splitlines()[-1]) if output.strip() else {}
-    except ValueError:
-        answer = {}
-    if "error" in answer:
-        kind = _PASSED_ON.get(answer["error"], errors.StoreUnavailable)
-        raise kind(answer["message"], answer.get("reason", ""))
-    if returncode != 0 or "changed" not in answer:
-        raise errors.NumrepError(f"the trust refit process ended with exit status {returncode} and no result", "refit_failed")
-    return answer
+def _say(message: dict[str, Any]) -> None:
+    print(json.dumps(message), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Refit once on the store given, print ``{"epoch": N, "changed": M}`` (or the error) on one line."""
+    """Fit and store a new epoch on the store given, then list the verdicts it makes stale (see above)."""
     from numrep.server import build_exchange
+    from numrep.telemetry.logs import configure_logging
 
     parser = argparse.ArgumentParser(prog="python -m numrep.trust_job", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -120,17 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconciler", default="trust")
     args = parser.parse_args(argv)
     os.nice(JOB_NICENESS)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [refit job] %(message)s")
+    configure_logging(json_format=os.environ.get("NUMREP_LOG_FORMAT") == "json")
     try:
         exchange = build_exchange(ServerConfig.from_env(data_dir=args.data_dir, store=args.store, reconciler=args.reconciler))
         try:
-            snapshot, changed = exchange.refit_trust()
+            snapshot = exchange.fit_trust()
+            _say({"stored": snapshot.epoch})
+            stale = 0
+            for numbers in exchange.stale_verdicts():
+                _say({"stale": numbers})
+                stale += len(numbers)
         finally:
             exchange.store.close()
     except errors.NumrepError as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": exc.message, "reason": exc.reason}), flush=True)
+        _say({"error": type(exc).__name__, "message": exc.message, "reason": exc.reason})
         return 2
-    print(json.dumps({"epoch": snapshot.epoch, "changed": changed}), flush=True)
+    _say({"epoch": snapshot.epoch, "stale": stale})
     return 0
 
 
