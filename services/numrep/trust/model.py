@@ -47,6 +47,7 @@ from numrep.trust.config import TrustConfig
 from numrep.trust.dawid_skene import LEGIT, SILENT, SPAM, SourcePrior, fit_em, item_logits
 from numrep.core.reassignment import MARKER_ROLES, REASSIGNED_CODE, spam_codes
 from numrep.trust.reporters import (
+    ReporterRecords,
     agreement,
     flags_source,
     is_flags_source,
@@ -115,7 +116,7 @@ class TrustSnapshot:
     base_probability: float  # P(spam) of a reported number before its evidence (fitted, bounded)
     class_prior: float  # as fitted, unbounded
     sources: Mapping[str, SourceReliability] = field(default_factory=dict)
-    reporters: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (app, reporter) -> (agree, disagree)
+    reporters: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=ReporterRecords)  # (app, reporter) -> (agree, disagree)
     iterations: int = 0
     converged: bool = True
     numbers: int = 0
@@ -159,7 +160,7 @@ class TrustSnapshot:
         body = {f.name: getattr(self, f.name) for f in fields(self)}
         body["fitted_at"] = self.fitted_at.isoformat() if self.fitted_at else None
         body["sources"] = [asdict(s) for s in self.sources.values()]
-        body["reporters"] = [[app, rep, a, d] for (app, rep), (a, d) in sorted(self.reporters.items())]
+        body["reporters"] = ReporterRecords.of(self.reporters).to_json_body()
         return json.dumps(body, sort_keys=True)
 
     @classmethod
@@ -167,7 +168,8 @@ class TrustSnapshot:
         body: dict[str, Any] = json.loads(text)
         body["fitted_at"] = datetime.fromisoformat(body["fitted_at"]) if body["fitted_at"] else None
         body["sources"] = {s["source"]: SourceReliability(**s) for s in body["sources"]}
-        body["reporters"] = {(app, rep): (a, d) for app, rep, a, d in body["reporters"]}
+        held = body["reporters"]  # {app: [ids, agree, disagree]}; before session 17, [[app, reporter, agree, disagree], ...]
+        body["reporters"] = ReporterRecords(held) if isinstance(held, dict) else ReporterRecords.of(held)
         return cls(**body)
 
 
@@ -409,11 +411,11 @@ def fit_snapshot(
         )
         for i, name in enumerate(source_names)
     }
-    reporters = {
-        key: (float(a), float(d))
-        for key, a, d in zip(flg["reporters"], rep_agree.tolist(), rep_disagree.tolist())
+    reporters = ReporterRecords.of(
+        (app, reporter, float(a), float(d))
+        for (app, reporter), a, d in zip(flg["reporters"], rep_agree.tolist(), rep_disagree.tolist())
         if a > 0 or d > 0
-    }
+    )
     return TrustSnapshot(
         epoch=epoch,
         fitted_at=fitted_at,

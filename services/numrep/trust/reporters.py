@@ -25,9 +25,11 @@ a few confirmed flags makes most of a vote.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -94,3 +96,59 @@ def agreement(posterior_without_app: np.ndarray, said_spam: np.ndarray) -> tuple
     lean = 2.0 * posterior_without_app - 1.0
     signed = np.where(said_spam, lean, -lean)
     return np.clip(signed, 0.0, None), np.clip(-signed, 0.0, None)
+
+
+class ReporterRecords(Mapping[tuple[str, str], tuple[float, float]]):
+    """Each app reporter's record in a trust snapshot, ``(app, reporter) -> (agree,
+    disagree)``, kept compact: per app, its reporters' ids in sorted order and two
+    arrays of floats. A national app's users make this millions of entries, held by
+    every serving process and parsed at every new epoch: as a dict of tuples it cost
+    about 470 bytes and 2.7 us an entry, the snapshot's JSON as many [app, reporter,
+    agree, disagree] lists."""
+
+    def __init__(self, by_app: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[float]]] | None = None) -> None:
+        self._by_app: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        for app, (ids, agree, disagree) in sorted((by_app or {}).items()):
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            self._by_app[app] = ([ids[i] for i in order], np.asarray(agree, dtype=np.float64)[order],
+                                 np.asarray(disagree, dtype=np.float64)[order])
+        self._len = sum(len(ids) for ids, _, _ in self._by_app.values())
+
+    @classmethod
+    def of(cls, records: Mapping[tuple[str, str], tuple[float, float]] | Iterable[tuple[str, str, float, float]]) -> "ReporterRecords":
+        """From a mapping like this one, or from (app, reporter, agree, disagree) rows."""
+        if isinstance(records, ReporterRecords):
+            return records
+        rows = ((app, rep, a, d) for (app, rep), (a, d) in records.items()) if isinstance(records, Mapping) else records
+        by_app: dict[str, tuple[list[str], list[float], list[float]]] = {}
+        for app, rep, a, d in rows:
+            ids, agree, disagree = by_app.setdefault(app, ([], [], []))
+            ids.append(rep)
+            agree.append(a)
+            disagree.append(d)
+        return cls(by_app)
+
+    def __getitem__(self, key: tuple[str, str]) -> tuple[float, float]:
+        app, reporter = key
+        held = self._by_app.get(app)
+        if held is not None:
+            ids, agree, disagree = held
+            at = bisect.bisect_left(ids, reporter)
+            if at < len(ids) and ids[at] == reporter:
+                return float(agree[at]), float(disagree[at])
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for app, (ids, _, _) in self._by_app.items():
+            for reporter in ids:
+                yield app, reporter
+
+    def __len__(self) -> int:
+        return self._len
+
+    def to_json_body(self) -> dict[str, list[list[Any]]]:
+        """``{app: [[reporter ids], [agree], [disagree]]}``, ids sorted."""
+        return {app: [ids, agree.tolist(), disagree.tolist()] for app, (ids, agree, disagree) in self._by_app.items()}
+
+    def __repr__(self) -> str:
+        return f"ReporterRecords({len(self)} reporters of {len(self._by_app)} apps)"
