@@ -270,7 +270,7 @@ def fit_snapshot(
 
     # the universe in sorted order
     numbers, rank = _sorted_index(universe)
-    del universe
+    del universe  # on a large record the biggest thing the fit holds; ``numbers`` keeps its strings
     n_items = len(numbers)
     lab_item = rank[lab["item"]]
     flg, flg_item = _latest_flags(flg, rank[flg["item"]])
@@ -488,12 +488,12 @@ def _collect_labels(labels: Iterable[Any], role_of: Callable[[str], Role | None]
         time.append(issued)
     sources, source_rank = _sorted_index(source_ids)
     return {
-        "item": np.frombuffer(item, dtype=np.int64) if item else np.zeros(0, np.int64),
+        "item": _column(item),
         "sources": sources,
-        "source": source_rank[np.frombuffer(source, dtype=np.int64)] if source else np.zeros(0, np.int64),
-        "vote": np.frombuffer(vote, dtype=np.int8).astype(np.int64) if vote else np.zeros(0, np.int64),
-        "confidence": np.clip(np.frombuffer(confidence, dtype=np.float64), 0.0, 1.0) if confidence else np.zeros(0),
-        "time": np.frombuffer(time, dtype=np.float64) if time else np.zeros(0),
+        "source": source_rank[_column(source)],
+        "vote": _column(vote).astype(np.int64),
+        "confidence": np.clip(_column(confidence), 0.0, 1.0),
+        "time": _column(time),
         "markers": markers,
     }
 
@@ -516,13 +516,13 @@ def _collect_flags(flags: Iterable[Any], universe: dict[str, int]) -> dict[str, 
     apps, app_rank = _sorted_index(app_ids)
     reporters, reporter_rank = _sorted_index(reporter_ids)
     return {
-        "item": np.frombuffer(item, dtype=np.int64) if item else np.zeros(0, np.int64),
+        "item": _column(item),
         "apps": apps,
-        "app": app_rank[np.frombuffer(app, dtype=np.int64)] if app else np.zeros(0, np.int64),
+        "app": app_rank[_column(app)],
         "reporters": [tuple(key.split("\x1f", 1)) for key in reporters],
-        "reporter": reporter_rank[np.frombuffer(reporter, dtype=np.int64)] if reporter else np.zeros(0, np.int64),
-        "spam": np.frombuffer(spam, dtype=np.int8).astype(bool) if spam else np.zeros(0, bool),
-        "time": np.frombuffer(time, dtype=np.float64) if time else np.zeros(0),
+        "reporter": reporter_rank[_column(reporter)],
+        "spam": _column(spam).astype(bool),
+        "time": _column(time),
     }
 
 
@@ -536,6 +536,11 @@ def _latest_flags(flg: dict[str, Any], item: np.ndarray) -> tuple[dict[str, Any]
     last = np.r_[(rep[order][1:] != rep[order][:-1]) | (item[order][1:] != item[order][:-1]), True]
     pick = order[last]
     return {**flg, "app": flg["app"][pick], "reporter": rep[pick], "spam": is_spam[pick], "time": time[pick]}, item[pick]
+
+
+def _column(values: array) -> np.ndarray:
+    """A column collected in an ``array`` as a (read-only) numpy array of the same type."""
+    return np.frombuffer(values, dtype=values.typecode) if values else np.zeros(0, dtype=values.typecode)
 
 
 def _label_vote(label: Any) -> Any:
