@@ -39,7 +39,7 @@ from typing import Any
 from benchmarks import _fixtures as fx
 from benchmarks._context import Ctx
 from benchmarks._load import loadgen_process
-from benchmarks._measure import phase
+from benchmarks._measure import _median, phase
 from benchmarks._procs import CTX, settle
 from benchmarks._servers import exchange_process
 from benchmarks._stats import fmt_mb, fmt_num, fmt_pcts, fmt_ratio, percentiles
@@ -233,11 +233,6 @@ def _carrier_during_refit(ctx: Ctx, data_dir: Path, rounds: int, inproc: dict) -
                     worker.join()
                 out[f"{name}_seconds"] += took
     return out
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 def rounds_of(carrier: dict) -> int:
