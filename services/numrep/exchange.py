@@ -633,8 +633,9 @@ class Exchange:
         return self.trust
 
     def refresh_verdicts(self, batch: int = 500) -> int:
-        """Recompute every stored verdict with the current trust; returns how many changed."""
-        return sum(self.rewrite_stale(numbers) for numbers in self.stale_verdicts(batch))
+        """Recompute every stored verdict with the current trust, here and under this
+        exchange's locks; returns how many changed."""
+        return sum(self.rewrite_stale(numbers) for numbers in _batches(self.store.scan_verdict_numbers(), batch))
 
     def stale_verdicts(self, batch: int = 500) -> Iterator[list[str]]:
         """The numbers whose stored verdict the current trust would answer differently, a
@@ -642,19 +643,14 @@ class Exchange:
         nothing: a refit job lists them, and the serving exchange rewrites them
         (``rewrite_stale``) under its own locks, so that a verdict it stores meanwhile is never
         overwritten from evidence read before it."""
-        numbers: list[str] = []
-        for number in itertools.chain(self.store.scan_verdict_numbers(), [None]):
-            if number is not None:
-                numbers.append(number)
-            if numbers and (len(numbers) >= batch or number is None):
-                now = self.clock()
-                stored = self.store.get_verdicts(numbers)
-                evidence = self.store.evidence_many(numbers)
-                stale = [n for n in numbers if n in stored and not _same_answer(
-                    stored[n], self.reconciler.reconcile(evidence[n], now, stored[n].version))]
-                if stale:
-                    yield stale
-                numbers = []
+        for numbers in _batches(self.store.scan_verdict_numbers(), batch):
+            now = self.clock()
+            stored = self.store.get_verdicts(numbers)
+            evidence = self.store.evidence_many(numbers)
+            stale = [n for n in numbers if n in stored and not _same_answer(
+                stored[n], self.reconciler.reconcile(evidence[n], now, stored[n].version))]
+            if stale:
+                yield stale
 
     def rewrite_stale(self, numbers: Iterable[str]) -> int:
         """Recompute and store the verdicts of ``numbers`` whose answer the current trust changes; how many."""
@@ -706,6 +702,12 @@ class Exchange:
 def _session_key(secret: Pseudonymizer, session_id: str) -> bytes:
     """A call session's key: an HMAC of its id under the exchange's secret (``numrep.signing.sessions``)."""
     return bytes.fromhex(secret("call-session", session_id, length=64))
+
+
+def _batches(values: Iterable[str], size: int) -> Iterator[list[str]]:
+    remaining = iter(values)
+    while batch := list(itertools.islice(remaining, size)):
+        yield batch
 
 
 def _same_answer(old: Verdict, new: Verdict) -> bool:
