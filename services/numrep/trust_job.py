@@ -3,8 +3,8 @@
 A refit reads the whole record, fits, stores the epoch and then looks at every
 stored verdict: seconds to minutes of Python, and at its peak hundreds of MB on a
 large record. On a thread of the serving process it holds the GIL against every
-call (a carrier's Lookup p99 went from 4.6 to 21.7 ms while one ran:
-``benchmarks/refit.py``), and its peak stays in the server's heap. So a server
+call (a carrier's Lookup p99 went from 4.2 to 21.9 ms while one ran, and from
+4.1 to 4.4 ms beside it: ``benchmarks/refit.py``), and its peak stays in the server's heap. So a server
 that opened its store from its configuration runs each refit as
 ``python -m numrep.trust_job`` on that same store, at a lower CPU priority.
 
