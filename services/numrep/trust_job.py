@@ -4,9 +4,10 @@ A refit reads the whole record, fits, stores the epoch and then looks at every
 stored verdict: seconds to minutes of Python, and at its peak hundreds of MB on a
 large record. On a thread of the serving process it holds the GIL against every
 call (a carrier's Lookup p99 went from 4.2 to 21.9 ms while one ran, and from
-4.1 to 4.4 ms beside it: ``benchmarks/refit.py``), and its peak stays in the server's heap. So a server
-that opened its store from its configuration runs each refit as
-``python -m numrep.trust_job`` on that same store, at a lower CPU priority.
+4.1 to 4.4 ms beside it: ``benchmarks/refit.py``), and its peak stays in the
+server's heap. So a server that opened its store from its configuration runs
+each refit as ``python -m numrep.trust_job`` on that same store, at a lower CPU
+priority.
 
 The job writes nothing but the epoch. It says on its standard output, a JSON
 object a line: ``{"stored": N}`` once the epoch is stored (the server serves it
@@ -63,8 +64,6 @@ class RefitJob:
     async def refit(self) -> tuple[TrustSnapshot, int]:
         """The epoch the job stored, served here, and how many verdicts it changed. A caller
         that gives up leaves the job to finish: its epoch is served all the same."""
-        if self._stopped:
-            raise errors.StoreUnavailable("the exchange is stopping: no new trust refit", "stopping")
         job = asyncio.get_running_loop().create_task(self._one())
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)

@@ -103,7 +103,7 @@ class ReporterRecords(Mapping[tuple[str, str], tuple[float, float]]):
     disagree)``, kept compact: per app, its reporters' ids in sorted order and two
     arrays of floats. A national app's users make this millions of entries, held by
     every serving process and parsed at every new epoch: as a dict of tuples it cost
-    about 470 bytes and 2.7 us an entry, the snapshot's JSON as many [app, reporter,
+    about 484 bytes and 2-3 us an entry, the snapshot's JSON as many [app, reporter,
     agree, disagree] lists."""
 
     def __init__(self, by_app: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[float]]] | None = None) -> None:
