@@ -136,7 +136,9 @@ def test_while_young_passes_run_cpython_starts_no_full_pass_of_its_own_even_in_a
 
         async def main() -> dict:
             young = YoungPasses(every=0.001)
-            await asyncio.sleep(1.5)  # middle passes by the clock: past FULL_PASS_EVERY of them
+            deadline = asyncio.get_running_loop().time() + 30
+            while gc.get_count()[2] <= FULL_PASS_EVERY and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)  # middle passes by the clock, however slowly: past FULL_PASS_EVERY of them
             counted = gc.get_count()[2]
             kept = [[] for _ in range(200_000)]  # a burst: CPython's own passes start
             during = len(full)
