@@ -12,6 +12,7 @@ from typing import Any, Callable, Coroutine, Iterator
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, settings
 
 from numrep.config import ServerConfig
 from numrep.core.model import Role
@@ -22,6 +23,11 @@ from numrep.v1 import common_pb2, publish_pb2
 from numrep_client import ExchangeClient
 
 from numrep_testkit import NUMBER, ROLE_PB, RawCaller, empty_keyspace, public_jwk_text
+
+# Property tests assert properties, not speed: no per-example deadline, which a loaded shared
+# machine (the whole suite beside a Cassandra node on 2 cores) can miss by being descheduled.
+settings.register_profile("numrep", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("numrep")
 
 
 class LoopThread:

@@ -289,7 +289,7 @@ def test_breaker_opens_after_failures_and_closes_when_the_exchange_is_back(serve
         short = [client.check(SPAM_NUMBER) for _ in range(20)]
         assert {d.reason for d in short} == {"circuit_open"}
         assert client.stats().rpcs == rpcs_before  # no token minted, no RPC sent
-        assert max(d.latency for d in short) < 0.01
+        assert max(d.latency for d in short) < 0.1  # answered here: no round trip, no deadline waited
 
         spare_server.start()  # the exchange is back on the same port
         assert client.wait_ready(5.0)
