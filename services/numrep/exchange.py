@@ -18,7 +18,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 from numrep.core.categories import category as parse_category
 from numrep.core.errors import (
@@ -662,33 +662,35 @@ class Exchange:
 
     def _recompute_many(self, numbers: set[str], removed: dict[str, tuple[str, ...]] | None = None,
                         only_changed: bool = False) -> list[Verdict]:
-        """Recompute and store the verdicts of ``numbers`` in one store write,
+        """Recompute and store the verdicts of ``numbers`` in one store rewrite,
         holding their locks (taken in a fixed order) so that concurrent updates of
-        a number cannot store an older verdict over a newer one. With
-        ``only_changed``, a verdict whose answer stays the same is not rewritten."""
+        a number cannot store an older verdict over a newer one; on a store with
+        ``serial_rewrites`` neither can another process's. With ``only_changed``, a
+        verdict whose answer stays the same is not rewritten."""
         if not numbers:
             return []
-        stripes = sorted({zlib.crc32(n.encode()) % len(self._number_locks) for n in numbers})
+        ordered = sorted(numbers)
+        stripes = sorted({zlib.crc32(n.encode()) % len(self._number_locks) for n in ordered})
         for stripe in stripes:
             self._number_locks[stripe].acquire()
         try:
-            now = self.clock()
-            ordered = sorted(numbers)
-            stored = self.store.get_verdicts(ordered)
-            evidence = self.store.evidence_many(ordered)
-            updates = []
-            for number in ordered:
-                previous = stored.get(number)
-                verdict = self.reconciler.reconcile(evidence[number], now, previous.version if previous else 0)
-                if only_changed and previous is not None and _same_answer(previous, verdict):
-                    continue
-                updates.append((verdict, (removed or {}).get(number, ())))
-            if updates:
-                self.store.put_verdicts(updates)
-            return [verdict for verdict, _ in updates]
+            return self.store.rewrite_verdicts(ordered, functools.partial(self._reconciled, ordered, removed or {}, only_changed))
         finally:
             for stripe in reversed(stripes):
                 self._number_locks[stripe].release()
+
+    def _reconciled(self, numbers: Sequence[str], removed: Mapping[str, Sequence[str]], only_changed: bool,
+                    stored: Mapping[str, Verdict], evidence: Mapping[str, Evidence]) -> list[tuple[Verdict, Sequence[str]]]:
+        """Each number's verdict from its evidence, a version after its stored one, with the label ids
+        its change carries as retracted (a ``Recompute``)."""
+        now, updates = self.clock(), []
+        for number in numbers:
+            previous = stored.get(number)
+            verdict = self.reconciler.reconcile(evidence[number], now, previous.version if previous else 0)
+            if only_changed and previous is not None and _same_answer(previous, verdict):
+                continue
+            updates.append((verdict, removed.get(number, ())))
+        return updates
 
     def _verdict_misses(self, label: Label) -> bool:
         """A label stored before a crash may lack its verdict; a retried publish repairs it."""

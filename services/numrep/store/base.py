@@ -19,10 +19,14 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from numrep.core.model import Evidence, Flag, FlagVote, Label, LabelVote, Listing, Participant, PublicKeyRecord, Verdict
 from numrep.store.wire import entry_field
+
+#: Given the stored verdicts (numbers without one left out) and the evidence of some numbers, the
+#: verdicts to store and the label ids each one's change carries as retracted.
+Recompute = Callable[[Mapping[str, Verdict], Mapping[str, Evidence]], list[tuple[Verdict, Sequence[str]]]]
 
 
 class AddOutcome(enum.Enum):
@@ -56,6 +60,10 @@ class Store(ABC):
     #: True when the change feed shows every write the moment it commits, so a
     #: cache that follows the feed is never behind the store (``VerdictCache``).
     prompt_feed: bool = False
+    #: True when ``rewrite_verdicts`` has no other write, from any process, between its
+    #: read and its write (SQLite: one writer at a time); elsewhere only the calling
+    #: process's own locks order rewrites of a number.
+    serial_rewrites: bool = False
 
     # --- registry -------------------------------------------------------
     @abstractmethod
@@ -137,6 +145,15 @@ class Store(ABC):
 
     def put_verdict(self, verdict: Verdict, removed_label_ids: Sequence[str] = ()) -> None:
         self.put_verdicts([(verdict, removed_label_ids)])
+
+    def rewrite_verdicts(self, numbers: Sequence[str], recompute: Recompute) -> list[Verdict]:
+        """Read the stored verdicts and the evidence of ``numbers``, and store (as
+        ``put_verdicts``) the updates ``recompute`` makes of them; returns the verdicts
+        stored. With ``serial_rewrites`` no other write lands between the read and the write."""
+        updates = recompute(self.get_verdicts(numbers), self.evidence_many(numbers))
+        if updates:
+            self.put_verdicts(updates)
+        return [verdict for verdict, _ in updates]
 
     @abstractmethod
     def feed_head(self) -> str:

@@ -17,7 +17,7 @@ from typing import ContextManager, Iterable, Iterator, Sequence
 from numrep.core.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from numrep.core.privacy import hash32
 from numrep.core.model import Evidence, Flag, FlagTally, FlagVote, Label, LabelVote, Listing, Participant, PublicKeyRecord, Role, Verdict
-from numrep.store.base import AddOutcome, Change, Store, WirePage
+from numrep.store.base import AddOutcome, Change, Recompute, Store, WirePage
 from numrep.store.codec import LISTING_PATHS, from_epoch_ms, listing, listing_of, to_epoch_ms, verdict_from_json, verdict_to_json
 from numrep.store.wire import entry_field
 from numrep.store.sqlite_db import SqliteDatabase
@@ -75,6 +75,7 @@ _IN_CHUNK = 500  # numbers per "IN (...)" query, well below SQLite's limit on bo
 class SqliteStore(Store):
     reads_are_local = True  # WAL: readers never wait for the writer
     prompt_feed = True  # a change row commits in the transaction of its verdict, numbered in commit order
+    serial_rewrites = True  # BEGIN IMMEDIATE: one writer at a time, across processes
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -283,25 +284,35 @@ class SqliteStore(Store):
 
     def put_verdicts(self, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
-                [(v.number, int(v.is_listed), verdict_to_json(v), hash32(v.number)) for v, _ in updates],
-            )
-            final = list({v.number: v for v, _ in updates}.values())  # a number given twice ends as its last verdict
-            listed = [v for v in final if v.is_listed]
-            # Their Sync entries, encoded now: with the labels as stored in this transaction.
-            tokens = self._live_tokens(db, [v.number for v in listed])
-            db.executemany(
-                "INSERT OR REPLACE INTO listed_entries (number, entry, valid_until) VALUES (?, ?, ?)",
-                [(v.number, entry_field(listing_of(v, tuple(tokens.get(v.number, ())))),
-                  None if v.valid_until is None else to_epoch_ms(v.valid_until)) for v in listed],
-            )
-            db.executemany("DELETE FROM listed_entries WHERE number = ?", [(v.number,) for v in final if not v.is_listed])
-            db.executemany(
-                "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
-                [(v.number, label_id, to_epoch_ms(v.computed_at)) for v, removed in updates for label_id in (list(removed) or [""])],
-            )
+            self._put_verdicts(db, updates)
+
+    def rewrite_verdicts(self, numbers: Sequence[str], recompute: Recompute) -> list[Verdict]:
+        with self._write() as db:  # this thread's reads below run in the write transaction
+            updates = recompute(self.get_verdicts(numbers), self.evidence_many(numbers))
+            if updates:
+                self._put_verdicts(db, updates)
+        return [verdict for verdict, _ in updates]
+
+    def _put_verdicts(self, db: sqlite3.Connection, updates: Sequence[tuple[Verdict, Sequence[str]]]) -> None:
+        db.executemany(
+            "INSERT INTO verdicts (number, listed, body, hash32) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (number) DO UPDATE SET listed = excluded.listed, body = excluded.body",
+            [(v.number, int(v.is_listed), verdict_to_json(v), hash32(v.number)) for v, _ in updates],
+        )
+        final = list({v.number: v for v, _ in updates}.values())  # a number given twice ends as its last verdict
+        listed = [v for v in final if v.is_listed]
+        # Their Sync entries, encoded now: with the labels as stored in this transaction.
+        tokens = self._live_tokens(db, [v.number for v in listed])
+        db.executemany(
+            "INSERT OR REPLACE INTO listed_entries (number, entry, valid_until) VALUES (?, ?, ?)",
+            [(v.number, entry_field(listing_of(v, tuple(tokens.get(v.number, ())))),
+              None if v.valid_until is None else to_epoch_ms(v.valid_until)) for v in listed],
+        )
+        db.executemany("DELETE FROM listed_entries WHERE number = ?", [(v.number,) for v in final if not v.is_listed])
+        db.executemany(
+            "INSERT INTO changes (number, removed_label_id, at) VALUES (?, ?, ?)",
+            [(v.number, label_id, to_epoch_ms(v.computed_at)) for v, removed in updates for label_id in (list(removed) or [""])],
+        )
 
     @staticmethod
     def _live_tokens(db: sqlite3.Connection, numbers: Sequence[str]) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ class TracedStore(Store):
         self.inner = inner
         self.reads_are_local = inner.reads_are_local
         self.prompt_feed = inner.prompt_feed
+        self.serial_rewrites = inner.serial_rewrites
         self._telemetry = telemetry
         self._attributes = {"db.system": system}
 
@@ -51,6 +52,6 @@ def _traced(name: str) -> Callable[..., Any]:
     return method
 
 
-for _name in sorted(Store.__abstractmethods__ | {"ping", "evidence_many"}):
+for _name in sorted(Store.__abstractmethods__ | {"ping", "evidence_many", "rewrite_verdicts"}):
     setattr(TracedStore, _name, _traced(_name))
 TracedStore.__abstractmethods__ = frozenset()
