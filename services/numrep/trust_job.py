@@ -9,14 +9,23 @@ server's heap. So a server that opened its store from its configuration runs
 each refit as ``python -m numrep.trust_job`` on that same store, at a lower CPU
 priority.
 
-The job writes nothing but the epoch. It says on its standard output, a JSON
-object a line: ``{"stored": N}`` once the epoch is stored (the server serves it
-at once), then ``{"stale": [numbers]}`` for each batch of verdicts the new epoch
-answers differently, and ``{"epoch": N, "stale": M}`` at the end, or
-``{"error": kind, "message": ..., "reason": ...}``. The server rewrites the stale
-verdicts itself, under the same per-number locks as every other write of a
-verdict: a verdict it stores meanwhile (say, after a retraction) is never
-overwritten from evidence the job read before it.
+The job says on its standard output, a JSON object a line: ``{"stored": N}``
+once the epoch is stored. The server then serves it and answers ``served`` on
+the job's standard input; only then does the job look at the stored verdicts,
+so that none the server writes from then on is from the older epoch. Of the
+verdicts the new epoch answers differently, a batch at a time:
+
+* on a store with ``serial_rewrites`` (SQLite) the job rewrites them itself and
+  says ``{"rewrote": n}``: each rewrite reads the evidence and writes the
+  verdict with no other process's write between, so a verdict the server
+  stores meanwhile (say, after a retraction) is never overwritten from evidence
+  read before it;
+* elsewhere (Cassandra) it says ``{"stale": [numbers]}``, and the server
+  rewrites them under the same per-number locks as every other write of a
+  verdict.
+
+It ends with ``{"epoch": N, "stale": M}``, or ``{"error": kind, "message": ...,
+"reason": ...}``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from numrep.trust import TrustSnapshot
 log = logging.getLogger(__name__)
 
 JOB_NICENESS = 10  # a batch job: the serving process, and its calls, come first for the CPU
+SERVED = "served"  # the server's answer to {"stored": N}: it serves that epoch now
+REWRITE_BATCH = 100  # verdicts rewritten in one write transaction: the server's own writes wait for it
 
 
 async def refit(exchange: Exchange) -> tuple[TrustSnapshot, int]:
@@ -75,8 +86,8 @@ class RefitJob:
             if self._stopped:
                 raise errors.StoreUnavailable("the exchange is stopping: no new trust refit", "stopping")
             try:
-                process = await asyncio.create_subprocess_exec(*self._command, stdout=asyncio.subprocess.PIPE,
-                                                               env=_job_environment())
+                process = await asyncio.create_subprocess_exec(*self._command, stdin=asyncio.subprocess.PIPE,
+                                                               stdout=asyncio.subprocess.PIPE, env=_job_environment())
             except OSError as exc:
                 raise errors.NumrepError(f"cannot start the trust refit process: {exc}", "refit_failed") from None
             self._running = process
@@ -87,12 +98,16 @@ class RefitJob:
 
     async def _follow(self, process: asyncio.subprocess.Process) -> tuple[TrustSnapshot, int]:
         keeper = self._exchange.trust
-        assert keeper is not None and process.stdout is not None, "a refit job serves an exchange that runs the learned trust engine"
+        assert keeper is not None and process.stdout is not None and process.stdin is not None, \
+            "a refit job serves an exchange that runs the learned trust engine"
         changed, end, failure = 0, None, None
         async for line in process.stdout:
             said = _said(line)
             if "stored" in said:
                 await run_blocking(keeper.load_latest)  # new verdicts from here on use the new epoch
+                await _tell(process.stdin, SERVED)
+            elif "rewrote" in said and isinstance(said["rewrote"], int):
+                changed += said["rewrote"]
             elif "stale" in said and isinstance(said["stale"], list):
                 changed += await run_blocking(self._exchange.rewrite_stale, said["stale"])
             elif "error" in said:
@@ -116,6 +131,14 @@ class RefitJob:
             self._running.kill()
         for job in list(self._jobs):
             job.cancel()
+
+
+async def _tell(job: asyncio.StreamWriter, line: str) -> None:
+    try:
+        job.write(line.encode() + b"\n")
+        await job.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the job has ended: its exit status says how
 
 
 def _said(line: bytes) -> dict[str, Any]:
@@ -166,7 +189,7 @@ def _say(message: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit and store a new epoch on the store given, then list the verdicts it makes stale (see above)."""
+    """Fit and store a new epoch on the store given, then rewrite or list the verdicts it makes stale (see above)."""
     from numrep.server import build_exchange
     from numrep.telemetry.logs import configure_logging
 
@@ -182,9 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             snapshot = exchange.fit_trust()
             _say({"stored": snapshot.epoch})
+            if sys.stdin.readline().strip() != SERVED:
+                log.warning("trust: the server did not take up epoch %d; its verdicts are left to the next refit", snapshot.epoch)
+                return 3
             stale = 0
             for numbers in exchange.stale_verdicts():
-                _say({"stale": numbers})
+                if exchange.store.serial_rewrites:
+                    _say({"rewrote": sum(exchange.rewrite_stale(numbers[at:at + REWRITE_BATCH])
+                                         for at in range(0, len(numbers), REWRITE_BATCH))})
+                else:
+                    _say({"stale": numbers})
                 stale += len(numbers)
         finally:
             exchange.store.close()
