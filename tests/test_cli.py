@@ -46,6 +46,13 @@ def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     assert "unavailable" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_serving_from_a_data_directory_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "exchange").write_text("not a directory")
+    result = run_cli("serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "exchange"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"numrep: error: the data directory {tmp_path / 'exchange'} is a file, not a directory"
+
+
 def test_keys_refuses_to_overwrite_a_private_key(tmp_path: Path) -> None:
     identity = tmp_path / "c.json"
     assert main(["keys", "carrier-x", "--role", "carrier", "--out", str(identity)]) == 0

@@ -54,6 +54,8 @@ class ServerConfig:
             value = getattr(self, name)
             if not 1.0 <= value <= 24 * 3600:  # NaN too
                 raise InvalidArgument(f"{name} must be 1 to 86400 seconds, not {value!r}")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise InvalidArgument(f"the data directory {self.data_dir} is a file, not a directory")
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerConfig":
