@@ -5,6 +5,7 @@ stand in every call's way. The server then serves the epoch the job stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -151,6 +152,21 @@ def test_a_scheduled_refit_that_fails_is_tried_again_after_a_pause_not_at_once(l
 
 def _failed_refits(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "numrep.trust_job" and "refit failed" in r.getMessage()]
+
+
+def test_refits_asked_while_one_runs_share_the_next_job(loop_thread, sqlite_server):
+    with_history(sqlite_server)[0].close()
+    jobs = sqlite_server._refits
+
+    async def ask() -> list[int]:
+        first = asyncio.ensure_future(jobs.refit())
+        while jobs._running is None and not first.done():
+            await asyncio.sleep(0.01)  # until the first job has begun
+        later = [asyncio.ensure_future(jobs.refit()) for _ in range(3)]
+        return [snapshot.epoch for snapshot, _ in await asyncio.gather(first, *later)]
+
+    assert loop_thread.run(ask(), timeout=300) == [1, 2, 2, 2]
+    assert sqlite_server.exchange.trust_snapshot().epoch == 2
 
 
 def test_a_stopping_server_starts_no_new_refit(loop_thread, sqlite_server):

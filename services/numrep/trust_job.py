@@ -69,20 +69,26 @@ class RefitJob:
         self._exchange = exchange
         self._turn = asyncio.Lock()
         self._jobs: set[asyncio.Task[tuple[TrustSnapshot, int]]] = set()
+        self._waiting: asyncio.Task[tuple[TrustSnapshot, int]] | None = None  # a job not yet begun: callers share it
         self._running: asyncio.subprocess.Process | None = None
         self._stopped = False
 
     async def refit(self) -> tuple[TrustSnapshot, int]:
-        """The epoch the job stored, served here, and how many verdicts it changed. A caller
-        that gives up leaves the job to finish: its epoch is served all the same."""
-        job = asyncio.get_running_loop().create_task(self._one())
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
-        job.add_done_callback(_logged)
+        """The epoch the job stored, served here, and how many verdicts it changed. Callers
+        that ask while a job waits for its turn share that job: it has read nothing yet, so
+        it sees everything they stored before asking. A caller that gives up leaves the job
+        to finish: its epoch is served all the same."""
+        job = self._waiting
+        if job is None or job.done():  # done before its turn: cancelled by stop()
+            job = self._waiting = asyncio.get_running_loop().create_task(self._one())
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+            job.add_done_callback(_logged)
         return await asyncio.shield(job)
 
     async def _one(self) -> tuple[TrustSnapshot, int]:
         async with self._turn:
+            self._waiting = None  # begun: from here on a caller's new data may come too late for it
             if self._stopped:
                 raise errors.StoreUnavailable("the exchange is stopping: no new trust refit", "stopping")
             try:
