@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -154,6 +155,34 @@ def _failed_refits(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "numrep.trust_job" and "refit failed" in r.getMessage()]
 
 
+def test_a_job_whose_epoch_the_server_cannot_serve_is_ended_not_left_waiting(loop_thread, sqlite_server, monkeypatch):
+    regulator, _ = with_history(sqlite_server)
+
+    def unavailable(self: Exchange) -> None:
+        raise StoreUnavailable("the store went away", "store_down")
+
+    monkeypatch.setattr(Exchange, "serve_latest_trust", unavailable)
+    with pytest.raises(ExchangeError) as refused:
+        regulator.refit_trust()
+
+    assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+    assert _refit_jobs_of_this_process() == []
+    regulator.close()
+
+
+def _refit_jobs_of_this_process() -> list[int]:
+    jobs = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == os.getpid() and b"numrep.trust_job" in command:
+            jobs.append(int(stat.parent.name))
+    return jobs
+
+
 def test_refits_asked_while_one_runs_share_the_next_job(loop_thread, sqlite_server):
     with_history(sqlite_server)[0].close()
     jobs = sqlite_server._refits
@@ -222,6 +251,34 @@ def test_the_job_looks_at_verdicts_only_once_the_server_serves_its_epoch(tmp_pat
     store = build_exchange(ServerConfig(data_dir=tmp_path / "exchange")).store
     assert {store.get_verdict(n).trust_epoch for n in SPAM} == {2}
     store.close()
+
+
+def test_the_server_says_it_serves_an_epoch_only_once_its_writes_from_the_older_one_have_landed(tmp_path):
+    # A verdict reconciled with the old epoch and stored after the job began to look would stay so.
+    exchange, job = (build_exchange(ServerConfig(data_dir=tmp_path / "exchange")) for _ in range(2))
+    job.fit_trust()  # epoch 1, stored
+    job.store.close()
+    landed: list[str] = []
+    reconciling, release = threading.Event(), threading.Event()
+
+    def old_epoch_rewrite(stored: Any, evidence: Any) -> list:
+        reconciling.set()
+        release.wait(30)
+        return []
+
+    writer = threading.Thread(target=lambda: (exchange.store.rewrite_verdicts(SPAM[:1], old_epoch_rewrite), landed.append("write")))
+    writer.start()
+    reconciling.wait(30)
+    server = threading.Thread(target=lambda: (exchange.serve_latest_trust(), landed.append("served")))
+    server.start()
+    server.join(1.0)
+    release.set()
+    writer.join(30)
+    server.join(30)
+
+    assert landed == ["write", "served"]
+    assert exchange.trust_snapshot().epoch == 1
+    exchange.store.close()
 
 
 @pytest.mark.cassandra

@@ -624,6 +624,13 @@ class Exchange:
         """Install a newer epoch another replica (or ``numrep trust refit``) stored."""
         return self.trust.load_latest() if self.trust is not None else False
 
+    def serve_latest_trust(self) -> None:
+        """Serve the newest stored epoch, and return once every verdict this exchange began
+        to write with an older one has landed: on a store with ``serial_rewrites`` a rewrite
+        reconciles inside its write transaction, and an empty one waits for those under way."""
+        self._trust_keeper().load_latest()
+        self.store.rewrite_verdicts([], _nothing_to_rewrite)
+
     def trust_snapshot(self) -> TrustSnapshot:
         return self._trust_keeper().snapshot
 
@@ -640,8 +647,9 @@ class Exchange:
     def stale_verdicts(self, batch: int = 500) -> Iterator[list[str]]:
         """The numbers whose stored verdict the current trust would answer differently, a
         batch at a time (at most ``batch`` each, read ``batch`` verdicts at a time). Writes
-        nothing: a refit job lists them, and the serving exchange rewrites them
-        (``rewrite_stale``) under its own locks, so that a verdict it stores meanwhile is never
+        nothing: a refit job (``numrep.trust_job``) lists them, then rewrites them
+        (``rewrite_stale``) itself on a store with ``serial_rewrites``, or leaves that to the
+        serving exchange, under its own locks; either way a verdict stored meanwhile is never
         overwritten from evidence read before it."""
         for numbers in _batches(self.store.scan_verdict_numbers(), batch):
             now = self.clock()
@@ -710,6 +718,10 @@ def _batches(values: Iterable[str], size: int) -> Iterator[list[str]]:
     remaining = iter(values)
     while batch := list(itertools.islice(remaining, size)):
         yield batch
+
+
+def _nothing_to_rewrite(stored: Mapping[str, Verdict], evidence: Mapping[str, Evidence]) -> list[tuple[Verdict, Sequence[str]]]:
+    return []
 
 
 def _same_answer(old: Verdict, new: Verdict) -> bool:

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ class RefitJob:
                 return await self._follow(process)
             finally:
                 self._running = None
+                if process.returncode is None:  # given up on (the epoch could not be served, say): not left waiting
+                    process.kill()
+                    await process.wait()
 
     async def _follow(self, process: asyncio.subprocess.Process) -> tuple[TrustSnapshot, int]:
         keeper = self._exchange.trust
@@ -110,7 +114,7 @@ class RefitJob:
         async for line in process.stdout:
             said = _said(line)
             if "stored" in said:
-                await run_blocking(keeper.load_latest)  # new verdicts from here on use the new epoch
+                await run_blocking(self._exchange.serve_latest_trust)  # new verdicts from here on use the new epoch
                 await _tell(process.stdin, SERVED)
             elif "rewrote" in said and isinstance(said["rewrote"], int):
                 changed += said["rewrote"]
@@ -194,6 +198,18 @@ def _say(message: dict[str, Any]) -> None:
     print(json.dumps(message), flush=True)
 
 
+def _rewrite(exchange: Exchange, numbers: list[str]) -> int:
+    """Rewrite ``numbers``' stale verdicts in one write transaction, then leave the store to
+    other writers for as long again. The server's writes wait in SQLite's busy handler, which
+    looks again after 1, 2, 5, 10 ... 100 ms: back to back, the job's transactions left them
+    few chances (another process's single-verdict write: p99 56-81 ms while the job rewrote
+    20,000 verdicts, 13.8-20.8 ms with the pause, 2-5 ms quiet; the rewrite took 6.0 s, not 3.2)."""
+    started = time.monotonic()
+    rewrote = exchange.rewrite_stale(numbers)
+    time.sleep(time.monotonic() - started)
+    return rewrote
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit and store a new epoch on the store given, then rewrite or list the verdicts it makes stale (see above)."""
     from numrep.server import build_exchange
@@ -217,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             stale = 0
             for numbers in exchange.stale_verdicts():
                 if exchange.store.serial_rewrites:
-                    _say({"rewrote": sum(exchange.rewrite_stale(numbers[at:at + REWRITE_BATCH])
+                    _say({"rewrote": sum(_rewrite(exchange, numbers[at:at + REWRITE_BATCH])
                                          for at in range(0, len(numbers), REWRITE_BATCH))})
                 else:
                     _say({"stale": numbers})
