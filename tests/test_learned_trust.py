@@ -125,6 +125,17 @@ def test_an_epoch_is_stored_and_another_replica_on_the_same_store_picks_it_up(se
     assert replica.trust_snapshot().sources.keys() == server.exchange.trust_snapshot().sources.keys()
 
 
+def test_only_the_newest_three_epochs_are_kept(tmp_path):
+    # Each snapshot holds every app reporter's record (tens of MB in a large federation); only the newest is read.
+    exchange = build_exchange(ServerConfig(data_dir=tmp_path / "exchange"))
+    for _ in range(5):
+        exchange.fit_trust()
+
+    assert exchange.store.trust_epochs() == [5, 4, 3]
+    assert exchange.trust_snapshot().epoch == 5
+    exchange.store.close()
+
+
 def test_a_replica_reads_a_snapshot_only_when_a_newer_epoch_is_stored(server, federation, history, monkeypatch):
     # A snapshot holds every app reporter's record (tens of MB); replicas look for a new epoch every minute.
     history.refit_trust()

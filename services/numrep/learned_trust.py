@@ -14,12 +14,15 @@ import threading
 from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
+from numrep.core.errors import NumrepError
 from numrep.core.model import Label
 
 from numrep.store.base import Store
 from numrep.trust import TrustModel, TrustSnapshot
 
 log = logging.getLogger(__name__)
+
+TRUST_EPOCHS_KEPT = 3  # the one served and two before it: a replica still reading one finds it whole
 
 GoldSource = Callable[[], Mapping[str, bool]]  # number -> known truth (True = spam)
 LabelSource = Callable[[], Iterable[Label]]  # labels to judge publishers by beyond the live ones
@@ -67,4 +70,16 @@ class TrustKeeper:
             if not self.store.put_trust_snapshot(fitted.epoch, fitted.to_json(), fitted.fitted_at or now):
                 log.warning("trust: epoch %d was stored by another replica first; using that one", fitted.epoch)
                 self.load_latest(even_same_epoch=True)
+            self._forget_older(self.model.epoch)
             return self.model.snapshot
+
+    def _forget_older(self, epoch: int) -> None:
+        """Only the newest epochs are kept: each holds every app reporter's record (tens of MB
+        in a large federation), a refit stores one every few hours, and only the newest is read."""
+        try:
+            forgotten = self.store.forget_trust_snapshots(epoch - TRUST_EPOCHS_KEPT + 1)
+        except NumrepError as exc:  # the epoch is stored and served; the next refit tries again
+            log.warning("trust: epochs before %d stay stored for now: %s", epoch - TRUST_EPOCHS_KEPT + 1, exc.message)
+            return
+        if forgotten:
+            log.info("trust: removed %d epoch(s) before %d", forgotten, epoch - TRUST_EPOCHS_KEPT + 1)

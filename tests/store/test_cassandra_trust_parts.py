@@ -56,3 +56,22 @@ def test_an_epoch_stored_before_bodies_went_in_parts_is_still_read(store: Cassan
 
     assert store.latest_trust_epoch() == 4
     assert store.latest_trust_snapshot() == (4, '{"epoch": 4}')
+
+
+def test_forgotten_epochs_take_their_parts_along_even_those_of_a_write_that_died(store: CassandraStore) -> None:
+    store._session.execute(f"INSERT INTO {store.keyspace}.trust_snapshots (shard, epoch, fitted_at, body) VALUES (0, 1, %s, %s)",
+                           (NOW, '{"epoch": 1}'))  # from before bodies went in parts
+    store.put_trust_snapshot(2, BODY, NOW)
+    store._session.execute(f"INSERT INTO {store.keyspace}.trust_snapshot_writes (shard, epoch, body_id) VALUES (0, 3, 'died')")
+    store._session.execute(f"INSERT INTO {store.keyspace}.trust_snapshot_parts (epoch, body_id, part, text) VALUES (3, 'died', 0, 'x')")
+    store.put_trust_snapshot(3, BODY, NOW)  # another replica stored epoch 3 after the one that died midway
+    store.put_trust_snapshot(4, BODY, NOW)
+    [kept] = {body_id for epoch, body_id, _ in _part_rows(store) if epoch == 4}
+
+    assert store.forget_trust_snapshots(4) == 3
+
+    assert store.trust_epochs() == [4]
+    assert _part_rows(store) == [(4, kept, 0), (4, kept, 1), (4, kept, 2)]
+    notes = store._session.execute(f"SELECT epoch, body_id FROM {store.keyspace}.trust_snapshot_writes")
+    assert [(row.epoch, row.body_id) for row in notes] == [(4, kept)]
+    assert store.latest_trust_snapshot() == (4, BODY)

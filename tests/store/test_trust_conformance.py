@@ -73,6 +73,19 @@ def test_a_trust_epoch_is_written_once_and_the_newest_is_read(store: Store) -> N
     assert store.latest_trust_epoch() == 2
 
 
+def test_the_epochs_before_the_one_given_are_forgotten_and_the_rest_kept_whole(store: Store) -> None:
+    for epoch in range(1, 6):
+        store.put_trust_snapshot(epoch, f'{{"epoch": {epoch}}}', NOW + timedelta(hours=epoch))
+
+    assert store.forget_trust_snapshots(4) == 3
+
+    assert store.trust_epochs() == [5, 4]
+    assert store.latest_trust_snapshot() == (5, '{"epoch": 5}')
+    assert store.forget_trust_snapshots(4) == 0
+    assert store.put_trust_snapshot(6, '{"epoch": 6}', NOW) is True
+    assert store.trust_epochs() == [6, 5, 4]
+
+
 def test_a_label_is_found_as_published_even_after_its_retraction(store: Store) -> None:
     published = label("carrier-north/7")
     store.add_labels([published])

@@ -223,6 +223,15 @@ class Store(ABC):
     def latest_trust_snapshot(self) -> tuple[int, str] | None:
         """The newest stored trust epoch and its snapshot, if any."""
 
+    @abstractmethod
+    def trust_epochs(self) -> list[int]:
+        """The trust epochs stored, newest first."""
+
+    @abstractmethod
+    def forget_trust_snapshots(self, before_epoch: int) -> int:
+        """Remove the snapshots of the epochs before ``before_epoch`` (and on a store
+        that writes a snapshot in parts, every part written for them); how many epochs."""
+
     # --- lifecycle -------------------------------------------------------------
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` when the store cannot answer."""

@@ -280,6 +280,12 @@ class CassandraStore(Store):
         self._trust_part_insert = prep("INSERT INTO {ks}.trust_snapshot_parts (epoch, body_id, part, text) VALUES (?, ?, ?, ?)")
         self._trust_parts = prep("SELECT text FROM {ks}.trust_snapshot_parts WHERE epoch = ? AND body_id = ?")
         self._trust_parts_delete = prep("DELETE FROM {ks}.trust_snapshot_parts WHERE epoch = ? AND body_id = ?")
+        self._trust_write_insert = prep("INSERT INTO {ks}.trust_snapshot_writes (shard, epoch, body_id) VALUES (0, ?, ?)")
+        self._trust_write_delete = prep("DELETE FROM {ks}.trust_snapshot_writes WHERE shard = 0 AND epoch = ? AND body_id = ?")
+        self._trust_writes_before = prep("SELECT epoch, body_id FROM {ks}.trust_snapshot_writes WHERE shard = 0 AND epoch < ?")
+        self._trust_epochs = prep("SELECT epoch FROM {ks}.trust_snapshots WHERE shard = 0")
+        self._trust_rows_before = prep("SELECT epoch, body_id FROM {ks}.trust_snapshots WHERE shard = 0 AND epoch < ?")
+        self._trust_rows_delete = prep("DELETE FROM {ks}.trust_snapshots WHERE shard = 0 AND epoch < ?")
 
         self._verdict_select = prep("SELECT body FROM {ks}.verdict_by_number WHERE number = ?")
         self._verdicts_select = prep("SELECT number, body FROM {ks}.verdict_by_number WHERE number IN ?")
@@ -586,13 +592,35 @@ class CassandraStore(Store):
         # every part it names, and a replica that loses the race removes only its own parts.
         body_id = uuid.uuid4().hex
         parts = [body[i:i + TRUST_PART_CHARS] for i in range(0, len(body), TRUST_PART_CHARS)] or [""]
+        self._session.execute(self._trust_write_insert, (epoch, body_id))  # first: parts are never written unnoted
         execute_concurrent_with_args(self._session, self._trust_part_insert,
                                      [(epoch, body_id, i, text) for i, text in enumerate(parts)],
                                      concurrency=TRUST_PARTS_IN_FLIGHT, raise_on_first_error=True)
         if applied(self._session.execute(self._trust_insert, (epoch, at, body_id, len(parts), _digest(body)))):
             return True
         self._session.execute(self._trust_parts_delete, (epoch, body_id))
+        self._session.execute(self._trust_write_delete, (epoch, body_id))
         return False
+
+    @_mapped
+    def trust_epochs(self) -> list[int]:
+        return [row.epoch for row in self._session.execute(self._trust_epochs, timeout=60)]
+
+    @_mapped
+    def forget_trust_snapshots(self, before_epoch: int) -> int:
+        # The rows first: a row never names parts already gone. Parts are found from the writes
+        # noted (schema v007: also those of writes that died before their row) and from the rows
+        # themselves (parts written before v007); the notes go last, so a failure midway leaves
+        # every part still to remove noted for the next time.
+        writes = [(row.epoch, row.body_id) for row in self._session.execute(self._trust_writes_before, (before_epoch,), timeout=60)]
+        rows = list(self._session.execute(self._trust_rows_before, (before_epoch,), timeout=60))
+        self._session.execute(self._trust_rows_delete, (before_epoch,))
+        parts = sorted(set(writes) | {(row.epoch, row.body_id) for row in rows if row.body_id})
+        execute_concurrent_with_args(self._session, self._trust_parts_delete, parts,
+                                     concurrency=TRUST_PARTS_IN_FLIGHT, raise_on_first_error=True)
+        execute_concurrent_with_args(self._session, self._trust_write_delete, writes,
+                                     concurrency=TRUST_PARTS_IN_FLIGHT, raise_on_first_error=True)
+        return len(rows)
 
     @_mapped
     def latest_trust_epoch(self) -> int | None:

@@ -422,6 +422,13 @@ class SqliteStore(Store):
         row = self._db().execute("SELECT epoch, body FROM trust_snapshots ORDER BY epoch DESC LIMIT 1").fetchone()
         return None if row is None else (row[0], row[1])
 
+    def trust_epochs(self) -> list[int]:
+        return [epoch for (epoch,) in self._db().execute("SELECT epoch FROM trust_snapshots ORDER BY epoch DESC")]
+
+    def forget_trust_snapshots(self, before_epoch: int) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM trust_snapshots WHERE epoch < ?", (before_epoch,)).rowcount
+
 
 _LABEL_COLUMNS = "id, issuer, number, category, confidence, issued_at, expires_at, token, evidence"
 
