@@ -19,7 +19,11 @@ stream is replaced after ``rotate_after`` seconds (before the exchange's own
 limit on how long one may stay open): new lookups go to a new stream while the
 old one finishes its answers. When a stream fails, every lookup waiting on it
 gets the failure as a ``grpc.aio.AioRpcError``, and the next lookup opens a new
-stream.
+stream. A stream that stops answering while its connection stays up (a stuck
+path between the two ends, which keepalive pings do not see) is replaced too:
+once ``STALLED_LOOKUPS`` lookups written on it in a row were given up, and no
+answer has come on it for ``stall_after`` seconds. Late answers (a slow exchange)
+keep a stream; silence ends it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ DEFAULT_ROTATE_AFTER = 600.0  # seconds; the exchange allows an hour by default
 MAX_LOOKUPS_PER_REQUEST = 1000  # the exchange's default: a request with more ends the stream
 EXPIRY_MARGIN = 5.0  # seconds before its credential ends that a stream is replaced
 DEFAULT_WRITE_INTERVAL = 0.001  # seconds: at most one write per stream this often
+STALLED_LOOKUPS = 3  # written lookups given up in a row, no answer between, before a silent stream is replaced
+DEFAULT_STALL_AFTER = 1.0  # seconds without an answer on a stream that many were given up on, before it is replaced
 
 
 class _Open:
@@ -56,6 +62,8 @@ class _Open:
         self.ended = False
         self.admitted = False  # the exchange's initial metadata came: it admitted the stream
         self.wrote_at = float("-inf")  # the event loop's time of the last write
+        self.answered_at = asyncio.get_running_loop().time()  # of the last answer (or the opening)
+        self.given_up = 0  # written lookups given up on since the last answer
 
 
 class LookupStreamClient:
@@ -71,15 +79,20 @@ class LookupStreamClient:
         max_lookups: int = MAX_LOOKUPS_PER_REQUEST,
         valid_until: Callable[[Sequence[tuple[str, str]]], float | None] = lambda metadata: None,
         write_interval: float = DEFAULT_WRITE_INTERVAL,
+        stall_after: float = DEFAULT_STALL_AFTER,
     ) -> None:
         """``metadata``: what opens each stream (called once per stream);
         ``valid_until(metadata)``: when (epoch seconds) the credential in that
         metadata ends (a call session's expiry, which ends the stream too), or None: the
         stream is replaced ``EXPIRY_MARGIN`` before then; ``max_lookups``: the most
         lookups one request carries; ``write_interval`` (seconds): the least time
-        between two writes on a stream (0: write whenever a lookup is asked)."""
+        between two writes on a stream (0: write whenever a lookup is asked);
+        ``stall_after`` (seconds): how long a stream on which ``STALLED_LOOKUPS``
+        written lookups in a row were given up may go without an answer before it
+        is replaced."""
         self._stub = stub
         self._write_interval = checked_write_interval(write_interval)
+        self._stall_after = stall_after
         self._metadata = metadata
         self._rotate_after = rotate_after
         self._max_lookups = max_lookups
@@ -103,8 +116,20 @@ class LookupStreamClient:
         try:
             return await future
         finally:
-            if stream.waiting.pop(lookup_id, None) is not None and stream.unsent:  # given up: unsent, it need not go
-                stream.unsent[:] = [lookup for lookup in stream.unsent if lookup.id != lookup_id]
+            if stream.waiting.pop(lookup_id, None) is not None:  # given up before its answer came
+                unsent = len(stream.unsent)
+                stream.unsent[:] = [lookup for lookup in stream.unsent if lookup.id != lookup_id]  # unsent, it need not go
+                if len(stream.unsent) == unsent:  # it was written
+                    self._given_up(stream)
+
+    def _given_up(self, stream: _Open) -> None:
+        stream.given_up += 1
+        silent = asyncio.get_running_loop().time() - stream.answered_at
+        if stream.given_up >= STALLED_LOOKUPS and silent >= self._stall_after and not stream.ended:
+            stream.call.cancel()
+            self._end(stream, _failure(grpc.StatusCode.UNAVAILABLE,
+                                       f"the exchange stopped answering on the lookup stream ({stream.given_up} lookups in a "
+                                       f"row given up, no answer for {silent:.1f} s): the next lookup opens a new one"))
 
     async def close(self) -> None:
         """Cancel every open stream; lookups still waiting get CANCELLED."""
@@ -176,6 +201,7 @@ class LookupStreamClient:
                 response = await stream.call.read()
                 if response is grpc.aio.EOF:
                     break
+                stream.answered_at, stream.given_up = asyncio.get_running_loop().time(), 0
                 for answer in response.answers:
                     future = stream.waiting.pop(answer.id, None)
                     if future is not None and not future.done():
