@@ -63,6 +63,15 @@ def ids_in(response: bytes) -> list[int]:
     return [a.id for a in lookup_pb2.LookupStreamResponse.FromString(response).answers]
 
 
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Let the loop run until ``condition`` holds; fail after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + seconds
+    while not condition():
+        assert loop.time() < stop, "the condition never held"
+        await asyncio.sleep(0)
+
+
 def run(test: Callable[[], Awaitable[Any]]) -> Any:
     """``test`` on a new event loop whose callbacks may not fail: asyncio would only log it."""
     async def main() -> Any:
@@ -104,8 +113,9 @@ def test_no_more_lookups_are_under_way_than_allowed_and_all_are_answered():
         answers = Answers(gated=set(range(1, 9)))
 
         async def open_gates() -> None:
-            for i in range(1, 9):
-                await asyncio.sleep(0.01)
+            for i in range(1, 9):  # each once lookup i and as many after it as may be under way have started
+                under_way = min(3, 9 - i)
+                await until(lambda: len(answers.started) >= i + under_way - 1 and answers.running >= under_way)
                 answers.release(i)
 
         opener = asyncio.ensure_future(open_gates())
@@ -154,15 +164,15 @@ def test_a_lookup_refused_on_admission_is_answered_with_its_refusal_and_never_st
 
 def test_a_refusal_that_ends_the_stream_comes_after_the_answers_already_under_way():
     checks = iter([None, Unauthenticated("key revoked", "revoked_key")])
+    answers = Answers(gated={1})
 
     def recheck() -> None:
         outcome = next(checks)
         if outcome is not None:
+            answers.release(1)  # lookup 1 is answered only once the key was found revoked
             raise outcome
 
     async def scenario() -> tuple[list[int], Unauthenticated]:
-        answers = Answers(gated={1})
-        asyncio.get_running_loop().call_later(0.05, answers.release, 1)
         seen: list[int] = []
         with pytest.raises(Unauthenticated) as ended:
             async for response in stream(answers, recheck=recheck, recheck_every=0.0).serve(
@@ -181,8 +191,7 @@ def test_a_stream_its_caller_leaves_cancels_the_lookups_under_way():
         keep_open = asyncio.Event()
         responses = stream(answers).serve(feed(request(1, 2), then=keep_open))
         waiting = asyncio.ensure_future(responses.__anext__())
-        await asyncio.sleep(0.01)
-        assert answers.running == 2
+        await until(lambda: answers.running == 2)
         waiting.cancel()  # as gRPC cancels a handler whose caller went away
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -11,18 +11,24 @@ import pytest
 from numrep.api.fair import FairTurns
 
 
-async def _served_in_order(turns: FairTurns, requests: list[str], hold: float = 0.01) -> list[str]:
+async def _served_in_order(turns: FairTurns, requests: list[str]) -> list[str]:
+    """The order in which ``requests`` (their owners, arriving in this order) are
+    served; the first keeps its turn until every other one waits in line."""
     order: list[str] = []
+    all_in_line = asyncio.Event()
 
     async def one(index: int, owner: str) -> None:
         async with turns.turn(owner):
             order.append(f"{owner}{index}")
-            await asyncio.sleep(hold)
+            if index == 0:
+                await all_in_line.wait()
 
     tasks = []
     for index, owner in enumerate(requests):
         tasks.append(asyncio.create_task(one(index, owner)))
         await asyncio.sleep(0)  # arrive in this order
+    assert turns.waiting == len(requests) - 1
+    all_in_line.set()
     await asyncio.gather(*tasks)
     return order
 
@@ -66,21 +72,26 @@ def test_a_caller_that_gives_up_while_waiting_leaves_the_line_and_the_turn_moves
     async def main() -> list[str]:
         turns = FairTurns(1)
         served: list[str] = []
+        first_done = asyncio.Event()
 
-        async def one(owner: str, hold: float) -> None:
+        async def one(owner: str) -> None:
             async with turns.turn(owner):
                 served.append(owner)
-                await asyncio.sleep(hold)
+                if owner == "a":
+                    await first_done.wait()
 
-        first = asyncio.create_task(one("a", 0.05))
+        first = asyncio.create_task(one("a"))
         await asyncio.sleep(0)
-        impatient = asyncio.create_task(one("b", 0))
-        patient = asyncio.create_task(one("c", 0))
-        await asyncio.sleep(0.01)
+        impatient = asyncio.create_task(one("b"))
+        patient = asyncio.create_task(one("c"))
+        await asyncio.sleep(0)
+        assert turns.waiting == 2  # both in line behind "a"
         impatient.cancel()
-        await asyncio.gather(first, patient)
         with pytest.raises(asyncio.CancelledError):
             await impatient
+        assert turns.waiting == 1
+        first_done.set()
+        await asyncio.gather(first, patient)
         assert turns.waiting == 0
         async with turns.turn("d"):  # the slot was given back
             served.append("d")

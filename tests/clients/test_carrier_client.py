@@ -4,8 +4,10 @@ answers, cache, deadlines, fail-open, circuit breaker, batch form, stats."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import datetime, timezone
+from typing import Callable, Iterator
 
 import grpc
 import pytest
@@ -20,7 +22,10 @@ from numrep_client import AsyncCarrierClient, CarrierClient, CircuitBreaker, Inv
 from sdk_testkit import CLEAN_NUMBER, SPAM_NUMBER, SPAM_NUMBER_LOCAL, FakeClock, best_of
 
 DEADLINE = 0.050
-STALL = 0.25  # how long a stalled exchange takes: far beyond the deadline
+# How long a stalled exchange takes: far beyond the deadline, so that a check that waited
+# for it cannot pass for one a busy machine woke late. The ``stall`` fixture ends it with the
+# test, so it costs no time.
+STALL = 1.0
 # Tests of behaviour other than timing use a generous deadline: the server shares
 # this process (and may sit on a Cassandra node), so a 50 ms budget would make them
 # depend on the machine's load. Timing tests pass DEADLINE explicitly.
@@ -40,6 +45,15 @@ def carrier(server, federation):
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def stall(exchange_faults) -> Iterator[Callable[[str], None]]:
+    """``stall(name)``: the exchange holds each call of ``name`` (as ``exchange_faults``
+    names them) for STALL seconds, or until the test is over."""
+    over = threading.Event()
+    yield lambda name: exchange_faults.wrap(name, before=lambda n: over.wait(STALL))
+    over.set()
 
 
 def run_async(coro):
@@ -190,10 +204,12 @@ def assert_within(runs: list[list[float]], deadline: float) -> None:
     assert max(runs[-1]) < deadline, runs
 
 
-def test_deadline_is_honoured_when_the_exchange_stalls(carrier, exchange_faults):
+def test_deadline_is_honoured_when_the_exchange_stalls(carrier, exchange_faults, stall):
     client = carrier(deadline=DEADLINE, breaker=NullBreaker())
     assert client.wait_ready()
-    exchange_faults.stall("lookup", STALL)
+    # the way to the exchange is warm, so the first check below reaches it inside its deadline
+    assert client.check(CLEAN_NUMBER, deadline=RELAXED).source == "exchange"
+    stall("lookup")
     decisions = []
 
     def measure() -> list[float]:
@@ -204,13 +220,13 @@ def test_deadline_is_honoured_when_the_exchange_stalls(carrier, exchange_faults)
     assert_within(best_of(measure, DEADLINE), DEADLINE)
     assert {(d.source, d.reason, d.action) for d in decisions} == {("fail_open", "timeout", "unknown")}
     assert client.stats().fail_opens == {"timeout": len(decisions)}
-    assert exchange_faults.calls["lookup"] >= 1  # the RPCs did reach the stalled exchange
+    assert exchange_faults.calls.get("lookup", 0) >= 1, "no check reached the stalled exchange"
 
 
-def test_per_call_deadline_override(carrier, exchange_faults):
-    client = carrier(deadline=1.0, breaker=NullBreaker())
+def test_per_call_deadline_override(carrier, stall):
+    client = carrier(deadline=RELAXED, breaker=NullBreaker())
     assert client.wait_ready()
-    exchange_faults.stall("lookup", STALL)
+    stall("lookup")
     decisions = []
 
     def measure() -> list[float]:
@@ -289,7 +305,7 @@ def test_breaker_opens_after_failures_and_closes_when_the_exchange_is_back(serve
         short = [client.check(SPAM_NUMBER) for _ in range(20)]
         assert {d.reason for d in short} == {"circuit_open"}
         assert client.stats().rpcs == rpcs_before  # no token minted, no RPC sent
-        assert max(d.latency for d in short) < 0.1  # answered here: no round trip, no deadline waited
+        assert max(d.latency for d in short) < RELAXED / 2  # answered here: no deadline waited
 
         spare_server.start()  # the exchange is back on the same port
         assert client.wait_ready(5.0)
@@ -349,21 +365,28 @@ def test_check_many_splits_into_requests_of_batch_size(carrier):
     assert client.stats().rpcs == 3
 
 
-def test_check_many_fails_open_on_outage_and_stall(carrier, dead_target, exchange_faults):
+def test_check_many_fails_open_on_outage_and_stall(carrier, dead_target, stall):
+    asked = [SPAM_NUMBER, "nonsense", CLEAN_NUMBER]
     down = carrier(dead_target, deadline=DEADLINE, breaker=NullBreaker())
     batches = []
 
     def measure_down() -> list[float]:
-        batches.append(down.check_many([SPAM_NUMBER, "nonsense", CLEAN_NUMBER]))
+        batches.append(down.check_many(asked))
         return [batches[-1][0].latency]
 
     assert_within(best_of(measure_down, DEADLINE), DEADLINE)
-    assert [(d.source, d.reason) for d in batches[0]] == [
+    # A refused connection fails at once ("unavailable"); the first batch also connects and
+    # signs inside its 50 ms, which a busy machine can stretch past the deadline ("timeout").
+    for batch in batches:
+        assert [d.source for d in batch] == ["fail_open", "invalid", "fail_open"], batch
+        assert {batch[0].reason, batch[2].reason} <= {"unavailable", "timeout"}, batch
+    given_time = down.check_many(asked, deadline=RELAXED)
+    assert [(d.source, d.reason) for d in given_time] == [
         ("fail_open", "unavailable"), ("invalid", "invalid_number"), ("fail_open", "unavailable")]
 
     slow = carrier(deadline=DEADLINE, breaker=NullBreaker())
     assert slow.wait_ready()
-    exchange_faults.stall("batch_lookup", STALL)
+    stall("batch_lookup")
     batches.clear()
 
     def measure_stalled() -> list[float]:
@@ -407,12 +430,12 @@ def test_async_client_answers_caches_and_batches(server, federation, publish):
     assert stats.rpcs == 2 and stats.hits == 2
 
 
-def test_async_client_honours_the_deadline_when_the_exchange_stalls(server, federation, exchange_faults):
+def test_async_client_honours_the_deadline_when_the_exchange_stalls(server, federation, stall):
     async def scenario():
         async with AsyncCarrierClient(server.address, federation.carrier, deadline=DEADLINE, breaker=NullBreaker()) as client:
             assert await client.wait_ready()
-            exchange_faults.stall("lookup", STALL)
-            exchange_faults.stall("batch_lookup", STALL)
+            stall("lookup")
+            stall("batch_lookup")
             runs = []
             for attempt in range(3):  # best of three, as best_of() does for the blocking client
                 run = [await client.check(f"+1212555{200 + 10 * attempt + i:04d}") for i in range(3)]

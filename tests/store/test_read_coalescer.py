@@ -257,13 +257,14 @@ async def test_a_cancelled_read_cancels_its_callers(reads: Reads) -> None:
 
 @on_a_loop
 async def test_a_send_out_longer_than_its_patience_stops_holding_the_next_back(reads: Reads) -> None:
-    c = coalescer(reads, patience=0.02, max_keys=2)
+    patience = 1.0  # far longer than the few turns of the loop before the first look, however busy the machine
+    c = coalescer(reads, patience=patience, max_keys=2)
     stuck = c.get("a")
     await turn()
     waiting = [c.get(k) for k in ["b", "c", "x"]]
     await turn()
     assert reads.sent == [["a"]]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(patience)  # set after the patience's timer and as long: it comes due after it, however busy the machine
     assert reads.sent == [["a"], ["b", "c"], ["x"]], "every key waiting goes once the stuck send ran out of patience"
     reads.answer(1)
     reads.answer(2)
